@@ -1,0 +1,327 @@
+"""Load and validate the TOML configuration.
+
+Validation collects every problem before failing, each with its key path
+(``jail.web.ip4[1]: '10.0.0.300' is not an IPv4 address``), and rejects keys
+that no one owns: a typo must never silently disable a firewall rule.
+
+The core owns ``plugins``, ``[host]`` and the ``path``/``ip4``/``ip6`` keys of
+``[jail.NAME]``.  Every other section belongs to a plugin, which declares it
+with :class:`Section` from its ``jailhooks_config_sections`` hook; a jail may
+override a section's per-jail keys in ``[jail.NAME.SECTION]``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from . import validate
+from .errors import ConfigError
+
+Check = Callable[[Any], Any]  # returns the parsed value or raises ValueError
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Check
+    default: Any = _MISSING
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config section owned by a plugin: ``[NAME]`` and ``[jail.J.NAME]``."""
+
+    name: str
+    fields: Mapping[str, Field] = field(default_factory=dict)
+    jail_fields: Mapping[str, Field] = field(default_factory=dict)
+
+
+# --- checkers --------------------------------------------------------------
+
+def integer(lo: int | None = None, hi: int | None = None) -> Check:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{v!r} is not an integer")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"{v} is outside {lo}..{hi}")
+        return v
+    return check
+
+
+def number(lo: float, hi: float) -> Check:
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ValueError(f"{v!r} is not a number in {lo}..{hi}")
+        return float(v)
+    return check
+
+
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{v!r} is not true or false")
+    return v
+
+
+def choice(*options: str) -> Check:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"{v!r} is not one of {', '.join(options)}")
+        return v
+    return check
+
+
+def string(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not a string")
+    return v
+
+
+def absolute_path(v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith("/") or "\0" in v or "\n" in v:
+        raise ValueError(f"{v!r} is not an absolute path")
+    if any(part == ".." for part in v.split("/")):
+        raise ValueError(f"{v!r} contains '..'")
+    return os.path.normpath(v)
+
+
+def one_or_list(check: Check) -> Check:
+    """A value or a list of values (TOML lets admins write either)."""
+    inner = list_of(check)
+    return lambda v: inner(v if isinstance(v, list) else [v])
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+
+
+def list_of(check: Check) -> Check:
+    def run(v: Any) -> list:
+        if not isinstance(v, list):
+            raise ValueError(f"{type(v).__name__} is not a list")
+        out, problems = [], []
+        for i, item in enumerate(v):
+            try:
+                out.append(check(item))
+            except ValueError as exc:
+                problems.append((f"[{i}]", str(exc)))
+            except _Problems as exc:
+                problems.extend((f"[{i}]{k}", m) for k, m in exc.problems)
+        if problems:
+            raise _Problems(problems)
+        return out
+    return run
+
+
+def table_of(fields: Mapping[str, Field]) -> Check:
+    def run(v: Any) -> dict:
+        if not isinstance(v, dict):
+            raise ValueError(f"{type(v).__name__} is not a table")
+        out, problems = _check_fields(v, fields, ".")
+        if problems:
+            raise _Problems(problems)
+        return out
+    return run
+
+
+def _check_fields(raw: Mapping[str, Any], fields: Mapping[str, Field], sep: str,
+                  fill_defaults: bool = True) -> tuple[dict, list[tuple[str, str]]]:
+    out: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        spec = fields.get(key)
+        if spec is None:
+            problems.append((f"{sep}{key}", "unknown key"))
+            continue
+        try:
+            out[key] = spec.check(value)
+        except ValueError as exc:
+            problems.append((f"{sep}{key}", str(exc)))
+        except _Problems as exc:
+            problems.extend((f"{sep}{key}{k}", m) for k, m in exc.problems)
+    for key, spec in fields.items():
+        if key not in out and not any(p[0] == f"{sep}{key}" for p in problems):
+            if spec.default is _MISSING:
+                if fill_defaults:
+                    problems.append((f"{sep}{key}", "is required"))
+            elif fill_defaults:
+                out[key] = spec.default() if callable(spec.default) else spec.default
+    return out, problems
+
+
+# --- the core's own sections -------------------------------------------------
+
+def default_config_path() -> str:
+    """${PREFIX}/etc/jailhooks.toml, PREFIX being where this Python lives."""
+    return os.path.join(sys.prefix, "etc", "jailhooks.toml")
+
+
+def default_state_dir() -> str:
+    if sys.platform.startswith("freebsd"):
+        return "/var/db/jailhooks"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "jailhooks")
+
+
+COMMANDS = {
+    "pfctl": "/sbin/pfctl",
+    "sysctl": "/sbin/sysctl",
+    "jls": "/usr/sbin/jls",
+    "jail": "/usr/sbin/jail",
+    "route": "/sbin/route",
+}
+
+HOST_FIELDS: dict[str, Field] = {
+    "mode": Field(choice("auto", "freebsd", "simulated"), "auto"),
+    "state_dir": Field(absolute_path, None),
+    "timeout": Field(number(0.1, 3600), 30.0, "seconds a host command may run"),
+    "lock_timeout": Field(number(0, 3600), 30.0, "seconds to wait for a lock before exit 75"),
+    "commands": Field(table_of({k: Field(absolute_path, v) for k, v in COMMANDS.items()}), lambda: dict(COMMANDS)),
+}
+
+JAIL_FIELDS: dict[str, Field] = {
+    "path": Field(absolute_path, None),
+    "ip4": Field(one_or_list(lambda v: validate.jail_address(v, 4)), list),
+    "ip6": Field(one_or_list(lambda v: validate.jail_address(v, 6)), list),
+}
+
+
+@dataclass
+class JailConfig:
+    name: str
+    path: str | None = None
+    ip4: list[str] = field(default_factory=list)
+    ip6: list[str] = field(default_factory=list)
+    sections: dict[str, dict] = field(default_factory=dict)  # validated overrides only
+
+
+@dataclass
+class Settings:
+    source: str
+    plugins: list[str]
+    host: dict[str, Any]
+    sections: dict[str, dict]
+    jails: dict[str, JailConfig]
+
+    def section(self, name: str) -> dict:
+        return self.sections.get(name, {})
+
+    def for_jail(self, name: str, jail: str) -> dict:
+        """The section's settings for one jail: globals, then the jail's overrides."""
+        merged = dict(self.sections.get(name, {}))
+        jc = self.jails.get(jail)
+        if jc is not None:
+            merged.update(jc.sections.get(name, {}))
+        return merged
+
+    @property
+    def state_dir(self) -> str:
+        return self.host["state_dir"]
+
+
+def read_toml(path: str | None) -> tuple[dict, str]:
+    """Parse the file: (raw table, source name).  A missing default file is {}."""
+    explicit = path is not None or bool(os.environ.get("JAILHOOKS_CONFIG"))
+    path = path or os.environ.get("JAILHOOKS_CONFIG") or default_config_path()
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 in CI
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh), path
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError("file not found", path) from None
+        return {}, "(built-in defaults)"
+    except PermissionError:
+        raise ConfigError("permission denied", path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not valid UTF-8", path) from None
+
+
+def plugin_list(raw: dict, source: str) -> list[str]:
+    """The top-level ``plugins`` list, validated before any plugin is imported."""
+    value = raw.get("plugins", [])
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise ConfigError("plugins: must be a list of module names", source)
+    for m in value:
+        if not all(part.isidentifier() for part in m.split(".")):
+            raise ConfigError(f"plugins: {m!r} is not a module name", source)
+    return value
+
+
+def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Settings:
+    """Validate the whole file against the core's and the plugins' sections."""
+    by_name: dict[str, Section] = {}
+    problems: list[str] = []
+    for sec in sections:
+        if sec.name in by_name or sec.name in ("plugins", "host", "jail") or sec.name in JAIL_FIELDS:
+            problems.append(f"section [{sec.name}] is claimed twice (core or another plugin)")
+            continue
+        by_name[sec.name] = sec
+
+    def add(prefix: str, found: list[tuple[str, str]]) -> None:
+        problems.extend(f"{prefix}{key}: {msg}" for key, msg in found)
+
+    plugins = plugin_list(raw, source)
+    host_raw = raw.get("host", {})
+    host: dict = {}
+    if isinstance(host_raw, dict):
+        host, found = _check_fields(host_raw, HOST_FIELDS, ".")
+        add("host", found)
+    else:
+        problems.append("host: must be a table")
+    if host.get("state_dir") is None:
+        host["state_dir"] = default_state_dir()
+
+    values: dict[str, dict] = {}
+    for name, sec in by_name.items():
+        section_raw = raw.get(name, {})
+        if not isinstance(section_raw, dict):
+            problems.append(f"{name}: must be a table")
+            section_raw = {}
+        values[name], found = _check_fields(section_raw, sec.fields, ".")
+        add(name, found)
+
+    jails: dict[str, JailConfig] = {}
+    jail_raw = raw.get("jail", {})
+    if not isinstance(jail_raw, dict):
+        problems.append("jail: must be a table of [jail.NAME] tables")
+        jail_raw = {}
+    for jname, jtable in jail_raw.items():
+        where = f"jail.{jname}"
+        try:
+            validate.jail_name(jname)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if not isinstance(jtable, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        core = {k: v for k, v in jtable.items() if not isinstance(v, dict) or k in JAIL_FIELDS}
+        parsed, found = _check_fields(core, JAIL_FIELDS, ".")
+        add(where, found)
+        jc = JailConfig(jname, parsed.get("path"), parsed.get("ip4", []), parsed.get("ip6", []))
+        for sub, subtable in jtable.items():
+            if sub in core:
+                continue
+            sec = by_name.get(sub)
+            if sec is None:
+                problems.append(f"{where}.{sub}: unknown section")
+                continue
+            jc.sections[sub], found = _check_fields(subtable, sec.jail_fields, ".", fill_defaults=False)
+            add(f"{where}.{sub}", found)
+        jails[jname] = jc
+
+    for key in raw:
+        if key not in ("plugins", "host", "jail") and key not in by_name:
+            problems.append(f"{key}: unknown key")
+    if problems:
+        raise ConfigError(problems, source)
+    return Settings(source, plugins, host, values, jails)

@@ -1,0 +1,86 @@
+"""The plain objects handed to hooks: Jail, Lease and the per-call Context."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .host import Host
+    from .registry import Registry
+
+PHASES = ("create", "prestart", "poststart", "prestop", "poststop", "destroy")
+UP_PHASES = ("create", "prestart", "poststart")
+COMPOSITE = {"start": ("prestart", "poststart"), "stop": ("prestop", "poststop")}
+
+
+@dataclass(frozen=True)
+class Jail:
+    """What jailhooks knows of a jail.  jid is None when it is not running."""
+
+    name: str
+    path: str | None = None
+    ip4: tuple[str, ...] = ()
+    ip6: tuple[str, ...] = ()
+    hostname: str | None = None
+    jid: int | None = None
+    source: str = ""  # where the facts came from: options, jls, config, a plugin
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.ip4 + self.ip6
+
+    def with_(self, **changes: Any) -> "Jail":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A jail's entry in the registry: its UID/GID block and its FIB, if any."""
+
+    jail: str
+    uid_first: int
+    uid_last: int
+    fib: int | None = None
+    fib_exclusive: bool = False
+    host: str = ""
+    created: float = 0.0
+
+    @property
+    def uid_range(self) -> tuple[int, int]:
+        return (self.uid_first, self.uid_last)
+
+
+@dataclass
+class Context:
+    """Everything a phase hook may use.  Grows by adding attributes, never by
+    changing hook signatures, so site plugins keep working."""
+
+    jail: Jail
+    phase: str
+    settings: "Settings"
+    host: "Host"
+    registry: "Registry"
+    log: logging.Logger
+    dry_run: bool = False
+    plugin: str = ""  # name of the plugin being called (set by the engine)
+    _undo: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list, repr=False)
+    _notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def lease(self) -> Lease | None:
+        return self.registry.get(self.jail.name)
+
+    def config(self, section: str) -> dict:
+        """The plugin section's settings for this jail (globals + jail overrides)."""
+        return self.settings.for_jail(section, self.jail.name)
+
+    def on_undo(self, what: str, fn: Callable[[], None]) -> None:
+        """Register how to undo a step, run in reverse if a later step of this
+        run fails on the way up (fail closed)."""
+        self._undo.append((self.plugin, what, fn))
+
+    def note(self, message: str) -> None:
+        """Add to this plugin's one-line summary of the phase."""
+        self._notes.setdefault(self.plugin, []).append(message)

@@ -1,0 +1,123 @@
+"""Every hook jailhooks calls, with its contract.
+
+Call order
+----------
+jailhooks calls phase hooks itself, one implementation at a time, so that a
+failure is attributed to one plugin and the engine can undo or carry on:
+
+* on the way up (create, prestart, poststart): ``tryfirst`` implementations,
+  then ordinary ones, then ``trylast`` ones; within each group in registration
+  order: built-ins first (uids, fib, pf, saddr), then entry-point plugins,
+  then the modules listed in the config's ``plugins``;
+* on the way down (prestop, poststop, destroy): exactly the reverse.
+
+So a site plugin's prestart runs after the built-ins have given the jail its
+lease and anchor, and its poststop runs before they are taken away.
+
+Failure
+-------
+A phase hook fails by raising.  On the way up the first failure stops the run
+and every step registered with ``ctx.on_undo`` so far is undone in reverse;
+on the way down every implementation runs and all failures are reported.
+Raise :class:`jailhooks.errors.JailhooksError` subclasses for expected
+failures (their message is shown as is); anything else is reported with its
+type and, with ``-v``, a traceback.
+
+Compatibility: hooks only ever gain arguments; implementations may accept any
+subset of them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .config import Section, Settings
+    from .context import Context, Jail
+    from .host import Host
+    from .pf.rules import Contribution
+
+hookspec = pluggy.HookspecMarker("jailhooks")
+
+
+@hookspec
+def jailhooks_config_sections() -> "list[Section]":
+    """Declare the config sections this plugin owns.
+
+    Called once when the config is loaded, before anything else.  Return a
+    list of :class:`jailhooks.config.Section`; keys nobody declares are
+    rejected, so a plugin must declare every key it reads.
+    """
+
+
+@hookspec
+def jailhooks_check_config(settings: "Settings") -> "list[str] | None":
+    """Check cross-key rules of this plugin's own sections, after every key
+    has been type-checked.  Return a list of problems (each naming its key,
+    e.g. ``"uids.last: below uids.first"``) or None.  All plugins' problems
+    are reported at once, with the file name, and the command exits 78.
+    """
+
+
+@hookspec(firstresult=True)
+def jailhooks_jail_facts(name: str, settings: "Settings", host: "Host") -> "Jail | None":
+    """Resolve a jail's facts (path, addresses, jid) by its validated name.
+
+    Stops at the first non-None result.  Built-ins: ``jls`` for a running jail
+    (tryfirst), then ``[jail.NAME]`` from the config (trylast).  A manager
+    reader returns what its own config says.  Options given on the command
+    line (``--path``, ``--ip4``, ``--ip6``) override whatever is returned.
+    """
+
+
+@hookspec
+def jailhooks_create(ctx: "Context") -> None:
+    """The jail is being created (ezjail-admin create, iocage create, or by
+    hand).  Allocate durable resources: the lease's UID block and FIB, files
+    inside the jail root.  Up phase: fail closed."""
+
+
+@hookspec
+def jailhooks_prestart(ctx: "Context") -> None:
+    """jail(8) exec.prestart: before the jail exists (its addresses are
+    already on the interfaces).  Load the firewall so that the jail never runs
+    without it.  Up phase: failing here keeps the jail from starting."""
+
+
+@hookspec
+def jailhooks_poststart(ctx: "Context") -> None:
+    """jail(8) exec.poststart: the jail runs (``ctx.jail.jid`` is set when jls
+    knows it).  Set parameters on the running jail (jail -m).  Up phase:
+    failing here makes jail(8) remove the jail again."""
+
+
+@hookspec
+def jailhooks_prestop(ctx: "Context") -> None:
+    """jail(8) exec.prestop: the jail still runs.  Down phase: every
+    implementation runs; a failure here makes jail(8) keep the jail."""
+
+
+@hookspec
+def jailhooks_poststop(ctx: "Context") -> None:
+    """jail(8) exec.poststop: the jail is gone.  Remove its firewall rules and
+    states.  Down phase: every implementation runs, all errors reported."""
+
+
+@hookspec
+def jailhooks_destroy(ctx: "Context") -> None:
+    """The jail is being destroyed for good: end its lease, free its FIB.
+    Down phase."""
+
+
+@hookspec
+def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
+    """Contribute pf rules to the jail's anchor.
+
+    Called by the pf plugin whenever it renders the anchor (prestart, sync,
+    render).  Return :class:`jailhooks.pf.rules.Contribution` objects, or
+    None.  Translation (nat/rdr) and filter rules are kept apart by their
+    type; the pf plugin validates every value, then renders all contributions
+    in plugin call order (up-phase order), each under a comment naming its
+    plugin.  Must not run commands.
+    """

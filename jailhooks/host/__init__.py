@@ -1,0 +1,159 @@
+"""The host layer: the only code that affects FreeBSD.
+
+Each effect is one method that builds an argv list (absolute paths from
+``[host.commands]``) and hands it to a runner.  Parsing of command output
+lives next to the command, tested against real FreeBSD 15.1 output.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ..errors import CommandError, DataError
+from .runner import CommandTimeout, DryRunRunner, Result, Runner, SubprocessRunner
+
+
+class Host:
+    def __init__(self, runner: Runner, commands: dict[str, str], timeout: float = 30.0):
+        self.runner = runner
+        self.commands = commands
+        self.timeout = timeout
+
+    @property
+    def mode(self) -> str:
+        return self.runner.name
+
+    # -- plumbing -------------------------------------------------------------
+    def run(self, tool: str, *args: str, input: str | None = None, check: bool = True,
+            mutating: bool = True) -> Result:
+        argv = [self.commands[tool], *args]
+        try:
+            res = self.runner.run(argv, input, self.timeout, mutating)
+        except CommandTimeout as exc:
+            raise CommandError(argv, -1, note=str(exc)) from None
+        if check and res.returncode != 0:
+            raise CommandError(argv, res.returncode, res.stderr)
+        return res
+
+    # -- jails ----------------------------------------------------------------
+    JLS_PARAMS = ("jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr")
+
+    def jail(self, name: str) -> dict[str, Any] | None:
+        """Facts of a running jail from ``jls --libxo json -j NAME ...``, or None."""
+        res = self.run("jls", "--libxo", "json", "-j", name, *self.JLS_PARAMS, check=False, mutating=False)
+        jails = parse_jls_json(res)
+        if res.returncode != 0:
+            if f'jail "{name}" not found' in res.stderr:
+                return None
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return jails[0] if jails else None
+
+    def jails(self) -> list[dict[str, Any]]:
+        """Every running jail (jls lists only live ones unless -d)."""
+        res = self.run("jls", "--libxo", "json", *self.JLS_PARAMS, mutating=False)
+        return parse_jls_json(res)
+
+    def jail_set(self, name: str, *params: str) -> None:
+        """``jail -m name=NAME PARAM...``: change a running jail (runs no exec.* hooks)."""
+        self.run("jail", "-m", f"name={name}", *params)
+
+    # -- pf -------------------------------------------------------------------
+    def pf_load(self, anchor: str, text: str) -> None:
+        """Replace the anchor's whole ruleset atomically (one transaction)."""
+        self.run("pfctl", "-a", anchor, "-f", "-", input=text)
+
+    def pf_flush(self, anchor: str) -> None:
+        """Remove the anchor's rules of every class and its tables."""
+        self.run("pfctl", "-q", "-a", anchor, "-F", "all")
+
+    def pf_anchors(self, parent: str) -> list[str] | None:
+        """Anchors below PARENT (full paths), or None when PARENT does not exist."""
+        res = self.run("pfctl", "-a", parent, "-s", "Anchors", check=False, mutating=False)
+        if res.returncode != 0:
+            if "Anchor does not exist" in res.stderr:
+                return None
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+    def pf_rules(self, anchor: str, kind: str = "rules") -> list[str]:
+        """Printed rules of an anchor ("" = main ruleset); kind rules or nat.
+        The exit status is 0 even for a missing anchor, so read the output."""
+        args = (["-a", anchor] if anchor else []) + ["-s", kind]
+        res = self.run("pfctl", *args, check=False, mutating=False)
+        if res.returncode != 0:
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return [line for line in res.stdout.splitlines() if line and not line.startswith(" ")]
+
+    def pf_running(self) -> bool:
+        res = self.run("pfctl", "-s", "Running", check=False, mutating=False)
+        if res.stdout.strip() in ("Enabled", "Disabled"):
+            return res.stdout.strip() == "Enabled"
+        raise CommandError(list(res.argv), res.returncode, res.stderr)
+
+    def pf_kill_label(self, label: str) -> None:
+        self.run("pfctl", "-q", "-k", "label", "-k", label)
+
+    def pf_kill_address(self, address: str) -> None:
+        """Kill states from and to ADDRESS (two calls: -k is by source first)."""
+        wildcard = "::/0" if ":" in address else "0.0.0.0/0"
+        self.run("pfctl", "-q", "-k", address)
+        self.run("pfctl", "-q", "-k", wildcard, "-k", address)
+
+    # -- sysctl -----------------------------------------------------------------
+    def sysctl(self, name: str) -> str | None:
+        """A sysctl's value, or None if the oid does not exist."""
+        res = self.run("sysctl", "-n", name, check=False, mutating=False)
+        if res.returncode != 0:
+            if "unknown oid" in res.stderr:
+                return None
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return res.stdout.strip()
+
+
+def parse_jls_json(res: Result) -> list[dict[str, Any]]:
+    """Parse ``jls --libxo json`` with explicit parameters (values are strings,
+    ip4.addr/ip6.addr lists), as FreeBSD 15.1 prints it."""
+    try:
+        doc = json.loads(res.stdout)
+        jails = doc["jail-information"]["jail"]
+    except (ValueError, KeyError, TypeError):
+        raise CommandError(list(res.argv), res.returncode, res.stderr, note="output is not jls JSON") from None
+    if not isinstance(jails, list):
+        raise CommandError(list(res.argv), res.returncode, note="output is not jls JSON")
+    out = []
+    for j in jails:
+        try:
+            out.append({
+                "jid": int(j["jid"]),
+                "name": str(j["name"]),
+                "path": str(j.get("path", "")) or None,
+                "hostname": str(j.get("host.hostname", "")) or None,
+                "ip4": [str(a) for a in j.get("ip4.addr", []) or []],
+                "ip6": [str(a) for a in j.get("ip6.addr", []) or []],
+            })
+        except (KeyError, TypeError, ValueError):
+            raise CommandError(list(res.argv), res.returncode, note="unexpected jls JSON") from None
+    return out
+
+
+def make_host(host_settings: dict[str, Any], dry_run: bool = False, announce=sys.stderr) -> Host:
+    """Pick the runner: FreeBSD runs the real commands, elsewhere a simulation."""
+    mode = host_settings["mode"]
+    if mode == "auto":
+        mode = "freebsd" if sys.platform.startswith("freebsd") else "simulated"
+        if mode == "simulated" and announce is not None:
+            announce.write(f"jailhooks: not on FreeBSD: using the simulated host in {host_settings['state_dir']}\n")
+    runner: Runner
+    if mode == "freebsd":
+        runner = SubprocessRunner()
+    else:
+        from .simulated import SimulatedRunner
+
+        runner = SimulatedRunner(host_settings["state_dir"])
+    if dry_run:
+        runner = DryRunRunner(runner)
+    return Host(runner, host_settings["commands"], host_settings["timeout"])
+
+
+__all__ = ["Host", "Result", "make_host", "parse_jls_json", "DataError"]

@@ -1,0 +1,486 @@
+"""A model of the part of pfctl's pf.conf grammar that jailhooks relies on.
+
+Used by the simulated host: it parses what ``pfctl -f`` is given, refuses
+what FreeBSD 15.1's parse.y refuses (for this subset, with the same
+``FILE:LINE: message`` errors), and prints rules the way ``print_rule()``
+does, so ``pfctl -s rules`` / ``-s nat`` / ``-nv`` output matches a real host
+byte for byte (checked against the recorded 15.1 fixtures in tests/).
+
+Anything outside the subset is a syntax error: a command jailhooks should not
+send fails here rather than on a user's host.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+# FreeBSD /etc/services names for the ports print_rule() resolves (tcp and udp
+# agree for these).  Other ports print as numbers.
+SERVICES = {
+    20: "ftp-data", 21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 53: "domain",
+    80: "http", 110: "pop3", 123: "ntp", 143: "imap", 443: "https", 587: "submission",
+    993: "imaps", 995: "pop3s", 3306: "mysql", 5432: "postgresql",
+}
+ICMP6_TYPES = {"echoreq", "echorep", "neighbrsol", "neighbradv", "routersol", "routeradv", "unreach", "toobig", "timex"}
+ICMP_TYPES = {"echoreq", "echorep", "unreach", "timex", "paramprob"}
+
+_TOKEN = re.compile(r'"[^"\n]*"|->|><|<>|<=|>=|!=|[{}(),=!<>]|[^\s{}(),=!<>"#]+')
+
+
+class PfSyntaxError(Exception):
+    def __init__(self, line: int, message: str = "syntax error"):
+        self.line = line
+        super().__init__(message)
+
+
+@dataclass
+class Host:
+    text: str  # as printed: address, network, <table>, any
+    af: int = 0  # 4, 6 or 0 (any, table)
+
+
+@dataclass
+class Rule:
+    kind: str  # filter, nat, anchor, nat-anchor, rdr-anchor
+    line: int
+    action: str = ""
+    direction: str = ""
+    log: bool = False
+    quick: bool = False
+    interface: str = ""
+    af: int = 0
+    protos: list[str] = field(default_factory=list)
+    src: list[Host] = field(default_factory=list)
+    src_ports: list[str] = field(default_factory=list)
+    dst: list[Host] = field(default_factory=list)
+    dst_ports: list[str] = field(default_factory=list)
+    user: str = ""
+    flags: str | None = None
+    state: str | None = None
+    icmp_types: list[str] = field(default_factory=list)
+    icmp6: bool = False
+    label: str = ""
+    tag: str = ""
+    tagged: str = ""
+    target: Host | None = None
+    anchor: str = ""
+
+
+@dataclass
+class Ruleset:
+    macros: list[tuple[str, str]] = field(default_factory=list)
+    tables: dict[str, list[str]] = field(default_factory=dict)
+    table_lines: list[str] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    printed: list[str] = field(default_factory=list)  # macro/table lines, parse order (-nv)
+
+    def lines(self, kind: str) -> list[str]:
+        """Printed rules of one class: 'filter' (-s rules) or 'nat' (-s nat)."""
+        out: list[str] = []
+        for r in self.rules:
+            if (kind == "nat") == (r.kind in ("nat", "nat-anchor", "rdr-anchor")):
+                out.extend(expand(r))
+        return out
+
+    def nv_output(self) -> str:
+        body = self.printed + self.lines("nat") + self.lines("filter")
+        return "".join(line + "\n" for line in body)
+
+
+def _af_of(text: str) -> int:
+    return 6 if ":" in text else 4
+
+
+class _Parser:
+    def __init__(self, tokens: list[str], line: int, macros: dict[str, str]):
+        self.t, self.i, self.line, self.macros = tokens, 0, line, macros
+
+    def peek(self) -> str | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self, *expected: str) -> str:
+        tok = self.peek()
+        if tok is None or (expected and tok not in expected):
+            raise PfSyntaxError(self.line)
+        self.i += 1
+        return tok
+
+    def accept(self, word: str) -> bool:
+        if self.peek() == word:
+            self.i += 1
+            return True
+        return False
+
+    def done(self) -> None:
+        if self.peek() is not None:
+            raise PfSyntaxError(self.line)
+
+    def name(self) -> str:
+        tok = self.take()
+        if not re.fullmatch(r"[A-Za-z0-9_.:/-]+", tok):
+            raise PfSyntaxError(self.line)
+        return tok
+
+    def quoted(self) -> str:
+        tok = self.take()
+        if tok.startswith('"'):
+            return tok[1:-1]
+        if not re.fullmatch(r"[A-Za-z0-9_.:/*-]+", tok):
+            raise PfSyntaxError(self.line)
+        return tok
+
+    def list_or_one(self, item) -> list:
+        if self.accept("{"):
+            items = []
+            while not self.accept("}"):
+                if self.accept(","):
+                    continue
+                items.extend(item())
+            if not items:
+                raise PfSyntaxError(self.line)
+            return items
+        return item()
+
+    def host(self) -> list[Host]:
+        tok = self.take()
+        if tok == "any":
+            return [Host("any")]
+        if tok == "<":
+            name = self.name()
+            self.take(">")
+            return [Host(f"<{name}>")]
+        if tok == "{":  # nested list (macro that expands to a list)
+            self.i -= 1
+            return self.list_or_one(self.host)
+        try:
+            if "/" in tok:
+                net = ipaddress.ip_network(tok, strict=False)
+                return [Host(f"{net.network_address}/{net.prefixlen}", net.version)]
+            addr = ipaddress.ip_address(tok)
+            return [Host(str(addr), addr.version)]
+        except ValueError:
+            raise PfSyntaxError(self.line, f"could not parse host specification") from None
+
+    def port(self) -> list[str]:
+        if self.accept("="):
+            tok = self.take()
+        else:
+            tok = self.take()
+        m = re.fullmatch(r"(\d+)(?::(\d+))?", tok)
+        if not m:
+            raise PfSyntaxError(self.line)
+        low = int(m.group(1))
+        high = int(m.group(2)) if m.group(2) else None
+        if not 0 <= low <= 65535 or (high is not None and not low <= high <= 65535):
+            raise PfSyntaxError(self.line, "illegal port value")
+        return [f"{low}:{high}"] if high is not None else [str(low)]
+
+    def uid(self) -> str:
+        tok = self.take()
+        if tok == "unknown":
+            raise PfSyntaxError(self.line, "user unknown requires operator = or !=")
+        if not tok.isdigit():
+            # parse.y looks names up with getpwnam(); "20000:20999" is a name
+            raise PfSyntaxError(self.line, f"unknown user {tok}")
+        if int(tok) >= 4294967295:
+            raise PfSyntaxError(self.line, "illegal uid value")
+        return tok
+
+
+def tokenize(text: str, line: int, macros: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for tok in _TOKEN.findall(text):
+        if tok.startswith("$"):
+            name = tok[1:]
+            if name not in macros:
+                raise PfSyntaxError(line, f"macro '{name}' not defined")
+            out.extend(tokenize(macros[name], line, macros))
+        else:
+            out.append(tok)
+    return out
+
+
+def _strip_comment(line: str) -> str:
+    in_quote = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            in_quote = not in_quote
+        elif ch == "#" and not in_quote:
+            return line[:i]
+    return line
+
+
+ORDER = {"table": 0, "nat": 3, "filter": 4}
+
+
+def parse(text: str, in_anchor: bool) -> Ruleset:
+    """Parse a whole file; raises PfSyntaxError for the first bad line."""
+    rs = Ruleset()
+    macros: dict[str, str] = {}
+    stage = 0
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        body = _strip_comment(raw).strip()
+        if not body:
+            continue
+        m = re.fullmatch(r'([A-Za-z][A-Za-z0-9_]*)\s*=\s*"([^"\n]*)"', body)
+        if m:
+            macros[m.group(1)] = m.group(2)
+            rs.macros.append((m.group(1), m.group(2)))
+            rs.printed.append(f'{m.group(1)} = "{m.group(2)}"')
+            continue
+        p = _Parser(tokenize(body, lineno, macros), lineno, macros)
+        head = p.peek()
+        if head == "set":
+            if in_anchor:  # parsed, not loaded, in an anchor; we accept only skip
+                pass
+            p.take()
+            p.take("skip")
+            p.take("on")
+            p.list_or_one(lambda: [p.name()])
+            p.done()
+            continue
+        if head == "table":
+            _table(p, rs)
+            continue
+        if head in ("nat", "nat-anchor", "rdr-anchor"):
+            kind_stage = 3
+        elif head in ("pass", "block", "anchor"):
+            kind_stage = 4
+        else:
+            raise PfSyntaxError(lineno)
+        if kind_stage < stage:
+            raise PfSyntaxError(lineno, "Rules must be in order: options, normalization, queueing, translation, filtering")
+        stage = kind_stage
+        if head in ("anchor", "nat-anchor", "rdr-anchor"):
+            if in_anchor:
+                raise PfSyntaxError(lineno)  # nested anchors: outside the subset
+            rs.rules.append(_anchor_rule(p))
+        elif head == "nat":
+            rs.rules.append(_nat(p))
+        else:
+            rs.rules.append(_filter(p))
+    for r in rs.rules:
+        if not expand(r):
+            raise PfSyntaxError(r.line, "rule expands to no valid combination")
+    return rs
+
+
+def _table(p: _Parser, rs: Ruleset) -> None:
+    p.take("table")
+    p.take("<")
+    name = p.name()
+    p.take(">")
+    flags = []
+    while p.peek() in ("const", "persist", "counters"):
+        flags.append(p.take())
+    addrs: list[str] = []
+    if p.peek() == "{":
+        addrs = [h.text for h in p.list_or_one(p.host)]
+        if any(a == "any" or a.startswith("<") for a in addrs):
+            raise PfSyntaxError(p.line)
+    p.done()
+    if name in rs.tables:
+        raise PfSyntaxError(p.line, f"table <{name}> redefined")
+    rs.tables[name] = addrs
+    flag_text = "".join(f" {f}" for f in ("persist", "const", "counters") if f in flags)
+    rs.printed.append(f"table <{name}>{flag_text} {{ {' '.join(addrs)} }}" if addrs else f"table <{name}>{flag_text}")
+
+
+def _af_proto(p: _Parser, r: Rule) -> None:
+    if p.peek() in ("inet", "inet6"):
+        r.af = 4 if p.take() == "inet" else 6
+    if p.accept("proto"):
+        r.protos = p.list_or_one(lambda: [p.take("tcp", "udp", "icmp", "ipv6-icmp")])
+
+
+def _fromto(p: _Parser, r: Rule) -> None:
+    if p.accept("all"):
+        r.src, r.dst = [Host("any")], [Host("any")]
+        return
+    if p.accept("from"):
+        r.src = p.list_or_one(p.host)
+        if p.accept("port"):
+            r.src_ports = p.list_or_one(p.port)
+    else:
+        r.src = [Host("any")]
+    p.take("to")
+    r.dst = p.list_or_one(p.host)
+    if p.accept("port"):
+        r.dst_ports = p.list_or_one(p.port)
+    if (r.src_ports or r.dst_ports) and (not r.protos or set(r.protos) - {"tcp", "udp"}):
+        raise PfSyntaxError(p.line, "port only applies to tcp/udp")
+
+
+def _anchor_rule(p: _Parser) -> Rule:
+    r = Rule(kind=p.take(), line=p.line)
+    r.anchor = p.quoted()
+    if r.kind == "anchor" and p.peek() in ("in", "out"):
+        r.direction = p.take()
+    if p.accept("on"):
+        r.interface = p.name()
+    r.src, r.dst = [Host("any")], [Host("any")]
+    if p.peek() in ("all", "from", "to", "inet", "inet6", "proto"):
+        _af_proto(p, r)
+        _fromto(p, r)
+    p.done()
+    return r
+
+
+def _nat(p: _Parser) -> Rule:
+    r = Rule(kind="nat", line=p.line)
+    p.take("nat")
+    p.take("on")
+    r.interface = p.name()
+    _af_proto(p, r)
+    _fromto(p, r)
+    if p.accept("tag"):
+        r.tag = p.name()
+    p.take("->")
+    target = p.host()
+    if len(target) != 1 or target[0].af == 0:
+        raise PfSyntaxError(p.line)
+    r.target = target[0]
+    if r.af and r.af != r.target.af:
+        raise PfSyntaxError(p.line, "no translation address with matching address family found.")
+    p.done()  # "... -> ADDR tag X" is a syntax error in 15.1 (tag comes before ->)
+    return r
+
+
+def _filter(p: _Parser) -> Rule:
+    r = Rule(kind="filter", line=p.line)
+    r.action = p.take("pass", "block")
+    if r.action == "block":
+        r.action = "block " + (p.take() if p.peek() in ("drop", "return") else "drop")
+    r.direction = p.take("in", "out")
+    r.log = p.accept("log")
+    r.quick = p.accept("quick")
+    if p.accept("on"):
+        r.interface = p.name()
+    _af_proto(p, r)
+    if p.peek() in ("all", "from", "to"):
+        _fromto(p, r)
+    else:
+        r.src, r.dst = [Host("any")], [Host("any")]
+    while p.peek() is not None:
+        word = p.take()
+        if word == "user":
+            if p.peek() == "{":
+                raise PfSyntaxError(p.line)  # lists: outside the subset
+            if p.accept("="):
+                r.user = f"= {p.uid()}"
+            else:
+                first = p.uid()
+                if p.peek() in ("><", "<>"):
+                    op = p.take()
+                    r.user = f"{first} {op} {p.uid()}"
+                else:
+                    r.user = f"= {first}"
+        elif word == "flags":
+            r.flags = p.name()
+        elif word == "keep":
+            p.take("state")
+            r.state = "keep state"
+        elif word == "no":
+            p.take("state")
+            r.state = "no state"
+        elif word == "label":
+            tok = p.take()
+            if not tok.startswith('"') or len(tok) - 2 > 63:
+                raise PfSyntaxError(p.line)
+            r.label = tok[1:-1]
+        elif word == "tag":
+            r.tag = p.name()
+        elif word == "tagged":
+            r.tagged = p.name()
+        elif word in ("icmp-type", "icmp6-type"):
+            valid = ICMP_TYPES if word == "icmp-type" else ICMP6_TYPES
+            r.icmp6 = word == "icmp6-type"
+            r.icmp_types = p.list_or_one(lambda: [p.take(*valid)])
+        else:
+            raise PfSyntaxError(p.line)
+    if r.action != "pass" and r.state:
+        pass  # block rules may carry state options; printed as given
+    return r
+
+
+def _port_text(port: str) -> str:
+    if ":" in port:
+        return f" port {port}"
+    n = int(port)
+    return f" port = {SERVICES.get(n, n)}"
+
+
+def expand(r: Rule) -> list[str]:
+    """print_rule() output for every combination the rule expands into."""
+    if r.kind in ("anchor", "nat-anchor", "rdr-anchor"):
+        head = f'{r.kind} "{r.anchor}"'
+        if r.direction:
+            head += f" {r.direction}"
+        if r.interface:
+            head += f" on {r.interface}"
+        return [f"{head} all"]
+    lines: list[str] = []
+    for proto in r.protos or [""]:
+        for src in r.src:
+            for sport in r.src_ports or [""]:
+                for dst in r.dst:
+                    for dport in r.dst_ports or [""]:
+                        af = r.af
+                        for h in (src, dst):
+                            if h.af:
+                                if af and af != h.af:
+                                    break
+                                af = h.af
+                        else:
+                            if r.kind == "nat" and r.target and af and r.target.af != af:
+                                continue
+                            for icmp in r.icmp_types or [""]:
+                                lines.append(_print(r, af, proto, src, sport, dst, dport, icmp))
+    return lines
+
+
+def _print(r: Rule, af: int, proto: str, src: Host, sport: str, dst: Host, dport: str, icmp: str) -> str:
+    out = [r.kind if r.kind == "nat" else r.action]
+    if r.kind == "filter":
+        out.append(f" {r.direction}")
+        if r.log:
+            out.append(" log")
+        if r.quick:
+            out.append(" quick")
+    if r.interface:
+        out.append(f" on {r.interface}")
+    if af:
+        out.append(" inet" if af == 4 else " inet6")
+    if proto:
+        out.append(f" proto {proto}")
+    if src.text == "any" and dst.text == "any" and not sport and not dport:
+        out.append(" all")
+    else:
+        out.append(f" from {src.text}{_port_text(sport) if sport else ''}")
+        out.append(f" to {dst.text}{_port_text(dport) if dport else ''}")
+    if r.kind == "nat":
+        if r.tag:
+            out.append(f" tag {r.tag}")
+        out.append(f" -> {r.target.text}")  # type: ignore[union-attr]
+        return "".join(out)
+    if r.user:
+        out.append(f" user {r.user}")
+    passing = r.action == "pass"
+    if r.flags:
+        out.append(f" flags {r.flags}")
+    elif passing and r.state != "no state" and proto in ("", "tcp"):
+        out.append(" flags S/SA")  # the default for stateful tcp rules
+    if icmp:
+        out.append(f" {'icmp6-type' if r.icmp6 else 'icmp-type'} {icmp}")
+    if r.state == "no state":
+        out.append(" no state")
+    elif passing or r.state:
+        out.append(" keep state")
+    if r.label:
+        out.append(f' label "{r.label}"')
+    if r.tag:
+        out.append(f" tag {r.tag}")
+    if r.tagged:
+        out.append(f" tagged {r.tagged}")
+    return "".join(out)

@@ -1,0 +1,635 @@
+"""The simulated FreeBSD host: jls, jail, pfctl, sysctl and route as models.
+
+State lives in ``STATE_DIR/simhost/state.json``, updated under an flock so
+parallel jailhooks processes see one consistent host, as on FreeBSD.  Each
+command checks its arguments the way the real tool does and prints what
+FreeBSD 15.1 prints (tests compare against recorded real output).  What is
+not modelled fails loudly (exit 70, "not modelled"), never silently.
+
+Tests and demos create jails with the simulated ``jail -c`` and may inject
+faults: ``faults`` entries make a matching command fail, print garbage, or
+time out.
+"""
+from __future__ import annotations
+
+import fcntl
+import getopt
+import ipaddress
+import json
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from .pfsyntax import PfSyntaxError, parse
+from .runner import CommandTimeout, Result
+
+DEFAULT_PARENT = "jailhooks"
+MAIN_RULESET = f"""\
+set skip on lo0
+nat-anchor "{DEFAULT_PARENT}/*"
+rdr-anchor "{DEFAULT_PARENT}/*"
+anchor "{DEFAULT_PARENT}/*"
+pass out quick all keep state
+"""
+
+
+def _fresh_state() -> dict[str, Any]:
+    rs = parse(MAIN_RULESET, in_anchor=False)
+    return {
+        "version": 1,
+        "booted": time.time(),
+        "jails": {},
+        "next_jid": 1,
+        "pf": {"loaded": True, "enabled": True, "since": time.time(),
+               "main": {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)},
+               "anchors": {}},
+        "states": [],
+        "sysctl": {"net.fibs": "1", "net.add_addr_allfibs": "0", "security.jail.jailed": "0",
+                   "kern.features.inet6": "1", "kern.osrelease": "15.1-RELEASE-p1"},
+        "routes": {"0": {}},
+        "faults": [],
+        "log": [],
+    }
+
+
+def _refs(rs) -> list[str]:
+    return sorted({r.anchor for r in rs.rules if r.kind.endswith("anchor")})
+
+
+class SimulatedRunner:
+    name = "simulated"
+
+    def __init__(self, state_dir: str):
+        self.dir = os.path.join(state_dir, "simhost")
+        self.path = os.path.join(self.dir, "state.json")
+
+    # -- state ------------------------------------------------------------------
+    @contextmanager
+    def state(self) -> Iterator[dict[str, Any]]:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        with open(os.path.join(self.dir, "lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                st = self._load()
+                before = json.dumps(st, sort_keys=True)
+                yield st
+                if json.dumps(st, sort_keys=True) != before:
+                    tmp = f"{self.path}.{os.getpid()}.tmp"
+                    with open(tmp, "w") as fh:
+                        json.dump(st, fh, indent=1, sort_keys=True)
+                    os.replace(tmp, self.path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            with open(self.path) as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            return _fresh_state()
+
+    def read(self) -> dict[str, Any]:
+        with self.state() as st:
+            return json.loads(json.dumps(st))
+
+    def add_fault(self, argv_prefix: list[str], *, rc: int = 1, stdout: str = "", stderr: str = "",
+                  timeout: bool = False, times: int = -1) -> None:
+        """Make commands whose argv starts with ARGV_PREFIX (tool name first) fail."""
+        with self.state() as st:
+            st["faults"].append({"argv": argv_prefix, "rc": rc, "stdout": stdout, "stderr": stderr,
+                                 "timeout": timeout, "times": times})
+
+    def clear_faults(self) -> None:
+        with self.state() as st:
+            st["faults"] = []
+
+    def add_state(self, src: str, dst: str, label: str = "") -> None:
+        with self.state() as st:
+            st["states"].append({"src": src, "dst": dst, "label": label})
+
+    # -- dispatch -------------------------------------------------------------------
+    def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+        if not argv or not os.path.isabs(argv[0]):
+            return Result(tuple(argv), 127, "", f"simulated host: {argv[0] if argv else '?'}: "
+                          "commands must be given by absolute path\n")
+        tool = os.path.basename(argv[0])
+        handler = getattr(self, f"_cmd_{tool}", None)
+        if handler is None:
+            return Result(tuple(argv), 127, "", f"{argv[0]}: not found (not modelled by the simulated host)\n")
+        with self.state() as st:
+            st["log"] = (st["log"] + [[tool, *argv[1:]]])[-200:]
+            for fault in st["faults"]:
+                if [tool, *argv[1:]][: len(fault["argv"])] == fault["argv"] and fault["times"] != 0:
+                    fault["times"] -= 1 if fault["times"] > 0 else 0
+                    if fault["timeout"]:
+                        raise CommandTimeout(f"timed out after {timeout:g}s")
+                    return Result(tuple(argv), fault["rc"], fault["stdout"], fault["stderr"])
+            out: list[str] = []
+            err: list[str] = []
+            try:
+                rc = handler(st, argv[1:], input, out, err)
+            except _Exit as exc:
+                rc = exc.code
+        return Result(tuple(argv), rc, "".join(out), "".join(err))
+
+    # -- jls(8) ---------------------------------------------------------------------------
+    JLS_PARAMS = {"jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr", "ip4.saddrsel",
+                  "ip6.saddrsel", "persist", "dying"}
+
+    def _cmd_jls(self, st, args, input, out, err) -> int:
+        json_mode = False
+        if args[:1] == ["--libxo"] and len(args) > 1:
+            json_mode, args = args[1].split(",")[0] == "json", args[2:]
+        elif args and args[0].startswith("--libxo="):
+            json_mode, args = args[0][8:].split(",")[0] == "json", args[1:]
+        try:
+            opts, params = getopt.getopt(args, "cdhj:Nnqsv")
+        except getopt.GetoptError:
+            err.append("usage: jls [-dhNnqv] [-j jail] [param ...]\n")
+            return 1
+        flags = {o for o, _ in opts}
+        if flags & {"-h", "-s", "-d"} or ("-n" in flags and not params):
+            err.append("jls: this option is not modelled by the simulated host\n")
+            return 70
+        for p in params:
+            if p not in self.JLS_PARAMS:
+                err.append(f"jls: unknown parameter: {p}\n")
+                return 1
+        jails = sorted(st["jails"].values(), key=lambda j: j["jid"])
+        selector = dict(opts).get("-j")
+        if selector is not None:
+            if selector.isdigit():
+                jails = [j for j in jails if j["jid"] == int(selector)]
+            else:
+                jails = [j for j in jails if j["name"] == selector]
+        if "-c" in flags:
+            return 0 if jails else 1
+        verbose = "-v" in flags
+        if json_mode:
+            out.append('{"__version": "2", "jail-information": {"jail": [')
+            out.append(", ".join(self._jls_json(j, params, verbose, "-n" in flags) for j in jails))
+            out.append("]}}\n")
+        else:
+            if not params:
+                out.append(self._jls_header(verbose, "-N" in flags))
+            for j in jails:
+                out.append(self._jls_text(j, params, verbose, "-N" in flags, "-n" in flags, "-q" in flags))
+        if selector is not None and not jails:
+            err.append(f'jls: jail "{selector}" not found\n')
+            return 1
+        return 0
+
+    @staticmethod
+    def _value(j: dict, p: str) -> Any:
+        return {"jid": j["jid"], "name": j["name"], "path": j["path"], "host.hostname": j["hostname"],
+                "ip4.addr": j["ip4"], "ip6.addr": j["ip6"], "ip4.saddrsel": j["ip4.saddrsel"],
+                "ip6.saddrsel": j["ip6.saddrsel"], "persist": j["persist"], "dying": False}[p]
+
+    def _jls_json(self, j: dict, params: list[str], verbose: bool, n: bool) -> str:
+        if not params:
+            if verbose:
+                return (f'{{"jid":{j["jid"]},"hostname":{json.dumps(j["hostname"])},"path":{json.dumps(j["path"])},'
+                        f'"name":{json.dumps(j["name"])},"state":"ACTIVE","cpusetid":{j["cpusetid"]}, '
+                        f'"ipv4_addrs": [{",".join(json.dumps(a) for a in j["ip4"])}], '
+                        f'"ipv6_addrs": [{",".join(json.dumps(a) for a in j["ip6"])}]}}')
+            ipv4 = j["ip4"][0] if j["ip4"] else ""
+            return (f'{{"jid":{j["jid"]},"ipv4":{json.dumps(ipv4)},"hostname":{json.dumps(j["hostname"])},'
+                    f'"path":{json.dumps(j["path"])}}}')
+        parts = []
+        for p in params:
+            v = self._value(j, p)
+            if isinstance(v, list):
+                parts.append(f' {json.dumps(p)}: [{",".join(json.dumps(a) for a in v)}]')
+            elif isinstance(v, bool):
+                parts.append(f'{json.dumps(p)}:{"true" if v else "false"}' if n
+                             else f'{json.dumps(p)}:"{"true" if v else "false"}"')
+            else:
+                parts.append(f"{json.dumps(p)}:{json.dumps(str(v))}")
+        return "{" + ",".join(parts) + "}"
+
+    @staticmethod
+    def _jls_header(verbose: bool, names: bool) -> str:
+        if verbose:
+            return ("   JID  Hostname                      Path\n        Name                          State\n"
+                    "        CPUSetID\n        IP Address(es)\n")
+        first = f" {'JID':<15} " if names else "   JID  "  # -N: the name, "%-15s", in the jid's place
+        return f"{first}IP Address      Hostname                      Path\n"
+
+    def _jls_text(self, j: dict, params: list[str], verbose: bool, names: bool, n: bool, q: bool) -> str:
+        if params:
+            vals = []
+            for p in params:
+                v = self._value(j, p)
+                if isinstance(v, bool):
+                    text = (p if v else p.replace(".", ".no", 1) if "." in p else "no" + p) if n else str(v).lower()
+                    vals.append(text)
+                    continue
+                if isinstance(v, list):
+                    text = ",".join(v) if v else ('""' if q else "" if n else "-")
+                else:
+                    text = str(v) if str(v) != "" else '""'
+                vals.append(f"{p}={text}" if n else text)
+            return " ".join(vals) + "\n"
+        if verbose:
+            lines = [f"{j['jid']:6d}  {j['hostname']:<29.29} {j['path']:.74}\n".replace("  \n", "\n"),
+                     f"        {j['name']:<29.29} ACTIVE\n", f"        {j['cpusetid']}\n"]
+            lines += [f"        {a}\n" for a in j["ip4"] + j["ip6"]]
+            return "".join(lines)
+        ip = j["ip4"][0] if j["ip4"] else ""
+        first = f" {j['name']:<15} " if names else f"{j['jid']:6d}  "
+        return f"{first}{ip:<15.15} {j['hostname']:<29.29} {j['path']:.74}\n"
+
+    # -- jail(8) --------------------------------------------------------------------------
+    def _cmd_jail(self, st, args, input, out, err) -> int:
+        try:
+            opts, rest = getopt.getopt(args, "cdmrRqf:")
+        except getopt.GetoptError:
+            err.append("usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n"
+                       "            -[cmr] param=value ... [command=command ...]\n")
+            return 1
+        flags = {o for o, _ in opts}
+        quiet = "-q" in flags
+        if "-f" in flags:
+            err.append("jail: reading jail.conf is not modelled by the simulated host\n")
+            return 70
+        if flags & {"-r", "-R"}:
+            if len(rest) != 1:
+                err.append("jail: -r takes one jail name or jid here\n")
+                return 1
+            j = self._find(st, rest[0])
+            if j is None:
+                err.append(f'jail: "{rest[0]}" not found\n')
+                return 1
+            del st["jails"][j["name"]]
+            if not quiet:
+                out.append(f"{j['name']}: removed\n")
+            return 0
+        params: dict[str, Any] = {}
+        for item in rest:
+            key, eq, value = item.partition("=")
+            bool_key = key
+            if key.startswith("no") and not eq and key[2:] in ("persist",):
+                bool_key, value, eq = key[2:], "false", "="
+            elif ".no" in key and not eq:
+                bool_key, value, eq = key.replace(".no", ".", 1), "false", "="
+            if bool_key in ("persist", "ip4.saddrsel", "ip6.saddrsel"):
+                if not eq:
+                    value = "true"
+                if value not in ("true", "false"):
+                    err.append(f"jail: {bool_key}: unknown boolean value \"{value}\"\n")
+                    return 1
+                params[bool_key] = value == "true"
+                continue
+            if bool_key not in ("name", "jid", "path", "host.hostname", "ip4.addr", "ip6.addr"):
+                err.append(f"jail: unknown parameter: {key}\n")
+                return 1
+            params[bool_key] = value
+        try:
+            ip4 = [str(ipaddress.IPv4Address(a)) for a in params["ip4.addr"].split(",")] if params.get("ip4.addr") else None
+            ip6 = [str(ipaddress.IPv6Address(a)) for a in params["ip6.addr"].split(",")] if params.get("ip6.addr") else None
+        except ValueError as exc:
+            err.append(f"jail: {exc}\n")
+            return 1
+        if "-c" in flags:
+            name = params.get("name")
+            if not name or "." in name:
+                err.append("jail: a name (without '.') is required here\n")
+                return 1
+            if name in st["jails"]:
+                err.append(f'jail: {name}: jail "{name}" already exists\n')
+                return 1
+            if not params.get("persist"):
+                err.append(f"jail: {name}: no command specified (use persist)\n")
+                return 1
+            jid = st["next_jid"]
+            st["next_jid"] += 1
+            st["jails"][name] = {"jid": jid, "name": name, "path": params.get("path", "/"),
+                                 "hostname": params.get("host.hostname", ""), "ip4": ip4 or [],
+                                 "ip6": ip6 or [], "ip4.saddrsel": params.get("ip4.saddrsel", True),
+                                 "ip6.saddrsel": params.get("ip6.saddrsel", True), "persist": True,
+                                 "cpusetid": 2 + jid}
+            if not quiet:
+                out.append(f"{name}: created\n")
+            return 0
+        if "-m" in flags:
+            ident = params.pop("name", None) or params.pop("jid", None)
+            j = self._find(st, ident) if ident else None
+            if j is None:
+                err.append(f'jail: {ident}: jail "{ident}" not found\n' if ident else "jail: -m needs name= or jid=\n")
+                return 1
+            if "path" in params:
+                err.append(f"jail: {j['name']}: path cannot be changed after creation\n")
+                return 1
+            for key, value in params.items():
+                target = {"host.hostname": "hostname", "ip4.addr": "ip4", "ip6.addr": "ip6"}.get(key, key)
+                j[target] = {"ip4.addr": ip4, "ip6.addr": ip6}.get(key, value) if key in ("ip4.addr", "ip6.addr") else value
+            if not quiet:
+                out.append(f"{j['name']}: updated\n")
+            return 0
+        err.append("jail: one of -c, -m or -r is required here\n")
+        return 1
+
+    @staticmethod
+    def _find(st, ident: str) -> dict | None:
+        if ident.isdigit():
+            return next((j for j in st["jails"].values() if j["jid"] == int(ident)), None)
+        return st["jails"].get(ident)
+
+    # -- sysctl(8) -------------------------------------------------------------------------
+    def _cmd_sysctl(self, st, args, input, out, err) -> int:
+        try:
+            opts, names = getopt.getopt(args, "niq")
+        except getopt.GetoptError:
+            err.append("usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n")
+            return 1
+        flags = {o for o, _ in opts}
+        rc = 0
+        for item in names:
+            name, eq, value = item.partition("=")
+            if name not in st["sysctl"]:
+                if "-i" not in flags:
+                    err.append(f"sysctl: unknown oid '{name}'\n")
+                    rc = 1
+                continue
+            old = st["sysctl"][name]
+            if eq:
+                if name != "net.fibs":
+                    err.append(f"sysctl: oid '{name}' is read only\n")
+                    rc = 1
+                    continue
+                if not value.isdigit() or not 1 <= int(value) <= 65535:
+                    err.append(f"sysctl: invalid integer '{value}'\n")
+                    rc = 1
+                    continue
+                if int(value) < int(old):  # net.fibs only grows at run time
+                    err.append(f"sysctl: {name}={value}: Capabilities insufficient\n")
+                    rc = 1
+                    continue
+                st["sysctl"][name] = value
+                for fib in range(int(old), int(value)):
+                    st["routes"].setdefault(str(fib), {})
+                out.append(f"{value}\n" if "-n" in flags else f"{name}: {old} -> {value}\n")
+            else:
+                out.append(f"{old}\n" if "-n" in flags else f"{name}: {old}\n")
+        return rc
+
+    # -- pfctl(8) --------------------------------------------------------------------------
+    SHOW = ["ether", "nat", "queue", "rules", "Anchors", "Sources", "states", "info", "Interfaces",
+            "labels", "timeouts", "memory", "Tables", "osfp", "Running", "all", "creatorids"]
+    CLEAR = ["ethernet", "nat", "queue", "rules", "Sources", "states", "info", "Tables", "osfp", "all", "Reset"]
+    PFCTL_USAGE = ("usage: pfctl [-AdeghMmNnOPqRSrvz] [-a anchor] [-D macro=value] [-F modifier]\n"
+                   "\t[-f file] [-i interface] [-K host | network]\n"
+                   "\t[-k host | network | gateway | label | id] [-o level] [-p device]\n"
+                   "\t[-s modifier] [-t table -T command [address ...]] [-x level]\n")
+
+    def _cmd_pfctl(self, st, args, input, out, err) -> int:
+        def usage() -> int:
+            err.append(self.PFCTL_USAGE)
+            return 1
+
+        def lookup(value: str, options: list[str], what: str) -> str:
+            found = [o for o in options if value and o.startswith(value)]
+            if len(found) > 1:
+                err.append(f"pfctl: {value} is ambigious\n")
+                raise _Exit(1)
+            if not found:
+                err.append(f"pfctl: Unknown {what} modifier '{value}'\n")
+                raise _Exit(usage())
+            return found[0]
+
+        try:
+            opts, rest = getopt.getopt(args, "a:deqf:F:k:nvs:")
+        except getopt.GetoptError as exc:
+            err.append(f"pfctl: {exc.msg}\n")
+            return usage()
+        anchor = show = clear = rules_file = None
+        kills: list[str] = []
+        quiet = noaction = verbose = enable = False
+        writes = False
+        for o, v in opts:
+            if o == "-a":
+                anchor = v
+            elif o == "-s":
+                show = lookup(v, self.SHOW, "show")
+            elif o == "-F":
+                clear, writes = lookup(v, self.CLEAR, "flush"), True
+            elif o == "-f":
+                rules_file, writes = v, True
+            elif o == "-k":
+                if len(kills) >= 2:
+                    err.append("pfctl: can only specify -k twice\n")
+                    return usage()
+                kills.append(v)
+                writes = True
+            elif o == "-q":
+                quiet = True
+            elif o == "-n":
+                noaction = True
+            elif o == "-v":
+                verbose = True
+            elif o == "-e":
+                enable = writes = True
+            elif o == "-d":
+                err.append("pfctl: -d is not modelled by the simulated host\n")
+                return 70
+        if rest:
+            err.append(f"pfctl: unknown command line argument: {rest[0]} ...\n")
+            return usage()
+        if anchor is not None:
+            if anchor == "":
+                err.append("pfctl: anchor name must not be empty\n")
+                return 1
+            if not writes and show is None:
+                err.append("pfctl: anchors apply to -f, -F, -s, and -T only\n")
+                return usage()
+            if writes and (anchor.startswith("_") or "/_" in anchor):
+                err.append("pfctl: anchor names beginning with '_' cannot be modified from the command line\n")
+                return 1
+            if anchor.endswith("*"):
+                err.append("pfctl: wildcard anchors are not modelled by the simulated host\n")
+                return 70
+        anchor = (anchor or "").strip("/")
+        pf = st["pf"]
+        if not pf["loaded"]:
+            err.append("pfctl: Failed to open netlink: No such file or directory\n" if noaction
+                       else "pfctl: /dev/pf: No such file or directory\n")
+            return 1
+        if noaction:
+            show = clear = None
+            kills = []
+        rc = 0
+        if show is not None:
+            rc = self._pf_show(st, show, anchor, out, err)
+        if clear is not None:
+            self._pf_clear(st, clear, anchor, quiet, err)
+        if kills:
+            self._pf_kill(st, kills, quiet, err)
+        if rules_file is not None:
+            rc |= self._pf_load(st, rules_file, input, anchor, noaction, verbose, quiet, out, err)
+        if enable:
+            if pf["enabled"]:
+                err.append("pfctl: pf already enabled\n")
+                rc = 1
+            else:
+                pf["enabled"], pf["since"] = True, time.time()
+                if not quiet:
+                    err.append("pf enabled\n")
+        return rc
+
+    def _anchor_tree(self, st) -> set[str]:
+        """Anchors that exist: those with rules or tables, their ancestors,
+        and the parents of wildcard references in the main ruleset."""
+        names: set[str] = set()
+        for name in st["pf"]["anchors"]:
+            parts = name.split("/")
+            names.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        for ref in st["pf"]["main"]["refs"]:
+            base = ref[:-2] if ref.endswith("/*") else ref
+            if base:
+                parts = base.split("/")
+                names.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        return names
+
+    def _pf_show(self, st, show: str, anchor: str, out, err) -> int:
+        pf = st["pf"]
+        if show == "Running":
+            out.append("Enabled\n" if pf["enabled"] else "Disabled\n")
+            return 0 if pf["enabled"] else 1
+        if show == "info":
+            secs = int(time.time() - pf["since"])
+            line = (f"Status: {'Enabled' if pf['enabled'] else 'Disabled'} for {secs // 86400} days "
+                    f"{secs // 3600 % 24:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}")
+            out.append(f"{line:<44}{'Debug: Urgent':>15}\n\n")
+            out.append(f"{'State Table':<27} {'Total':>14} {'Rate':>16}\n")
+            out.append(f"  {'current entries':<25} {len(st['states']):>14} {'':>14}\n")
+            return 0
+        tree = self._anchor_tree(st)
+        if show == "Anchors":
+            if anchor and anchor not in tree:
+                err.append("pfctl: Anchor does not exist.\n")
+                return 1
+            prefix = anchor + "/" if anchor else ""
+            for name in sorted(n for n in tree if n.startswith(prefix)):
+                out.append(f"  {name}\n")  # sorted == depth-first in strcmp order
+            return 0
+        if show in ("rules", "nat"):
+            if not anchor:
+                lines = pf["main"]["filter" if show == "rules" else "nat"]
+            elif anchor not in tree:
+                err.append("pfctl: Anchor does not exist.\n" if show == "rules"
+                           else "pfctl: DIOCGETRULES: Invalid argument\n")
+                return 0
+            else:
+                lines = pf["anchors"].get(anchor, {}).get("filter" if show == "rules" else "nat", [])
+            out.extend(f"{line}\n" for line in lines)
+            return 0
+        if show == "Tables":
+            tables = pf["anchors"].get(anchor, {}).get("tables", {}) if anchor else {}
+            out.extend(f"{t}\n" for t in sorted(tables))
+            return 0
+        err.append(f"pfctl: -s {show} is not modelled by the simulated host\n")
+        return 70
+
+    def _pf_clear(self, st, clear: str, anchor: str, quiet: bool, err) -> None:
+        anchors = st["pf"]["anchors"]
+        if not anchor:
+            err.append("pfctl: flushing the main ruleset is not modelled by the simulated host\n")
+            raise _Exit(70)
+        entry = anchors.get(anchor, {"filter": [], "nat": [], "tables": {}})
+        msgs = []
+        if clear in ("rules", "all"):
+            entry["filter"] = []
+        if clear in ("nat", "all"):
+            entry["nat"] = []
+        if clear in ("Tables", "all"):
+            msgs_tables = f"{len(entry['tables'])} tables deleted.\n"
+            entry["tables"] = {}
+        if clear == "all":
+            msgs = ["Ethernet rules cleared\n", "rules cleared\n", "nat cleared\n", msgs_tables, "rules cleared\n"]
+        elif clear == "rules":
+            msgs = ["rules cleared\n"]
+        elif clear == "nat":
+            msgs = ["nat cleared\n"]
+        elif clear == "Tables":
+            msgs = [msgs_tables]
+        else:
+            err.append(f"pfctl: -F {clear} is not modelled by the simulated host\n")
+            raise _Exit(70)
+        if entry["filter"] or entry["nat"] or entry["tables"]:
+            anchors[anchor] = entry
+        else:  # the kernel drops an anchor left with nothing in it
+            anchors.pop(anchor, None)
+        if not quiet:
+            err.extend(msgs)
+
+    def _pf_kill(self, st, kills: list[str], quiet: bool, err) -> None:
+        if kills[0] == "label":
+            if len(kills) < 2 or not kills[1]:
+                err.append("pfctl: no label specified\n" + self.PFCTL_USAGE)
+                raise _Exit(1)
+            keep = [s for s in st["states"] if s["label"] != kills[1]]
+            killed = len(st["states"]) - len(keep)
+            st["states"] = keep
+            if not quiet:
+                err.append(f"killed {killed} states\n")
+            return
+        nets = []
+        for k in kills:
+            try:
+                nets.append(ipaddress.ip_network(k, strict=False))
+            except ValueError:
+                err.append("pfctl: getaddrinfo: Name does not resolve\n")
+                raise _Exit(1)
+
+        def hit(s) -> bool:
+            src = ipaddress.ip_address(s["src"])
+            if src.version != nets[0].version or src not in nets[0]:
+                return False
+            if len(nets) > 1:
+                dst = ipaddress.ip_address(s["dst"])
+                return dst.version == nets[1].version and dst in nets[1]
+            return True
+
+        keep = [s for s in st["states"] if not hit(s)]
+        killed = len(st["states"]) - len(keep)
+        st["states"] = keep
+        if not quiet:
+            err.append(f"killed {killed} states from 1 sources and {len(nets) - 1} destinations\n")
+
+    def _pf_load(self, st, rules_file: str, input: str | None, anchor: str, noaction: bool, verbose: bool,
+                 quiet: bool, out, err) -> int:
+        if rules_file == "-":
+            text, fname = input or "", "stdin"
+        else:
+            try:
+                with open(rules_file) as fh:
+                    text, fname = fh.read(), rules_file
+            except OSError as exc:
+                err.append(f"pfctl: cannot open the main config file!: {exc.strerror}\n")
+                return 1
+        try:
+            rs = parse(text, in_anchor=bool(anchor))
+        except PfSyntaxError as exc:
+            err.append(f"{fname}:{exc.line}: {exc}\n")
+            if not noaction:
+                err.append("pfctl: Syntax error in config file: pf rules not loaded\n")
+            return 1
+        if noaction:
+            if verbose:
+                out.append(rs.nv_output())
+            return 0
+        if anchor:
+            entry = {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "tables": rs.tables}
+            if entry["filter"] or entry["nat"] or entry["tables"]:
+                st["pf"]["anchors"][anchor] = entry
+            else:
+                st["pf"]["anchors"].pop(anchor, None)
+        else:
+            st["pf"]["main"] = {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)}
+        return 0
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code

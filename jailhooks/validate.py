@@ -1,0 +1,181 @@
+"""Validation of every value that can reach a command line, a path or a pf rule.
+
+Each checker returns the canonical value or raises ValueError with a short
+reason; callers add *where* (config key, CLI option, jail) to the message.
+The accepted sets are deliberately narrower than what FreeBSD accepts: a value
+that could be read as a pf token, an option, or a path step is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+
+# jail(8): a name may not contain "." (hierarchy) and may not be numeric unless
+# it is the jid; it must fit MAXHOSTNAMELEN (255 bytes).  We further allow only
+# characters that are safe in a path, an argv element and a pf string.
+_JAIL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
+JAIL_NAME_MAX = 255
+# pf anchor path components must be shorter than PF_ANCHOR_NAME_SIZE (64).
+ANCHOR_COMPONENT_MAX = 63
+_ANCHOR_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*\Z")
+# PF_TABLE_NAME_SIZE is 32 (31 characters), PF_TAG_NAME_SIZE / PF_RULE_LABEL_SIZE 64.
+TABLE_NAME_MAX = 31
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# IFNAMSIZ is 16 (15 characters); interface names are letters then letters/digits/._
+_IFNAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,14}\Z")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+
+
+def jail_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("jail name must be a string")
+    if not value:
+        raise ValueError("jail name is empty")
+    if len(value.encode()) > JAIL_NAME_MAX:
+        raise ValueError(f"jail name is longer than {JAIL_NAME_MAX} bytes")
+    if "." in value:
+        raise ValueError(f"jail name {value!r} contains '.' (hierarchical jails are not supported)")
+    if not _JAIL_NAME.match(value):
+        raise ValueError(f"jail name {value!r} may only contain letters, digits, '_' and '-', and may not start with '-'")
+    if value.isdigit():
+        raise ValueError(f"jail name {value!r} is numeric (jail(8) takes it as a jid)")
+    return value
+
+
+def _digest(value: str, n: int) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:n]
+
+
+def bounded(name: str, limit: int) -> str:
+    """A valid jail name shortened injectively to at most LIMIT characters.
+
+    Short names stay as they are.  Longer ones, and ones with a leading '_'
+    (pfctl reserves those), become PREFIX.HASH: a jail name never contains
+    '.', so a shortened name never equals a verbatim one.
+    """
+    if len(name) <= limit and not name.startswith("_"):
+        return name
+    prefix = name.lstrip("_")[: max(1, limit - 17)] or "jail"
+    return f"{prefix}.{_digest(name, 16)}"
+
+
+def anchor_component(name: str) -> str:
+    """The pf anchor path component for a jail (each component < 64 bytes)."""
+    return bounded(name, ANCHOR_COMPONENT_MAX)
+
+
+def pf_identifier(prefix: str, name: str, limit: int) -> str:
+    """A table or tag name for a jail, injective over jail names.
+
+    PREFIX_NAME when NAME is plain letters and digits and fits; otherwise
+    PREFIX_x_HASH, which has two underscores and so never equals a plain form.
+    """
+    candidate = f"{prefix}_{name}"
+    if name.isascii() and name.isalnum() and len(candidate) <= limit:
+        return candidate
+    return f"{prefix}_x_{_digest(name, 12)}"
+
+
+def anchor_path(value: object) -> str:
+    if not isinstance(value, str) or not _ANCHOR_PATH.match(value):
+        raise ValueError("anchor path must be components of [A-Za-z0-9_.-] separated by '/', not starting with '_', '.' or '-'")
+    for part in value.split("/"):
+        if len(part) > ANCHOR_COMPONENT_MAX or part in (".", "..") or ".." in part:
+            raise ValueError(f"anchor path component {part!r} is not allowed")
+    return value
+
+
+def table_name(value: object) -> str:
+    if not isinstance(value, str) or not _TABLE_NAME.match(value) or len(value) > TABLE_NAME_MAX:
+        raise ValueError(f"table name must be [A-Za-z_][A-Za-z0-9_]* of at most {TABLE_NAME_MAX} characters")
+    return value
+
+
+def interface(value: object) -> str:
+    if not isinstance(value, str) or not _IFNAME.match(value):
+        raise ValueError("not an interface name (a letter, then letters, digits, '_' or '.', at most 15)")
+    return value
+
+
+def _no_scope(text: str) -> None:
+    if "%" in text:
+        raise ValueError("scoped IPv6 addresses are not supported")
+
+
+def ipv4(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not an IPv4 address")
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def ipv6(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not an IPv6 address")
+    _no_scope(value)
+    try:
+        return str(ipaddress.IPv6Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv6 address") from None
+
+
+def jail_address(value: object, family: int) -> str:
+    """An address as jail(8) configs write it: [iface|]addr[/mask]; returns addr."""
+    if not isinstance(value, str):
+        raise ValueError(f"not an IPv{family} address")
+    text = value.strip()
+    if "|" in text:
+        iface, text = text.split("|", 1)
+        interface(iface)
+    text = text.split(" ", 1)[0]  # jail(8) allows trailing ifconfig arguments
+    if "/" in text:
+        text, mask = text.split("/", 1)
+        if not mask.isdigit():
+            raise ValueError(f"{value!r} has a bad prefix length")
+    return ipv4(text) if family == 4 else ipv6(text)
+
+
+def network(value: object) -> str:
+    """A host or network (CIDR) of either family, canonical."""
+    if not isinstance(value, str):
+        raise ValueError("not an address or network")
+    _no_scope(value)
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value, strict=True))
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an address or network ({exc})") from None
+
+
+def destination(value: object) -> str:
+    """A rule destination: address, network, 'any', or <table> of the main ruleset."""
+    if value == "any":
+        return "any"
+    if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+        return f"<{table_name(value[1:-1])}>"
+    return network(value)
+
+
+def port(value: object) -> str:
+    """A port (1-65535) or an inclusive range 'LOW:HIGH'; returned as pf text."""
+    if isinstance(value, bool):
+        raise ValueError("a port must be a number or 'LOW:HIGH'")
+    if isinstance(value, int):
+        if 1 <= value <= 65535:
+            return str(value)
+        raise ValueError(f"port {value} is outside 1-65535")
+    if isinstance(value, str) and re.fullmatch(r"\d{1,5}:\d{1,5}", value):
+        low, high = (int(x) for x in value.split(":"))
+        if 1 <= low <= high <= 65535:
+            return f"{low}:{high}"
+    raise ValueError(f"port {value!r} is not a number 1-65535 or a range 'LOW:HIGH'")
+
+
+def hostname(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 255 or not _HOSTNAME.match(value):
+        raise ValueError(f"{value!r} is not a host name")
+    return value
