@@ -64,6 +64,7 @@ class Context:
     registry: "Registry"
     log: logging.Logger
     dry_run: bool = False
+    plugins: Any = None  # the Plugins object, for plugins that gather others' contributions
     plugin: str = ""  # name of the plugin being called (set by the engine)
     _undo: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list, repr=False)
     _notes: dict[str, list[str]] = field(default_factory=dict, repr=False)

@@ -65,5 +65,5 @@ class CommandError(JailhooksError):
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else note or f"exit {returncode}"
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else note or f"exit status {returncode}"
         super().__init__(f"{' '.join(self.argv[:4])}{' ...' if len(argv) > 4 else ''}: {detail}")

@@ -121,3 +121,30 @@ def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
     in plugin call order (up-phase order), each under a comment naming its
     plugin.  Must not run commands.
     """
+
+
+@hookspec
+def jailhooks_status(ctx: "Context") -> "dict | None":
+    """Add keys to the jail's ``status`` record (``status --json`` prints them).
+    Read-only: run no command that changes anything."""
+
+
+@hookspec
+def jailhooks_sync(ctx: "Context") -> None:
+    """``jailhooks sync``: bring this running jail back to its desired state
+    (after a pf reload, at boot).  Idempotent; every plugin runs, all errors
+    are reported."""
+
+
+@hookspec
+def jailhooks_cleanup(settings: "Settings", host: "Host", running: "list[str]", dry_run: bool) -> "list[str] | None":
+    """``jailhooks sync``, after every running jail was synced: remove what
+    belongs to no running jail (e.g. orphan anchors).  Return lines saying
+    what was removed."""
+
+
+@hookspec
+def jailhooks_check(settings: "Settings", host: "Host", registry, jail: "Jail | None") -> "list[tuple[str, str]] | None":
+    """``jailhooks check [JAIL]``: report problems as (level, message) pairs,
+    level ``"ok"``, ``"warning"`` or ``"error"``; an error makes check exit 1.
+    ``jail`` is set when the admin asked about one jail.  Read-only."""

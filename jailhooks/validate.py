@@ -168,6 +168,8 @@ def port(value: object) -> str:
         if 1 <= value <= 65535:
             return str(value)
         raise ValueError(f"port {value} is outside 1-65535")
+    if isinstance(value, str) and re.fullmatch(r"\d{1,5}", value):
+        return port(int(value))
     if isinstance(value, str) and re.fullmatch(r"\d{1,5}:\d{1,5}", value):
         low, high = (int(x) for x in value.split(":"))
         if 1 <= low <= high <= 65535:

@@ -33,7 +33,8 @@ class Host:
         except CommandTimeout as exc:
             raise CommandError(argv, -1, note=str(exc)) from None
         if check and res.returncode != 0:
-            raise CommandError(argv, res.returncode, res.stderr)
+            # route(8) prints its per-route failures on stdout
+            raise CommandError(argv, res.returncode, res.stderr or res.stdout)
         return res
 
     # -- jails ----------------------------------------------------------------

@@ -1,0 +1,259 @@
+"""What each command does, apart from how its arguments are parsed.
+
+Both front ends call these: the click CLI (cli.py) and the fast hook path
+(main.py), which parses ``jailhooks run ...`` without importing click.
+Each function returns an exit code; errors are JailhooksError subclasses,
+turned into one line and an exit code by main.py.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from .config import ConfigError, build_settings, plugin_list, read_toml
+from .context import Context, Jail
+from .engine import Engine, Outcome
+from .errors import DataError, ExitCode, JailhooksError, UsageError
+from .host import Host, make_host
+from .pluginmanager import Plugins, make_plugins
+
+log = logging.getLogger("jailhooks")
+
+
+@dataclass
+class App:
+    settings: Any
+    plugins: Plugins
+    host: Host
+    dry_run: bool = False
+    quiet: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    _registry: Any = None
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from .registry import open_registry
+
+            self._registry = open_registry(self.settings.state_dir, self.settings.host["lock_timeout"], self.dry_run)
+        return self._registry
+
+    @property
+    def engine(self) -> Engine:
+        return Engine(self.settings, self.plugins, self.host, self.registry, log, self.dry_run)
+
+    def context(self, jail: Jail, phase: str) -> Context:
+        return self.engine.context(jail, phase)
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            self.out.write(line + "\n")
+
+    def warn(self, line: str) -> None:
+        self.err.write(f"jailhooks: {line}\n")
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+
+
+def setup_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("jailhooks: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if sys.platform.startswith("freebsd"):  # syslogd(8), as FreeBSD daemons log
+        try:
+            from logging.handlers import SysLogHandler
+
+            syslog = SysLogHandler(address="/var/run/log", facility=SysLogHandler.LOG_DAEMON)
+            syslog.setFormatter(logging.Formatter("jailhooks[%(process)d]: %(message)s"))
+            syslog.setLevel(logging.INFO)
+            log.addHandler(syslog)
+            if not verbose:
+                log.setLevel(logging.INFO)
+                handler.setLevel(logging.WARNING)
+        except OSError:
+            pass
+
+
+def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,
+             autoload: bool = True) -> App:
+    raw, source = read_toml(config)
+    plugins = make_plugins(plugin_list(raw, source), autoload=autoload)
+    sections = []
+    for plugin, secs in plugins.collect("jailhooks_config_sections"):
+        sections.extend(secs)
+    settings = build_settings(raw, source, sections)
+    problems: list[str] = []
+    for plugin, found in plugins.collect("jailhooks_check_config", settings=settings):
+        problems.extend(found)
+    if problems:
+        raise ConfigError(problems, source)
+    host = make_host(settings.host, dry_run=dry_run)
+    return App(settings, plugins, host, dry_run=dry_run, quiet=quiet)
+
+
+# -- run ----------------------------------------------------------------------------
+
+def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: list[str] | None = None,
+        ip6: list[str] | None = None) -> int:
+    from .engine import expand_phase
+
+    expand_phase(phase)  # a bad phase is a usage error before anything runs
+    if not names:
+        raise UsageError("run: give at least one jail name")
+    if len(names) > 1 and (path or ip4 or ip6):
+        raise UsageError("run: --path/--ip4/--ip6 describe one jail; give one jail name with them")
+    engine = app.engine
+    code = ExitCode.OK
+    for name in names:
+        try:
+            jail = engine.resolve(name, path, ip4, ip6)
+            outcome = engine.run(phase, jail)
+        except JailhooksError as exc:
+            app.warn(f"{name}: {exc}")
+            code = code or exc.exit_code
+            continue
+        report(app, outcome)
+        if not outcome.ok and not code:
+            code = outcome.exit_code
+    return int(code)
+
+
+def report(app: App, outcome: Outcome) -> None:
+    for phase, plugin, text in outcome.notes:
+        app.say(f"{outcome.jail}: {phase}: {plugin}: {text}")
+    for f in outcome.failures:
+        app.warn(f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
+    for what in outcome.undone:
+        app.warn(f"{outcome.jail}: undone: {what}")
+
+
+# -- status -------------------------------------------------------------------------
+
+def known_jails(app: App) -> dict[str, Jail]:
+    """Running jails, jails with a lease, and jails in the config."""
+    found: dict[str, Jail] = {}
+    for j in app.host.jails():
+        found[j["name"]] = Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls")
+    names = set(app.settings.jails) | {lease.jail for lease in app.registry.leases()}
+    for name in sorted(names - set(found)):
+        found[name] = app.engine.resolve(name)
+    return dict(sorted(found.items()))
+
+
+def status_records(app: App, name: str | None) -> list[dict[str, Any]]:
+    jails = known_jails(app)
+    if name is not None:
+        jails = {name: jails.get(name) or app.engine.resolve(name)}
+    records = []
+    for jail in jails.values():
+        rec: dict[str, Any] = {"jail": jail.name, "running": jail.jid is not None, "jid": jail.jid,
+                               "path": jail.path, "ip4": list(jail.ip4), "ip6": list(jail.ip6)}
+        ctx = app.context(jail, "status")
+        for plugin, extra in app.plugins.collect("jailhooks_status", ctx=ctx):
+            rec.update(extra)
+        records.append(rec)
+    return records
+
+
+def status(app: App, name: str | None, as_json: bool) -> int:
+    records = status_records(app, name)
+    if as_json:
+        app.out.write(json.dumps(records, indent=2) + "\n")
+        return 0
+    if not records:
+        app.out.write("no jails known\n")
+        return 0
+    header = f"{'JAIL':<16} {'JID':>4} {'UIDS':<21} {'FIB':>4} {'ANCHOR':<28} RULES"
+    app.out.write(header + "\n")
+    for r in records:
+        uids = "-" if not r.get("uid_range") else f"{r['uid_range'][0]}-{r['uid_range'][1]}"
+        anchor = r.get("anchor", "-") + ("" if r.get("anchor_loaded") else " (not loaded)")
+        app.out.write(f"{r['jail']:<16} {r['jid'] if r['jid'] is not None else '-':>4} {uids:<21} "
+                      f"{r.get('fib') if r.get('fib') is not None else '-':>4} {anchor:<28} {r.get('rules', '-')}\n")
+    return 0
+
+
+# -- render, sync, check, release, plugins ---------------------------------------------
+
+def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: list[str] | None) -> int:
+    from .plugins.pf import render as render_anchor
+
+    jail = app.engine.resolve(name, path, ip4, ip6)
+    app.out.write(render_anchor(app.context(jail, "render")))
+    return 0
+
+
+def sync(app: App) -> int:
+    engine = app.engine
+    code = 0
+    running = app.host.jails()
+    for j in running:
+        jail = Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls")
+        outcome = Outcome(jail.name, ("sync",))
+        with engine.jail_lock(jail.name):
+            ctx = engine.context(jail, "sync")
+            for impl in app.plugins.ordered("jailhooks_sync"):
+                try:
+                    engine._call(ctx, impl)
+                except Exception as exc:
+                    engine._fail(outcome, "sync", impl.plugin_name, exc)
+            engine._notes(outcome, "sync", ctx)
+        report(app, outcome)
+        code = code or outcome.exit_code
+    for plugin, lines in app.plugins.collect("jailhooks_cleanup", settings=app.settings, host=app.host,
+                                             running=[j["name"] for j in running], dry_run=app.dry_run):
+        for line in lines:
+            app.say(f"sync: {plugin}: {line}")
+    app.say(f"sync: {len(running)} running jail(s)")
+    return int(code)
+
+
+def check(app: App, name: str | None) -> int:
+    jail = app.engine.resolve(name) if name else None
+    findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
+    problems = app.registry.check()
+    findings += [("error", "registry", p) for p in problems] or [("ok", "registry", "integrity check passed")]
+    for plugin, found in app.plugins.collect("jailhooks_check", settings=app.settings, host=app.host,
+                                             registry=app.registry, jail=jail):
+        findings += [(level, plugin, msg) for level, msg in found]
+    for level, who, msg in findings:
+        line = f"{level:<7} {who}: {msg}"
+        (app.err if level == "error" else app.out).write(line + "\n")
+    return int(ExitCode.FAILED) if any(level == "error" for level, _, _ in findings) else 0
+
+
+def release(app: App, name: str, force: bool) -> int:
+    from . import validate
+
+    try:
+        validate.jail_name(name)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    with app.engine.jail_lock(name):
+        if app.host.jail(name) is not None and not force:
+            raise UsageError(f"jail {name} is running: its UIDs would be handed to another jail "
+                             "(stop it first, or --force)")
+        lease = app.registry.release(name)
+    if lease is None:
+        app.warn(f"{name}: no lease")
+        return int(ExitCode.DATAERR)
+    app.say(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
+            + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
+    return 0
+
+
+def plugins_report(app: App, as_json: bool) -> int:
+    rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks} for i in app.plugins.infos]
+    if as_json:
+        app.out.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        for r in rows:
+            app.out.write(f"{r['name']:<14} {r['source']}\n    {', '.join(r['hooks'])}\n")
+    return 0

@@ -1,0 +1,183 @@
+"""The click command line: parsing and help only; the work is in app.py.
+
+``jailhooks run`` normally never reaches this module (main.py parses it
+without click); it is defined here too so that --help, usage errors and
+unusual spellings behave the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from . import __version__
+from . import app as app_mod
+from .context import COMPOSITE, PHASES
+from .errors import ExitCode
+
+
+@dataclass
+class Options:
+    config: str | None
+    dry_run: bool
+    verbose: int
+    quiet: bool
+
+    def app(self) -> app_mod.App:
+        app_mod.setup_logging(self.verbose)
+        return app_mod.load_app(self.config, dry_run=self.dry_run, quiet=self.quiet)
+
+
+def _split(values: tuple[str, ...]) -> list[str] | None:
+    out = [v for value in values for v in value.split(",") if v]
+    return out or None
+
+
+jail_facts = [
+    click.option("--path", metavar="DIR", help="The jail's root directory (jail.conf: ${path})."),
+    click.option("--ip4", multiple=True, metavar="ADDR", help="An IPv4 address of the jail (repeat, or a,b)."),
+    click.option("--ip6", multiple=True, metavar="ADDR", help="An IPv6 address of the jail (repeat, or a,b)."),
+]
+
+
+def with_facts(fn):
+    for option in reversed(jail_facts):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", metavar="PATH", help="Config file (default: $JAILHOOKS_CONFIG, else PREFIX/etc/jailhooks.toml).")
+@click.option("--dry-run", is_flag=True, help="Print the commands that would change something; change nothing.")
+@click.option("-v", "--verbose", count=True, help="More detail, tracebacks for internal errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.version_option(__version__, prog_name="jailhooks")
+@click.pass_context
+def cli(ctx: click.Context, config, dry_run, verbose, quiet):
+    """Per-jail outbound firewalling for FreeBSD jail hosts.
+
+    Exit status follows sysexits(3): 0 ok, 1 a phase failed, 64 usage,
+    65 bad data, 69 pool exhausted, 70 internal error, 75 lock timeout,
+    77 permission, 78 config or plugin error.
+    """
+    ctx.obj = Options(config, dry_run, verbose, quiet)
+
+
+@cli.command()
+@click.argument("phase", type=click.Choice(PHASES + tuple(COMPOSITE)))
+@click.argument("jails", nargs=-1, required=True)
+@with_facts
+@click.pass_obj
+def run(opts: Options, phase, jails, path, ip4, ip6):
+    """Run PHASE for each JAIL (start = prestart + poststart, stop = prestop + poststop)."""
+    app = opts.app()
+    try:
+        return app_mod.run(app, phase, list(jails), path, _split(ip4), _split(ip6))
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.argument("jail", required=False)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per jail.")
+@click.pass_obj
+def status(opts: Options, jail, as_json):
+    """Leases, FIBs and anchors of every known jail, or of JAIL."""
+    app = opts.app()
+    try:
+        return app_mod.status(app, jail, as_json)
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.argument("jail")
+@with_facts
+@click.pass_obj
+def render(opts: Options, jail, path, ip4, ip6):
+    """Print the exact anchor text that start would load; change nothing."""
+    app = opts.app()
+    try:
+        return app_mod.render(app, jail, path, _split(ip4), _split(ip6))
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.pass_obj
+def sync(opts: Options):
+    """Bring every running jail to its desired state; remove orphan anchors."""
+    app = opts.app()
+    try:
+        return app_mod.sync(app)
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.argument("jail", required=False)
+@click.pass_obj
+def check(opts: Options, jail):
+    """Check the config, the registry, pf's hooks and (with JAIL) one jail."""
+    app = opts.app()
+    try:
+        return app_mod.check(app, jail)
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.argument("jail")
+@click.option("--force", is_flag=True, help="Even if the jail is running.")
+@click.pass_obj
+def release(opts: Options, jail, force):
+    """End JAIL's lease by hand: its UID block and FIB become free."""
+    app = opts.app()
+    try:
+        return app_mod.release(app, jail, force)
+    finally:
+        app.close()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def plugins(opts: Options, as_json):
+    """List the loaded plugins, where each came from, and its hooks."""
+    return app_mod.plugins_report(opts.app(), as_json)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("tool", type=click.Choice(["jls", "jail", "pfctl", "sysctl", "route"]))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def sim(opts: Options, tool, args):
+    """Run TOOL on the simulated host (not on FreeBSD), e.g. to create a jail:
+
+    jailhooks sim jail -c name=web path=/usr/jails/web ip4.addr=192.0.2.10 persist
+    """
+    import sys
+
+    app = opts.app()
+    if app.host.mode.split(",")[0] != "simulated":
+        raise click.UsageError("sim only drives the simulated host ([host] mode = \"simulated\", or auto off FreeBSD)")
+    res = app.host.run(tool, *args, check=False, mutating=True)
+    sys.stdout.write(res.stdout)
+    sys.stderr.write(res.stderr)
+    return res.returncode
+
+
+def click_main(argv: list[str]) -> int:
+    try:
+        rv = cli.main(args=argv, prog_name="jailhooks", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        return int(ExitCode.FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    return rv if isinstance(rv, int) else 0

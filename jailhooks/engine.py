@@ -1,0 +1,202 @@
+"""The lifecycle engine: resolve a jail, run a phase's hooks in order.
+
+Up phases (create, prestart, poststart) fail closed: the first failure stops
+the run and every step this run registered with ``ctx.on_undo`` is undone,
+newest first.  Down phases (prestop, poststop, destroy) run every plugin and
+report every failure.  Phases of one jail never interleave: each jail has a
+lock file, waited on for at most ``[host] lock_timeout`` seconds.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from . import validate
+from .config import Settings
+from .context import COMPOSITE, PHASES, UP_PHASES, Context, Jail
+from .errors import DataError, ExitCode, JailhooksError, LockTimeout, UsageError
+from .host import Host
+from .pluginmanager import Plugins
+
+
+@dataclass
+class Failure:
+    plugin: str
+    phase: str
+    message: str
+    exit_code: int
+
+
+@dataclass
+class Outcome:
+    jail: str
+    phases: tuple[str, ...]
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # (phase, plugin, text)
+    failures: list[Failure] = field(default_factory=list)
+    undone: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        return self.failures[0].exit_code if self.failures else ExitCode.OK
+
+
+def expand_phase(phase: str) -> tuple[str, ...]:
+    if phase in COMPOSITE:
+        return COMPOSITE[phase]
+    if phase in PHASES:
+        return (phase,)
+    raise UsageError(f"unknown phase {phase!r}: use one of {', '.join(PHASES + tuple(COMPOSITE))}")
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, JailhooksError):
+        return str(exc), int(exc.exit_code)
+    if isinstance(exc, ValueError):  # invalid values from plugins' rules and the like
+        return str(exc), int(ExitCode.DATAERR)
+    return f"{type(exc).__name__}: {exc}", int(ExitCode.FAILED)
+
+
+class Engine:
+    def __init__(self, settings: Settings, plugins: Plugins, host: Host, registry: Any,
+                 log: logging.Logger, dry_run: bool = False):
+        self.settings, self.plugins, self.host = settings, plugins, host
+        self.registry, self.log, self.dry_run = registry, log, dry_run
+
+    # -- facts ------------------------------------------------------------------
+    def resolve(self, name: str, path: str | None = None, ip4: list[str] | None = None,
+                ip6: list[str] | None = None) -> Jail:
+        try:
+            validate.jail_name(name)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        try:
+            ip4 = [validate.jail_address(a, 4) for a in ip4 or []] or None
+            ip6 = [validate.jail_address(a, 6) for a in ip6 or []] or None
+            path = None if path is None else _path(path)
+        except ValueError as exc:
+            raise DataError(f"jail {name}: {exc}") from None
+        found = self.plugins.first("jailhooks_jail_facts", name=name, settings=self.settings, host=self.host)
+        jail = found if isinstance(found, Jail) else Jail(name, source="none")
+        changes: dict[str, Any] = {}
+        if path is not None:
+            changes["path"] = path
+        if ip4 is not None:
+            changes["ip4"] = tuple(ip4)
+        if ip6 is not None:
+            changes["ip6"] = tuple(ip6)
+        if changes:
+            changes["source"] = f"options + {jail.source}" if jail.source != "none" else "options"
+        return jail.with_(**changes) if changes else jail
+
+    # -- phases -------------------------------------------------------------------
+    def context(self, jail: Jail, phase: str) -> Context:
+        return Context(jail=jail, phase=phase, settings=self.settings, host=self.host, registry=self.registry,
+                       log=self.log, dry_run=self.dry_run, plugins=self.plugins)
+
+    def run(self, phase: str, jail: Jail) -> Outcome:
+        phases = expand_phase(phase)
+        outcome = Outcome(jail.name, phases)
+        with self.jail_lock(jail.name):
+            if phases[0] in UP_PHASES:
+                self._up(phases, jail, outcome)
+            else:
+                self._down(phases, jail, outcome)
+        return outcome
+
+    def _call(self, ctx: Context, impl: Any) -> None:
+        ctx.plugin = impl.plugin_name
+        impl.function(**{a: ctx for a in impl.argnames})
+
+    def _fail(self, outcome: Outcome, phase: str, plugin: str, exc: BaseException) -> None:
+        message, code = describe(exc)
+        if not isinstance(exc, JailhooksError) and self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        outcome.failures.append(Failure(plugin, phase, message, code))
+
+    def _up(self, phases: tuple[str, ...], jail: Jail, outcome: Outcome) -> None:
+        undo: list = []
+        for phase in phases:
+            ctx = self.context(jail, phase)
+            ctx._undo = undo  # one undo stack for the whole run (start = prestart + poststart)
+            for impl in self.plugins.ordered(f"jailhooks_{phase}"):
+                try:
+                    self._call(ctx, impl)
+                except Exception as exc:
+                    self._fail(outcome, phase, impl.plugin_name, exc)
+                    self._notes(outcome, phase, ctx)
+                    self._undo(undo, outcome)
+                    return
+            self._notes(outcome, phase, ctx)
+            if phase == "prestart" and len(phases) > 1:
+                jail = self.refresh(jail)  # poststart: the jail runs now, jls knows its jid
+
+    def _undo(self, undo: list, outcome: Outcome) -> None:
+        for plugin, what, fn in reversed(undo):
+            try:
+                fn()
+                outcome.undone.append(f"{plugin}: {what}")
+            except Exception as exc:
+                message, code = describe(exc)
+                outcome.failures.append(Failure(plugin, "undo", f"undo {what}: {message}", code))
+
+    def _down(self, phases: tuple[str, ...], jail: Jail, outcome: Outcome) -> None:
+        for phase in phases:
+            ctx = self.context(jail, phase)
+            for impl in self.plugins.ordered(f"jailhooks_{phase}", down=True):
+                try:
+                    self._call(ctx, impl)
+                except Exception as exc:
+                    self._fail(outcome, phase, impl.plugin_name, exc)
+            self._notes(outcome, phase, ctx)
+
+    @staticmethod
+    def _notes(outcome: Outcome, phase: str, ctx: Context) -> None:
+        for plugin, notes in ctx._notes.items():
+            outcome.notes.append((phase, plugin, "; ".join(notes)))
+
+    def refresh(self, jail: Jail) -> Jail:
+        running = self.host.jail(jail.name)
+        return jail.with_(jid=running["jid"]) if running else jail
+
+    # -- locking -------------------------------------------------------------------
+    @contextmanager
+    def jail_lock(self, name: str) -> Iterator[None]:
+        if self.dry_run:
+            yield
+            return
+        lock_dir = os.path.join(self.settings.state_dir, "locks")
+        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(lock_dir, f"{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            deadline = time.monotonic() + self.settings.host["lock_timeout"]
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(f"jail {name}: another jailhooks run holds its lock; "
+                                          f"gave up after {self.settings.host['lock_timeout']:g}s") from None
+                    time.sleep(0.02)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _path(value: str) -> str:
+    from .config import absolute_path
+
+    return absolute_path(value)

@@ -1,0 +1,136 @@
+"""Reading and writing files inside a jail's root without following symlinks.
+
+The jail's root user owns everything below the jail path and can plant
+symlinks there to make a root process on the host read or overwrite host
+files (the iocage/libioc bug class).  So every component below the root is
+opened relative to its parent's descriptor with O_NOFOLLOW, files are
+replaced by writing a temporary file in the same directory and renaming it
+over the target (rename replaces a directory entry, it never follows it), and
+modes are set on the descriptor, never by path.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import DataError
+
+_SYMLINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # Linux: ELOOP; FreeBSD O_NOFOLLOW: EMLINK
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _split(relpath: str) -> list[str]:
+    parts = [p for p in relpath.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise DataError(f"bad path inside a jail: {relpath!r}")
+    return parts
+
+
+@contextmanager
+def _parent_dir(root: str, parts: list[str], create: bool = False) -> Iterator[int]:
+    """A descriptor of the directory holding parts[-1], opened step by step."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise DataError(f"jail root {root}: {exc.strerror}") from None
+    try:
+        walked = root.rstrip("/")
+        for part in parts[:-1]:
+            walked = f"{walked}/{part}"
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in _SYMLINK_ERRNOS or exc.errno == errno.ENOTDIR:
+                    _refuse_if_link(fd, part, walked)
+                raise DataError(f"{walked}: {exc.strerror}") from None
+            os.close(fd)
+            fd = nxt
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _refuse_if_link(dir_fd: int, name: str, shown: str) -> None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise DataError(f"{shown} is a symbolic link inside the jail; refusing to follow it")
+
+
+def read_text(root: str, relpath: str) -> str | None:
+    """The file's text, or None if it does not exist."""
+    parts = _split(relpath)
+    shown = f"{root.rstrip('/')}/{'/'.join(parts)}"
+    try:
+        with _parent_dir(root, parts) as dfd:
+            _refuse_if_link(dfd, parts[-1], shown)
+            try:
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                if exc.errno in _SYMLINK_ERRNOS:
+                    raise DataError(f"{shown} is a symbolic link inside the jail; refusing to follow it") from None
+                raise DataError(f"{shown}: {exc.strerror}") from None
+            with os.fdopen(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    raise DataError(f"{shown} is not a regular file")
+                return fh.read(1 << 20).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+
+
+def write_text(root: str, relpath: str, text: str, mode: int = 0o644) -> None:
+    """Replace the file atomically; refuse if it (or a directory above it) is a symlink."""
+    parts = _split(relpath)
+    shown = f"{root.rstrip('/')}/{'/'.join(parts)}"
+    try:
+        with _parent_dir(root, parts, create=False) as dfd:
+            name = parts[-1]
+            _refuse_if_link(dfd, name, shown)
+            try:
+                mode = stat.S_IMODE(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
+            except FileNotFoundError:
+                pass
+            tmp = f".{name}.jailhooks.{os.getpid()}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                             0o600, dir_fd=dfd)
+            except FileExistsError:
+                os.unlink(tmp, dir_fd=dfd)  # left by a killed run of ours (same pid reused)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(text.encode())
+                    fh.flush()
+                    os.fchmod(fh.fileno(), mode)
+                    os.fsync(fh.fileno())
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except BaseException:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
+                raise
+    except FileNotFoundError as exc:
+        raise DataError(f"{shown}: directory missing ({exc.strerror})") from None
+
+
+def remove(root: str, relpath: str) -> None:
+    """Remove the directory entry (a symlink itself, never its target)."""
+    parts = _split(relpath)
+    try:
+        with _parent_dir(root, parts) as dfd:
+            os.unlink(parts[-1], dir_fd=dfd)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,100 @@
+"""Entry point: the fast hook path, and the one place errors become exit codes.
+
+Jail managers call ``jailhooks run PHASE JAIL`` twice per start and twice
+per stop, and at boot for every jail at once, so that call must not pay for
+click.  main() parses exactly the ``run`` command line itself; anything else
+(another command, --help, a malformed line) goes to the click CLI, which
+therefore produces every usage message and behaves identically.
+"""
+from __future__ import annotations
+
+import sys
+
+from .errors import ConfigError, ExitCode, JailhooksError
+
+GLOBAL_FLAGS = {"--dry-run": "dry_run", "-q": "quiet", "--quiet": "quiet"}
+RUN_VALUES = {"--path": "path", "--ip4": "ip4", "--ip6": "ip6"}
+
+
+def parse_run(argv: list[str]) -> dict | None:
+    """The options of a well-formed ``run`` command line, or None."""
+    opts: dict = {"config": None, "dry_run": False, "quiet": False, "verbose": 0,
+                  "path": None, "ip4": [], "ip6": [], "args": []}
+    seen_run = False
+    it = iter(argv)
+    for tok in it:
+        if tok == "--":
+            opts["args"].extend(it)
+            break
+        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        if name == "--config" and not seen_run:
+            opts["config"] = value if eq else next(it, None)
+            if not opts["config"]:
+                return None
+        elif name in GLOBAL_FLAGS and not eq and not seen_run:
+            opts[GLOBAL_FLAGS[name]] = True
+        elif name in ("-v", "--verbose") and not eq and not seen_run:
+            opts["verbose"] += 1
+        elif name == "run" and not seen_run:
+            seen_run = True
+        elif name in RUN_VALUES and seen_run:
+            value = value if eq else next(it, None)
+            if value is None or value.startswith("-"):
+                return None
+            key = RUN_VALUES[name]
+            if key == "path":
+                if opts["path"] is not None:
+                    return None
+                opts["path"] = value
+            else:
+                opts[key].extend(v for v in value.split(",") if v)
+        elif tok.startswith("-") or not seen_run:
+            return None  # anything unusual: let click parse (and explain) it
+        else:
+            opts["args"].append(tok)
+    if not seen_run or len(opts["args"]) < 2:
+        return None
+    return opts
+
+
+def fast_run(opts: dict) -> int:
+    from . import app as app_mod
+
+    app_mod.setup_logging(opts["verbose"])
+    app = app_mod.load_app(opts["config"], dry_run=opts["dry_run"], quiet=opts["quiet"])
+    try:
+        return app_mod.run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
+                           opts["ip6"] or None)
+    finally:
+        app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        opts = parse_run(argv)
+        if opts is not None:
+            return fast_run(opts)
+        from .cli import click_main
+
+        return click_main(argv)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"jailhooks: {exc.source + ': ' if exc.source else ''}{problem}\n")
+        return int(exc.exit_code)
+    except JailhooksError as exc:
+        sys.stderr.write(f"jailhooks: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("jailhooks: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: say so in one line; -v shows where
+        if verbose:
+            raise
+        sys.stderr.write(f"jailhooks: internal error: {type(exc).__name__}: {exc} (run with -v for a traceback)\n")
+        return int(ExitCode.SOFTWARE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

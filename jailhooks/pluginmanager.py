@@ -1,0 +1,132 @@
+"""Build the plugin manager: built-ins, entry points, config-listed modules.
+
+Registration order is the call order on the way up (see hookspecs.py):
+built-ins first, in BUILTIN_PLUGINS order, then plugins from the
+``jailhooks`` entry-point group (sorted by name, so the order does not depend
+on how site-packages happens to list them), then the modules in the config's
+``plugins`` list.  A plugin that cannot be imported or registered is a
+PluginLoadError (exit 78) naming it: a firewall plugin must never be skipped.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import PROJECT, hookspecs
+from .errors import PluginLoadError
+
+BUILTIN_PLUGINS = (
+    "jailhooks.plugins.jls",
+    "jailhooks.plugins.configfacts",
+    "jailhooks.plugins.uids",
+    "jailhooks.plugins.fib",
+    "jailhooks.plugins.pf",
+    "jailhooks.plugins.saddr",
+)
+ENTRY_POINT_GROUP = "jailhooks"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    source: str  # builtin, entry point (dist version), config
+    module: str
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+
+
+class Plugins:
+    """A pluggy manager plus what we know of each plugin and its order."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: list[PluginInfo] = []
+        self._rank: dict[str, int] = {}
+
+    def register(self, obj: Any, name: str, source: str, module: str) -> None:
+        try:
+            self.pm.register(obj, name=name)
+        except Exception as exc:  # pluggy validation: wrong signature, unknown hook
+            raise PluginLoadError(f"plugin {name} ({source}) cannot be registered: {exc}") from None
+        self._rank[name] = len(self._rank)
+        hooks = sorted(h.name for h in self.pm.get_hookcallers(obj) or [])
+        self.infos.append(PluginInfo(name, source, module, hooks=hooks))
+
+    def ordered(self, hook: str, down: bool = False) -> list[Any]:
+        """Implementations in our documented order (reversed on the way down)."""
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+
+        def key(impl: Any) -> tuple[int, int]:
+            group = 0 if impl.tryfirst else 2 if impl.trylast else 1
+            return (group, self._rank.get(impl.plugin_name, len(self._rank)))
+
+        ordered = sorted(impls, key=key)
+        return ordered[::-1] if down else ordered
+
+    def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation in up order; (plugin, result) for non-None results."""
+        out = []
+        for impl in self.ordered(hook):
+            result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            if result is not None:
+                out.append((impl.plugin_name, result))
+        return out
+
+    def first(self, hook: str, **kwargs: Any) -> Any:
+        for impl in self.ordered(hook):
+            result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            if result is not None:
+                return result
+        return None
+
+
+def _import(module: str, source: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:
+        raise PluginLoadError(f"plugin module {module!r} ({source}) failed to import: "
+                              f"{type(exc).__name__}: {exc}") from None
+
+
+def entry_points() -> list[tuple[str, str, str]]:
+    """(name, "module[:attr]", "dist version") of the jailhooks entry points."""
+    from importlib import metadata
+
+    found = []
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                found.append((ep.name, ep.value, f"{dist.metadata['Name']} {dist.version}"))
+    return sorted(set(found))
+
+
+def make_plugins(modules: list[str], autoload: bool = True) -> Plugins:
+    plugins = Plugins()
+    for module in BUILTIN_PLUGINS:
+        plugins.register(_import(module, "builtin"), module.rsplit(".", 1)[1], "builtin", module)
+    if autoload:
+        for name, value, dist in entry_points():
+            module, _, attr = value.partition(":")
+            source = f"entry point {name} from {dist}"
+            obj = _import(module.strip(), source)
+            for part in filter(None, attr.strip().split(".")):
+                try:
+                    obj = getattr(obj, part)
+                except AttributeError:
+                    raise PluginLoadError(f"plugin {name} ({source}): {value} not found") from None
+            if name in plugins._rank:
+                raise PluginLoadError(f"plugin {name} ({source}): the name is already taken")
+            plugins.register(obj, name, source, module.strip())
+    for module in modules:
+        if module in plugins._rank:
+            raise PluginLoadError(f"plugin {module} (config): the name is already taken")
+        plugins.register(_import(module, "config plugins"), module, "config", module)
+    try:
+        plugins.pm.check_pending()  # a misspelt hook name would silently never run
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(f"plugin {exc.plugin_name}: {exc}") from None
+    return plugins

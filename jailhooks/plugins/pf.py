@@ -1,0 +1,214 @@
+"""The jail's pf anchor: loaded whole at prestart, flushed at poststop.
+
+The main ruleset is never touched: pf.conf holds, once, the hooks
+``nat-anchor "PARENT/*"``, ``rdr-anchor "PARENT/*"`` and ``anchor "PARENT/*"``
+(see contrib/pf.conf), and each jail's rules live in ``PARENT/JAIL``.  The
+anchor text is rendered from the policy in the config plus every plugin's
+``jailhooks_pf_rules`` contributions, and loaded with one ``pfctl -a ANCHOR
+-f -`` (an atomic replace of every rule class and the jail's table).
+"""
+from __future__ import annotations
+
+from .. import hookimpl, validate
+from ..config import Field, Section, boolean, choice, one_or_list, table_of, list_of
+from ..errors import DataError, JailhooksError
+from ..pf.render import AnchorSpec, Names, render_anchor
+from ..pf.rules import Filter
+
+
+def _anchor_parent(v):
+    return validate.anchor_path(v)
+
+
+RULE = table_of({
+    "proto": Field(one_or_list(lambda v: v if v in ("tcp", "udp", "icmp", "icmp6") else _bad_proto(v)), list),
+    "to": Field(one_or_list(validate.destination), list),
+    "port": Field(one_or_list(validate.port), list),
+    "log": Field(boolean, False),
+    "comment": Field(lambda v: v if isinstance(v, str) else _bad("a string"), ""),
+})
+INBOUND = table_of({
+    "proto": Field(one_or_list(lambda v: v if v in ("tcp", "udp", "icmp", "icmp6") else _bad_proto(v)), list),
+    "from": Field(one_or_list(validate.destination), list),
+    "port": Field(one_or_list(validate.port), list),
+    "log": Field(boolean, False),
+    "comment": Field(lambda v: v if isinstance(v, str) else _bad("a string"), ""),
+})
+
+
+def _bad(what):
+    raise ValueError(f"must be {what}")
+
+
+def _bad_proto(v):
+    raise ValueError(f"protocol {v!r} is not one of tcp, udp, icmp, icmp6")
+
+
+POLICY = {
+    "match": Field(choice("auto", "address", "uid", "both"), "auto",
+                   "auto: both when the jail has a UID block, else address"),
+    "default": Field(choice("block", "pass"), "block", "what happens to everything else the jail sends"),
+    "log": Field(boolean, True, "log what the default block drops"),
+    "interface": Field(lambda v: validate.interface(v), ""),
+    "allow": Field(list_of(RULE), list, "outbound traffic the jail may send"),
+    "inbound": Field(list_of(INBOUND), list, "traffic the jail may receive (passed in the anchor)"),
+}
+SECTION = Section(
+    "pf",
+    fields={"parent": Field(_anchor_parent, "jailhooks", "the anchor under which each jail's anchor lives"),
+            **POLICY},
+    jail_fields={**{k: Field(v.check) for k, v in POLICY.items()},
+                 "inherit_allow": Field(boolean, doc="also apply the global [pf] allow rules (default true)")},
+)
+
+
+@hookimpl
+def jailhooks_config_sections():
+    return [SECTION]
+
+
+def names(ctx):
+    return Names.of(ctx.jail.name, ctx.settings.section("pf")["parent"])
+
+
+@hookimpl
+def jailhooks_pf_rules(ctx):
+    """The policy from the config, as contributions like any plugin's."""
+    glob = ctx.settings.section("pf")
+    own = ctx.settings.jails.get(ctx.jail.name)
+    own = own.sections.get("pf", {}) if own else {}
+    allow = (glob["allow"] if own.get("inherit_allow", True) else []) + own.get("allow", [])
+    rules = [Filter(action="pass", proto=tuple(r["proto"]), to=tuple(r["to"]), port=tuple(r["port"]), log=r["log"])
+             for r in allow]
+    rules += [Filter(action="pass", direction="in", proto=tuple(r["proto"]), peers=tuple(r["from"]),
+                     port=tuple(r["port"]), log=r["log"]) for r in own.get("inbound", glob["inbound"])]
+    return rules
+
+
+def spec(ctx, plugins):
+    """Everything the renderer needs; rules collected from every plugin."""
+    pol = ctx.config("pf")
+    lease = ctx.lease
+    match = pol["match"]
+    if match == "auto":
+        match = "both" if lease else "address"
+    contributions = []
+    for plugin, rules in plugins.collect("jailhooks_pf_rules", ctx=ctx):
+        if not isinstance(rules, (list, tuple)):
+            raise DataError(f"plugin {plugin}: jailhooks_pf_rules must return a list of rules")
+        contributions.append((plugin, tuple(rules)))
+    return AnchorSpec(names=names(ctx), ip4=ctx.jail.ip4, ip6=ctx.jail.ip6,
+                      uid_range=lease.uid_range if lease else None, match=match,
+                      interface=pol["interface"] or None, default=pol["default"], log_blocked=pol["log"],
+                      contributions=tuple(contributions))
+
+
+def render(ctx):
+    try:
+        return render_anchor(spec(ctx, ctx.plugins))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+
+
+def count_rules(host, anchor: str) -> int:
+    return len(host.pf_rules(anchor, "rules")) + len(host.pf_rules(anchor, "nat"))
+
+
+def loaded(host, anchor: str) -> bool:
+    parent = anchor.rsplit("/", 1)[0]
+    return anchor in (host.pf_anchors(parent) or [])
+
+
+@hookimpl
+def jailhooks_prestart(ctx):
+    n = names(ctx)
+    text = render(ctx)
+    ctx.host.pf_load(n.anchor, text)
+    ctx.on_undo(f"flush anchor {n.anchor}", lambda: ctx.host.pf_flush(n.anchor))
+    ctx.note(f"anchor {n.anchor} loaded ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rules)")
+
+
+@hookimpl
+def jailhooks_poststart(ctx):
+    """Fail closed: the jail must not run without its anchor (someone may have
+    flushed it, or pf may have been reloaded without the hooks, since prestart)."""
+    n = names(ctx)
+    if not ctx.dry_run and not loaded(ctx.host, n.anchor):
+        raise JailhooksError(f"anchor {n.anchor} is not loaded; refusing to leave the jail running without it")
+    # jail(8) removes the jail again if poststart fails: take the rules away too.
+    ctx.on_undo(f"flush anchor {n.anchor}", lambda: ctx.host.pf_flush(n.anchor))
+
+
+def _teardown(ctx):
+    n = names(ctx)
+    errors = []
+    for step in (lambda: ctx.host.pf_flush(n.anchor), lambda: ctx.host.pf_kill_label(n.label),
+                 *[(lambda a=a: ctx.host.pf_kill_address(a)) for a in ctx.jail.addresses]):
+        try:  # every step, whatever failed before: no rules or states may stay behind
+            step()
+        except JailhooksError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise JailhooksError("; ".join(errors))
+    ctx.note(f"anchor {n.anchor} flushed, states killed")
+
+
+@hookimpl
+def jailhooks_poststop(ctx):
+    _teardown(ctx)
+
+
+@hookimpl
+def jailhooks_destroy(ctx):
+    _teardown(ctx)
+
+
+@hookimpl
+def jailhooks_status(ctx):
+    n = names(ctx)
+    is_loaded = loaded(ctx.host, n.anchor)
+    return {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count_rules(ctx.host, n.anchor) if is_loaded else 0}
+
+
+@hookimpl
+def jailhooks_sync(ctx):
+    n = names(ctx)
+    text = render(ctx)
+    ctx.host.pf_load(n.anchor, text)
+    ctx.note(f"anchor {n.anchor} reloaded")
+
+
+@hookimpl
+def jailhooks_cleanup(settings, host, running, dry_run):
+    parent = settings.section("pf")["parent"]
+    wanted = {Names.of(name, parent).anchor for name in running}
+    removed = []
+    for anchor in host.pf_anchors(parent) or []:
+        if anchor not in wanted and anchor.count("/") == parent.count("/") + 1:
+            host.pf_flush(anchor)
+            removed.append(f"flushed orphan anchor {anchor}")
+    return removed
+
+
+@hookimpl
+def jailhooks_check(settings, host, registry, jail):
+    parent = settings.section("pf")["parent"]
+    found = []
+    try:
+        running = host.pf_running()
+    except JailhooksError as exc:
+        return [("error", f"pf: {exc}")]
+    found.append(("ok", "pf is enabled") if running else ("error", "pf is not enabled (pfctl -e; pf_enable=YES in rc.conf)"))
+    wildcard = f'"{parent}/*"'
+    filter_rules = host.pf_rules("", "rules")
+    nat_rules = host.pf_rules("", "nat")
+    for kind, rules in (("nat-anchor", nat_rules), ("rdr-anchor", nat_rules), ("anchor", filter_rules)):
+        if any(r.startswith(f"{kind} {wildcard}") for r in rules):
+            found.append(("ok", f"main ruleset has {kind} {wildcard}"))
+        else:
+            found.append(("error", f"main ruleset lacks {kind} {wildcard} (see contrib/pf.conf)"))
+    if jail is not None:
+        n = Names.of(jail.name, parent)
+        if jail.jid is not None and not loaded(host, n.anchor):
+            found.append(("error", f"jail {jail.name} runs without its anchor {n.anchor} (jailhooks sync)"))
+    return found

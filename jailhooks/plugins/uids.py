@@ -1,0 +1,188 @@
+"""UID/GID blocks: one block per jail, unique on the host, kept in the registry.
+
+pf matches a local socket by its owner's UID; non-VNET jails share the host's
+UID space, so a block no other jail uses identifies the jail.  At create (and
+at prestart when the jail has no lease yet) the jail gets the lowest free
+block of the pool, and its ``etc/pw.conf`` (``minuid``/``maxuid``/``mingid``/
+``maxgid``) and ``etc/adduser.conf`` (``uidstart``) are written so that users
+created inside the jail land in the block.  destroy ends the lease.
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+from .. import hookimpl, jailfs
+from ..config import Field, Section, boolean, integer, list_of
+
+UID_MAX_USABLE = 4294967294  # (uid_t)-1 is "no change"; pf rejects uids >= UID_MAX
+RESERVED = {65533: "nogroup", 65534: "nobody", 4294967295: "(uid_t)-1"}
+DEFAULT_FIRST, DEFAULT_LAST, DEFAULT_BLOCK = 100_000, 999_999_999, 1000
+
+SECTION = Section(
+    "uids",
+    fields={
+        "first": Field(integer(1, UID_MAX_USABLE), DEFAULT_FIRST, "lowest UID of the pool"),
+        "last": Field(integer(1, UID_MAX_USABLE), DEFAULT_LAST, "highest UID of the pool"),
+        "block": Field(integer(1, 100_000_000), DEFAULT_BLOCK, "UIDs per jail"),
+        "write_pw_conf": Field(boolean, True, "write etc/pw.conf and etc/adduser.conf in the jail"),
+    },
+    jail_fields={
+        "block": Field(integer(1, 100_000_000)),
+        "range": Field(list_of(integer(1, UID_MAX_USABLE))),
+        "write_pw_conf": Field(boolean),
+    },
+)
+
+
+@hookimpl
+def jailhooks_config_sections():
+    return [SECTION]
+
+
+def _reserved_in(first: int, last: int) -> list[str]:
+    return [f"{uid} ({what})" for uid, what in RESERVED.items() if first <= uid <= last]
+
+
+@hookimpl
+def jailhooks_check_config(settings):
+    problems = []
+    sec = settings.section("uids")
+    if sec["last"] < sec["first"]:
+        problems.append("uids.last: below uids.first")
+    elif sec["block"] > sec["last"] - sec["first"] + 1:
+        problems.append("uids.block: larger than the pool")
+    hit = _reserved_in(sec["first"], sec["last"])
+    if hit:
+        problems.append(f"uids: the pool {sec['first']}-{sec['last']} contains reserved ids {', '.join(hit)}")
+    if sec["first"] < 1000:
+        problems.append("uids.first: below 1000, the system and ports range")
+    for name, jc in settings.jails.items():
+        rng = jc.sections.get("uids", {}).get("range")
+        if rng is not None:
+            if len(rng) != 2 or rng[1] < rng[0]:
+                problems.append(f"jail.{name}.uids.range: must be [first, last] with last >= first")
+            elif _reserved_in(*rng) or rng[0] < 1000:
+                problems.append(f"jail.{name}.uids.range: must be above 999 and avoid reserved ids")
+    return problems
+
+
+def _ensure_lease(ctx):
+    sec = ctx.config("uids")
+    pool = (sec["first"], sec["last"])
+    fixed = tuple(sec["range"]) if sec.get("range") else None
+    lease, created = ctx.registry.allocate_uids(ctx.jail.name, sec["block"], pool, fixed)
+    if created:
+        ctx.on_undo(f"release UIDs {lease.uid_first}-{lease.uid_last}", lambda: ctx.registry.release(ctx.jail.name))
+        ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last} (new lease)")
+    else:
+        ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last}")
+    return lease
+
+
+def set_keys(text: str, values: dict[str, str], sep: str) -> str:
+    """Set KEY<sep>VALUE lines, keeping every other line (and comments) as it is."""
+    lines = text.splitlines()
+    seen = set()
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*([A-Za-z_]+)\s*(=|\s)", line + " ")
+        if m and m.group(1) in values and not line.lstrip().startswith("#"):
+            key = m.group(1)
+            lines[i] = f"{key}{sep}{values[key]}" if key not in seen else f"# {line}  (superseded by jailhooks)"
+            seen.add(key)
+    for key, value in values.items():
+        if key not in seen:
+            lines.append(f"{key}{sep}{value}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_user_conf(ctx, lease) -> None:
+    if not ctx.config("uids")["write_pw_conf"]:
+        return
+    if not ctx.jail.path:
+        ctx.note("jail path unknown: etc/pw.conf not written")
+        return
+    first, last = str(lease.uid_first), str(lease.uid_last)
+    wanted = {
+        "etc/pw.conf": ({"minuid": first, "maxuid": last, "mingid": first, "maxgid": last}, " = "),
+        "etc/adduser.conf": ({"uidstart": first}, "="),
+    }
+    for rel, (values, sep) in wanted.items():
+        old = jailfs.read_text(ctx.jail.path, rel)
+        new = set_keys(old or "", values, sep)
+        if old == new:
+            continue
+        shown = f"{ctx.jail.path.rstrip('/')}/{rel}"
+        if ctx.dry_run:
+            sys.stderr.write(f"would write: {shown}\n")
+            continue
+        jailfs.write_text(ctx.jail.path, rel, new)
+        ctx.on_undo(f"restore {shown}", lambda rel=rel, old=old: jailfs.remove(ctx.jail.path, rel) if old is None
+                    else jailfs.write_text(ctx.jail.path, rel, old))
+        ctx.note(f"wrote {rel}")
+
+
+@hookimpl
+def jailhooks_create(ctx):
+    _write_user_conf(ctx, _ensure_lease(ctx))
+
+
+@hookimpl
+def jailhooks_prestart(ctx):
+    # Existing jails adopt a lease on their first start under jailhooks.
+    _write_user_conf(ctx, _ensure_lease(ctx))
+
+
+@hookimpl
+def jailhooks_destroy(ctx):
+    lease = ctx.registry.release(ctx.jail.name)
+    ctx.note(f"released UIDs {lease.uid_first}-{lease.uid_last}" if lease else "no lease")
+
+
+@hookimpl
+def jailhooks_status(ctx):
+    lease = ctx.lease
+    return {"uid_range": list(lease.uid_range) if lease else None}
+
+
+def _ids(text: str | None, id_field: int) -> list[tuple[str, int]]:
+    out = []
+    for line in (text or "").splitlines():
+        parts = line.split(":")
+        if len(parts) > id_field and not line.startswith("#") and parts[id_field].isdigit():
+            out.append((parts[0], int(parts[id_field])))
+    return out
+
+
+def audit(registry, jail) -> list[tuple[str, str]]:
+    """Users and groups of the jail that its pf user rules would not see."""
+    lease = registry.get(jail.name)
+    if lease is None:
+        return [("warning", f"jail {jail.name} has no UID block yet (it gets one at create or first start)")]
+    if not jail.path:
+        return [("warning", f"jail {jail.name}: path unknown, users not audited")]
+    found = []
+    for rel, field_no, kind in (("etc/passwd", 2, "user"), ("etc/group", 2, "group")):
+        for name, uid in _ids(jailfs.read_text(jail.path, rel), field_no):
+            if lease.uid_first <= uid <= lease.uid_last or uid < 1000 or uid in RESERVED:
+                continue
+            owner = registry.owner_of(uid)
+            if owner is not None:
+                found.append(("error", f"jail {jail.name}: {kind} {name} ({uid}) is inside the block of jail {owner.jail}"))
+            else:
+                found.append(("warning", f"jail {jail.name}: {kind} {name} ({uid}) is outside its block "
+                                         f"{lease.uid_first}-{lease.uid_last}: its pf user rules will not match it"))
+    return found or [("ok", f"jail {jail.name}: users and groups are inside {lease.uid_first}-{lease.uid_last}")]
+
+
+@hookimpl
+def jailhooks_check(settings, host, registry, jail):
+    found = []
+    if jail is not None:
+        found += audit(registry, jail)
+    running = {j["name"] for j in host.jails()}
+    for lease in registry.leases():
+        if lease.jail not in running and lease.jail not in settings.jails:
+            found.append(("warning", f"lease of {lease.jail} ({lease.uid_first}-{lease.uid_last}) is orphaned: the jail "
+                                     f"is neither running nor configured (end it with: jailhooks release {lease.jail})"))
+    return found

@@ -1,0 +1,38 @@
+"""The lease registry: durable UID blocks and FIBs, keyed by jail name.
+
+The interface is small so that a server-backed store (PostgreSQL, for a
+fleet) can implement it too; SQLite in the state directory is the default.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..context import Lease
+
+
+class Registry(Protocol):
+    def get(self, jail: str) -> Lease | None: ...
+
+    def leases(self) -> list[Lease]: ...
+
+    def allocate_uids(self, jail: str, size: int, pool: tuple[int, int],
+                      fixed: tuple[int, int] | None = None) -> tuple[Lease, bool]:
+        """The jail's lease, made now (True) or already there (False)."""
+
+    def allocate_fib(self, jail: str, candidates: range, exclusive: bool,
+                     fixed: int | None = None) -> tuple[int, bool]:
+        """Record the jail's FIB: FIXED, or the lowest free one of CANDIDATES."""
+
+    def clear_fib(self, jail: str) -> None: ...
+
+    def release(self, jail: str) -> Lease | None: ...
+
+    def check(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def open_registry(state_dir: str, lock_timeout: float, dry_run: bool = False) -> "Registry":
+    from .sqlite import SqliteRegistry
+
+    return SqliteRegistry(state_dir, lock_timeout, dry_run=dry_run)
