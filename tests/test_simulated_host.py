@@ -1,0 +1,133 @@
+"""The simulated host checks arguments and fails the way FreeBSD's tools do
+(pfctl-messages.md gives the 15.1 formats)."""
+from __future__ import annotations
+
+import pytest
+
+from jailhooks.host.runner import CommandTimeout
+from jailhooks.host.simulated import SimulatedRunner
+
+
+@pytest.fixture
+def sim(tmp_path):
+    return SimulatedRunner(str(tmp_path))
+
+
+def run(sim, *argv, input=None):
+    return sim.run(list(argv), input, 5, True)
+
+
+RULES = 'table <t> const { 192.0.2.10 }\npass out quick proto tcp from <t> to any port 80 keep state label "x"\n'
+
+
+def test_flush_all_on_an_anchor_prints_the_five_lines(sim):
+    run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input=RULES)
+    res = run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-F", "all")
+    assert res.returncode == 0
+    assert res.stderr == "Ethernet rules cleared\nrules cleared\nnat cleared\n1 tables deleted.\nrules cleared\n"
+    assert run(sim, "/sbin/pfctl", "-q", "-a", "jailhooks/web", "-F", "all").stderr == ""
+
+
+def test_show_anchors_lists_children_and_drops_empty_ones(sim):
+    run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input=RULES)
+    run(sim, "/sbin/pfctl", "-a", "jailhooks/mail", "-f", "-", input=RULES)
+    assert run(sim, "/sbin/pfctl", "-s", "Anchors").stdout == "  jailhooks\n  jailhooks/mail\n  jailhooks/web\n"
+    run(sim, "/sbin/pfctl", "-q", "-a", "jailhooks/web", "-F", "all")
+    assert run(sim, "/sbin/pfctl", "-a", "jailhooks", "-s", "Anchors").stdout == "  jailhooks/mail\n"
+    missing = run(sim, "/sbin/pfctl", "-a", "nosuch", "-s", "Anchors")
+    assert (missing.returncode, missing.stderr) == (1, "pfctl: Anchor does not exist.\n")
+    rules = run(sim, "/sbin/pfctl", "-a", "nosuch", "-s", "rules")  # exit 0: read the output, not the rc
+    assert (rules.returncode, rules.stdout, rules.stderr) == (0, "", "pfctl: Anchor does not exist.\n")
+
+
+def test_load_failure_keeps_the_old_anchor(sim):
+    run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input=RULES)
+    before = run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-s", "rules").stdout
+    bad = run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input="pass out all\nbogus rule\n")
+    assert bad.returncode == 1
+    assert bad.stderr == "stdin:2: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n"
+    assert run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-s", "rules").stdout == before
+
+
+def test_kill_states_messages(sim):
+    sim.add_state("192.0.2.10", "198.51.100.1", "jailhooks:web")
+    sim.add_state("198.51.100.2", "192.0.2.10")
+    sim.add_state("192.0.2.99", "198.51.100.1")
+    assert run(sim, "/sbin/pfctl", "-k", "192.0.2.10").stderr == "killed 1 states from 1 sources and 0 destinations\n"
+    assert (run(sim, "/sbin/pfctl", "-k", "0.0.0.0/0", "-k", "192.0.2.10").stderr
+            == "killed 1 states from 1 sources and 1 destinations\n")
+    assert run(sim, "/sbin/pfctl", "-k", "label", "-k", "jailhooks:web").stderr == "killed 0 states\n"
+    assert len(sim.read()["states"]) == 1
+    res = run(sim, "/sbin/pfctl", "-k", "a", "-k", "b", "-k", "c")
+    assert res.returncode == 1 and "can only specify -k twice" in res.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-a", "jailhooks/web"], "anchors apply to -f, -F, -s, and -T only"),
+    (["-a", "", "-s", "rules"], "anchor name must not be empty"),
+    (["-a", "_x", "-F", "all"], "anchor names beginning with '_' cannot be modified"),
+    (["-s", "bogus"], "Unknown show modifier 'bogus'"),
+    (["-Z"], "usage: pfctl"),
+    (["-s", "rules", "extra"], "unknown command line argument: extra"),
+])
+def test_pfctl_refuses_bad_arguments(sim, argv, message):
+    res = run(sim, "/sbin/pfctl", *argv)
+    assert res.returncode != 0 and message in res.stderr
+
+
+def test_running_status_and_enable(sim):
+    res = run(sim, "/sbin/pfctl", "-s", "Running")
+    assert (res.returncode, res.stdout) == (0, "Enabled\n")
+    again = run(sim, "/sbin/pfctl", "-e")
+    assert (again.returncode, again.stderr) == (1, "pfctl: pf already enabled\n")
+
+
+def test_pf_not_loaded(sim):
+    with sim.state() as st:
+        st["pf"]["loaded"] = False
+    assert run(sim, "/sbin/pfctl", "-s", "rules").stderr == "pfctl: /dev/pf: No such file or directory\n"
+
+
+def test_commands_must_be_absolute_and_known(sim):
+    assert run(sim, "pfctl", "-s", "rules").returncode == 127
+    assert run(sim, "/bin/sh", "-c", "true").returncode == 127
+
+
+def test_sysctl(sim):
+    assert run(sim, "/sbin/sysctl", "-n", "net.fibs").stdout == "1\n"
+    res = run(sim, "/sbin/sysctl", "-n", "no.such")
+    assert (res.returncode, res.stderr) == (1, "sysctl: unknown oid 'no.such'\n")
+    assert run(sim, "/sbin/sysctl", "net.fibs=4").stdout == "net.fibs: 1 -> 4\n"
+    shrink = run(sim, "/sbin/sysctl", "net.fibs=2")  # grows only at run time
+    assert shrink.returncode == 1 and "Capabilities insufficient" in shrink.stderr
+
+
+def test_route_needs_the_connected_route_first(sim):
+    run(sim, "/sbin/sysctl", "net.fibs=2")
+    early = run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "1")
+    assert early.returncode == 1 and "Network is unreachable" in early.stdout
+    assert run(sim, "/sbin/route", "-n", "-4", "add", "-net", "192.0.2.0/24", "-iface", "em0", "-fib", "1").returncode == 0
+    ok = run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "1")
+    assert (ok.returncode, ok.stdout) == (0, "add net default: gateway 192.0.2.1 fib 1\n")
+    dup = run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "1")
+    assert dup.stdout == "add net default: gateway 192.0.2.1 fib 1: route already in table\n"
+    assert run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "2").returncode == 1
+
+
+def test_jail_modify_and_errors(sim):
+    assert run(sim, "/usr/sbin/jail", "-c", "name=web", "path=/j", "ip4.addr=192.0.2.10", "persist").returncode == 0
+    assert run(sim, "/usr/sbin/jail", "-m", "name=web", "ip4.nosaddrsel").returncode == 0
+    assert sim.read()["jails"]["web"]["ip4.saddrsel"] is False
+    assert "unknown parameter" in run(sim, "/usr/sbin/jail", "-m", "name=web", "bogus=1").stderr
+    assert run(sim, "/usr/sbin/jail", "-m", "name=nosuch", "ip4.nosaddrsel").returncode == 1
+    assert run(sim, "/usr/sbin/jail", "-c", "name=web", "path=/j", "persist").returncode == 1
+
+
+def test_faults_are_injected_by_argv_prefix(sim):
+    sim.add_fault(["pfctl", "-a", "jailhooks/web", "-f"], rc=1, stderr="pfctl: DIOCXCOMMIT: Device busy\n", times=1)
+    res = run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input=RULES)
+    assert (res.returncode, res.stderr) == (1, "pfctl: DIOCXCOMMIT: Device busy\n")
+    assert run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input=RULES).returncode == 0
+    sim.add_fault(["jls"], timeout=True)
+    with pytest.raises(CommandTimeout):
+        run(sim, "/usr/sbin/jls")
