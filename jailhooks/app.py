@@ -116,13 +116,23 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
             jail = engine.resolve(name, path, ip4, ip6)
             outcome = engine.run(phase, jail)
         except JailhooksError as exc:
-            app.warn(f"{name}: {exc}")
+            app.warn(f"{safe_name(name)}: {exc}")
             code = code or exc.exit_code
             continue
         report(app, outcome)
         if not outcome.ok and not code:
             code = outcome.exit_code
     return int(code)
+
+
+def safe_name(name: str) -> str:
+    """The name as typed if it is a valid jail name, else quoted (no raw newlines in errors)."""
+    from . import validate
+
+    try:
+        return validate.jail_name(name)
+    except ValueError:
+        return repr(name)
 
 
 def report(app: App, outcome: Outcome) -> None:

@@ -90,7 +90,7 @@ def absolute_path(v: Any) -> str:
 def one_or_list(check: Check) -> Check:
     """A value or a list of values (TOML lets admins write either)."""
     inner = list_of(check)
-    return lambda v: inner(v if isinstance(v, list) else [v])
+    return lambda v: inner(v) if isinstance(v, list) else [check(v)]
 
 
 class _Problems(Exception):

@@ -128,5 +128,5 @@ def make_plugins(modules: list[str], autoload: bool = True) -> Plugins:
     try:
         plugins.pm.check_pending()  # a misspelt hook name would silently never run
     except pluggy.PluginValidationError as exc:
-        raise PluginLoadError(f"plugin {exc.plugin_name}: {exc}") from None
+        raise PluginLoadError(f"plugin {getattr(exc.plugin, '__name__', exc.plugin)}: {exc}") from None
     return plugins

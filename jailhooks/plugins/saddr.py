@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from .. import hookimpl, validate
 from ..config import Field, Section, boolean
-from ..errors import JailhooksError
 from ..pf.rules import Nat
 
 SECTION = Section(
@@ -75,7 +74,10 @@ def jailhooks_poststart(ctx):
     if not ctx.config("saddr")["saddrsel_off"] or not _families(ctx):
         return
     if ctx.jail.jid is None and not ctx.dry_run:
-        raise JailhooksError(f"jail {ctx.jail.name} is not running: cannot turn off source address selection")
+        # run by hand before the jail exists: the pf anchor (the enforcement) is
+        # loaded already; sync or the next poststart sets this.
+        ctx.note("jail not running: source address selection left as it is")
+        return
     ctx.host.jail_set(ctx.jail.name, *(f"{f}.nosaddrsel" for f in _families(ctx)))
     ctx.note(f"{' '.join(f + '.nosaddrsel' for f in _families(ctx))} set")
 

@@ -58,17 +58,20 @@ class SqliteRegistry:
         self.path = os.path.join(state_dir, DB_NAME)
         self.lock_timeout = lock_timeout
         self.dry_run = dry_run
-        target = self.path
-        if dry_run and not os.path.exists(self.path):
-            target = ":memory:"  # a dry run creates nothing
-        elif not dry_run:
-            os.makedirs(state_dir, mode=0o700, exist_ok=True)
         try:
-            self.db = sqlite3.connect(target, timeout=lock_timeout, isolation_level=None)
-            self.db.execute("PRAGMA busy_timeout = %d" % int(lock_timeout * 1000))
-            if target != ":memory:":
+            if dry_run:
+                # A dry run works on a copy in memory: consistent within the run, never saved.
+                self.db = sqlite3.connect(":memory:", isolation_level=None)
+                if os.path.exists(self.path):
+                    source = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=lock_timeout)
+                    source.backup(self.db)
+                    source.close()
+            else:
+                os.makedirs(state_dir, mode=0o700, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=lock_timeout, isolation_level=None)
+                self.db.execute("PRAGMA busy_timeout = %d" % int(lock_timeout * 1000))
                 self._pragma_wal()
-            self.db.execute("PRAGMA synchronous = FULL")
+                self.db.execute("PRAGMA synchronous = FULL")
             self._migrate()
         except sqlite3.OperationalError as exc:
             raise self._error(exc) from None
@@ -98,7 +101,7 @@ class SqliteRegistry:
             raise
         else:
             try:
-                self.db.execute("ROLLBACK" if self.dry_run else "COMMIT")
+                self.db.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 self.db.execute("ROLLBACK")
                 raise self._error(exc) from None
