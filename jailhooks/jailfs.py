@@ -75,7 +75,9 @@ def read_text(root: str, relpath: str) -> str | None:
         with _parent_dir(root, parts) as dfd:
             _refuse_if_link(dfd, parts[-1], shown)
             try:
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+                # O_NONBLOCK: a FIFO planted by the jail must not hang the host
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
+                             dir_fd=dfd)
             except FileNotFoundError:
                 return None
             except OSError as exc:
@@ -85,6 +87,7 @@ def read_text(root: str, relpath: str) -> str | None:
             with os.fdopen(fd, "rb") as fh:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                     raise DataError(f"{shown} is not a regular file")
+                os.set_blocking(fh.fileno(), True)
                 return fh.read(1 << 20).decode("utf-8", "replace")
     except FileNotFoundError:
         return None

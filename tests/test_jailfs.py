@@ -1,0 +1,94 @@
+"""Files inside a jail root: a jail's root can plant symlinks; the host must
+never follow them (nothing outside the jail is read or written)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jailhooks import jailfs
+from jailhooks.errors import DataError
+
+
+@pytest.fixture
+def jail(tmp_path):
+    root = tmp_path / "jail"
+    (root / "etc").mkdir(parents=True)
+    host_file = tmp_path / "host-master.passwd"
+    host_file.write_text("root:secret\n")
+    return root, host_file
+
+
+def test_write_and_keep_other_settings(jail, env, cli):
+    root, _ = jail
+    (root / "etc" / "pw.conf").write_text("# site defaults\ndefaultshell = sh\nminuid = 1000\n")
+    os.chmod(root / "etc" / "pw.conf", 0o640)
+    env.write_config(f'[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n')
+    assert cli("run", "create", "web").code == 0
+    text = (root / "etc" / "pw.conf").read_text()
+    assert text == "# site defaults\ndefaultshell = sh\nminuid = 100000\nmaxuid = 100999\nmingid = 100000\nmaxgid = 100999\n"
+    assert oct(os.stat(root / "etc" / "pw.conf").st_mode & 0o777) == "0o640"
+    assert (root / "etc" / "adduser.conf").read_text() == "uidstart=100000\n"
+
+
+@pytest.mark.parametrize("attack", ["etc-dir", "file", "dangling", "adduser"])
+def test_symlink_attacks_are_refused(jail, env, cli, attack, tmp_path):
+    root, host_file = jail
+    if attack == "etc-dir":
+        os.rmdir(root / "etc")
+        outside = tmp_path / "outside-etc"
+        outside.mkdir()
+        os.symlink(outside, root / "etc")
+        shown = f"{root}/etc"
+    elif attack == "file":
+        os.symlink(host_file, root / "etc" / "pw.conf")
+        shown = f"{root}/etc/pw.conf"
+    elif attack == "dangling":
+        os.symlink(tmp_path / "does-not-exist", root / "etc" / "pw.conf")
+        shown = f"{root}/etc/pw.conf"
+    else:
+        (root / "etc" / "pw.conf").write_text("")
+        os.symlink(host_file, root / "etc" / "adduser.conf")
+        shown = f"{root}/etc/adduser.conf"
+    env.write_config(f'[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n')
+    res = cli("run", "create", "web")
+    assert res.code == 65, res.err
+    assert f"{shown} is a symbolic link inside the jail; refusing to follow it" in res.err
+    assert host_file.read_text() == "root:secret\n"
+    assert not (tmp_path / "does-not-exist").exists()
+    assert not (tmp_path / "outside-etc" / "pw.conf").exists() if attack == "etc-dir" else True
+    assert "undone: uids: release UIDs" in res.err  # the lease made by this run is gone again
+
+
+def test_read_refuses_symlinks_and_non_files(jail):
+    root, host_file = jail
+    os.symlink(host_file, root / "etc" / "passwd")
+    with pytest.raises(DataError, match="symbolic link"):
+        jailfs.read_text(str(root), "etc/passwd")
+    os.mkfifo(root / "etc" / "group")
+    with pytest.raises(DataError, match="not a regular file|symbolic"):
+        jailfs.read_text(str(root), "etc/group")
+    assert jailfs.read_text(str(root), "etc/missing") is None
+    with pytest.raises(DataError, match="bad path"):
+        jailfs.read_text(str(root), "../etc/passwd")
+
+
+def test_check_audits_users_against_the_block(env, cli, tmp_path):
+    roots = {}
+    for name in ("web", "mail"):
+        roots[name] = tmp_path / name
+        (roots[name] / "etc").mkdir(parents=True)
+    env.write_config("".join(f'[jail.{n}]\npath = "{r}"\nip4 = "192.0.2.{i}"\n' for i, (n, r) in enumerate(roots.items(), 10)))
+    assert cli("run", "create", "web").code == 0
+    assert cli("run", "create", "mail").code == 0
+    (roots["web"] / "etc" / "passwd").write_text(
+        "root:*:0:0::0:0:Charlie &:/root:/bin/sh\n"
+        "www:*:80:80::0:0:World Wide Web Owner:/nonexistent:/usr/sbin/nologin\n"
+        "alice:*:100001:100001::0:0:Alice:/home/alice:/bin/sh\n"
+        "bob:*:1001:1001::0:0:Bob:/home/bob:/bin/sh\n"
+        "eve:*:101005:101005::0:0:Eve:/home/eve:/bin/sh\n")
+    res = cli("check", "web")
+    assert res.code == 1
+    assert "jail web: user bob (1001) is outside its block 100000-100999" in res.out
+    assert "jail web: user eve (101005) is inside the block of jail mail" in res.err
+    assert "alice" not in res.out + res.err and "www" not in res.out + res.err
