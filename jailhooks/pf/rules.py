@@ -59,6 +59,8 @@ class Filter:
         object.__setattr__(self, "peers", _tuple(self.peers, validate.destination))
         if not isinstance(self.log, bool):
             raise ValueError("log must be true or false")
+        if self.peers and self.direction == "out" or self.to and self.direction == "in":
+            raise ValueError("'to' restricts outbound rules, 'peers' (from) inbound ones")
         if self.port and (not self.proto or set(self.proto) - {"tcp", "udp"}):
             raise ValueError("a port needs proto tcp and/or udp")
         if "any" in self.to and len(self.to) > 1 or "any" in self.peers and len(self.peers) > 1:
