@@ -66,4 +66,5 @@ class CommandError(JailhooksError):
         self.returncode = returncode
         self.stderr = stderr
         detail = stderr.strip().splitlines()[-1] if stderr.strip() else note or f"exit status {returncode}"
-        super().__init__(f"{' '.join(self.argv[:4])}{' ...' if len(argv) > 4 else ''}: {detail}")
+        shown = " ".join(self.argv) if len(self.argv) <= 10 else " ".join(self.argv[:10]) + " ..."
+        super().__init__(f"{shown}: {detail}")

@@ -185,7 +185,7 @@ def test_poststop_failure_does_not_stop_the_others(web, tmp_path, monkeypatch, c
     res = cli("run", "poststop", "web")
     assert res.code == 1
     assert "failing_post: site policy says no" in res.err
-    assert "pf: /sbin/pfctl -q -k label ...: pfctl: DIOCKILLSTATES: Device busy" in res.err
+    assert "pf: /sbin/pfctl -q -k label -k jailhooks:web: pfctl: DIOCKILLSTATES: Device busy" in res.err
     assert web.anchor("jailhooks/web") is None  # flushed all the same
 
 

@@ -33,8 +33,9 @@ class Host:
         except CommandTimeout as exc:
             raise CommandError(argv, -1, note=str(exc)) from None
         if check and res.returncode != 0:
-            # route(8) prints its per-route failures on stdout
-            raise CommandError(argv, res.returncode, res.stderr or res.stdout)
+            # route(8) prints the per-route failure ("add net D: gateway G fib N: why") on stdout
+            detail = res.stdout if tool == "route" and res.stdout.strip() else res.stderr
+            raise CommandError(argv, res.returncode, detail)
         return res
 
     # -- jails ----------------------------------------------------------------
