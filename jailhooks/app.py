@@ -8,7 +8,6 @@ turned into one line and an exit code by main.py.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
@@ -20,9 +19,6 @@ from .errors import DataError, ExitCode, JailhooksError, UsageError
 from .host import Host, make_host
 from .pluginmanager import Plugins, make_plugins
 
-log = logging.getLogger("jailhooks")
-
-
 @dataclass
 class App:
     settings: Any
@@ -30,6 +26,7 @@ class App:
     host: Host
     dry_run: bool = False
     quiet: bool = False
+    verbose: int = 0
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _registry: Any = None
@@ -44,7 +41,7 @@ class App:
 
     @property
     def engine(self) -> Engine:
-        return Engine(self.settings, self.plugins, self.host, self.registry, log, self.dry_run)
+        return Engine(self.settings, self.plugins, self.host, self.registry, self.dry_run, self.verbose)
 
     def context(self, jail: Jail, phase: str) -> Context:
         return self.engine.context(jail, phase)
@@ -62,11 +59,23 @@ class App:
 
 
 def setup_logging(verbose: int) -> None:
+    """Configure the "jailhooks" logger that plugins get as ``ctx.log``.
+
+    The logging module costs a few milliseconds to import, so on the hook path
+    this only runs when asked for (-v) or on FreeBSD, where messages go to
+    syslogd(8) as FreeBSD daemons' do.
+    """
+    if not verbose and not sys.platform.startswith("freebsd"):
+        return
+    import logging
+
+    log = logging.getLogger("jailhooks")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("jailhooks: %(message)s"))
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    if sys.platform.startswith("freebsd"):  # syslogd(8), as FreeBSD daemons log
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if sys.platform.startswith("freebsd"):
         try:
             from logging.handlers import SysLogHandler
 
@@ -74,17 +83,27 @@ def setup_logging(verbose: int) -> None:
             syslog.setFormatter(logging.Formatter("jailhooks[%(process)d]: %(message)s"))
             syslog.setLevel(logging.INFO)
             log.addHandler(syslog)
-            if not verbose:
-                log.setLevel(logging.INFO)
-                handler.setLevel(logging.WARNING)
         except OSError:
             pass
 
 
+def state_dir_of(raw: dict) -> str | None:
+    """[host] state_dir before full validation (plugins load first); None if bad."""
+    from .config import absolute_path, default_state_dir
+
+    host = raw.get("host")
+    value = host.get("state_dir") if isinstance(host, dict) else None
+    try:
+        return absolute_path(value) if value is not None else default_state_dir()
+    except ValueError:
+        return None
+
+
 def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,
-             autoload: bool = True) -> App:
+             autoload: bool = True, verbose: int = 0) -> App:
     raw, source = read_toml(config)
-    plugins = make_plugins(plugin_list(raw, source), autoload=autoload)
+    plugins = make_plugins(plugin_list(raw, source), autoload=autoload,
+                           cache_dir=None if dry_run else state_dir_of(raw))
     sections = []
     for plugin, secs in plugins.collect("jailhooks_config_sections"):
         sections.extend(secs)
@@ -95,7 +114,7 @@ def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = Fal
     if problems:
         raise ConfigError(problems, source)
     host = make_host(settings.host, dry_run=dry_run)
-    return App(settings, plugins, host, dry_run=dry_run, quiet=quiet)
+    return App(settings, plugins, host, dry_run=dry_run, quiet=quiet, verbose=verbose)
 
 
 # -- run ----------------------------------------------------------------------------

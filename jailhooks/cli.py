@@ -25,7 +25,7 @@ class Options:
 
     def app(self) -> app_mod.App:
         app_mod.setup_logging(self.verbose)
-        return app_mod.load_app(self.config, dry_run=self.dry_run, quiet=self.quiet)
+        return app_mod.load_app(self.config, dry_run=self.dry_run, quiet=self.quiet, verbose=self.verbose)
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from . import validate
 from .errors import ConfigError
@@ -23,20 +23,18 @@ Check = Callable[[Any], Any]  # returns the parsed value or raises ValueError
 _MISSING = object()
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     check: Check
     default: Any = _MISSING
     doc: str = ""
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(NamedTuple):
     """A config section owned by a plugin: ``[NAME]`` and ``[jail.J.NAME]``."""
 
     name: str
-    fields: Mapping[str, Field] = field(default_factory=dict)
-    jail_fields: Mapping[str, Field] = field(default_factory=dict)
+    fields: Mapping[str, Field] = {}
+    jail_fields: Mapping[str, Field] = {}
 
 
 # --- checkers --------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""The plain objects handed to hooks: Jail, Lease and the per-call Context."""
+"""The plain objects handed to hooks: Jail, Lease and the per-call Context.
+
+Immutable values are NamedTuples: a frozen dataclass costs over a millisecond
+to define, and these modules sit on the hook path of every jail start."""
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -15,8 +17,7 @@ UP_PHASES = ("create", "prestart", "poststart")
 COMPOSITE = {"start": ("prestart", "poststart"), "stop": ("prestop", "poststop")}
 
 
-@dataclass(frozen=True)
-class Jail:
+class Jail(NamedTuple):
     """What jailhooks knows of a jail.  jid is None when it is not running."""
 
     name: str
@@ -32,11 +33,10 @@ class Jail:
         return self.ip4 + self.ip6
 
     def with_(self, **changes: Any) -> "Jail":
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(NamedTuple):
     """A jail's entry in the registry: its UID/GID block and its FIB, if any."""
 
     jail: str
@@ -62,12 +62,19 @@ class Context:
     settings: "Settings"
     host: "Host"
     registry: "Registry"
-    log: logging.Logger
     dry_run: bool = False
     plugins: Any = None  # the Plugins object, for plugins that gather others' contributions
     plugin: str = ""  # name of the plugin being called (set by the engine)
     _undo: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list, repr=False)
     _notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def log(self):
+        """The "jailhooks" logging.Logger (imported on first use: the hook path
+        does not pay for the logging module unless something logs)."""
+        import logging
+
+        return logging.getLogger("jailhooks")
 
     @property
     def lease(self) -> Lease | None:

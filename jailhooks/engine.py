@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
+import sys
 import time
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -69,9 +68,9 @@ def describe(exc: BaseException) -> tuple[str, int]:
 
 class Engine:
     def __init__(self, settings: Settings, plugins: Plugins, host: Host, registry: Any,
-                 log: logging.Logger, dry_run: bool = False):
+                 dry_run: bool = False, verbose: int = 0):
         self.settings, self.plugins, self.host = settings, plugins, host
-        self.registry, self.log, self.dry_run = registry, log, dry_run
+        self.registry, self.dry_run, self.verbose = registry, dry_run, verbose
 
     # -- facts ------------------------------------------------------------------
     def resolve(self, name: str, path: str | None = None, ip4: list[str] | None = None,
@@ -102,7 +101,7 @@ class Engine:
     # -- phases -------------------------------------------------------------------
     def context(self, jail: Jail, phase: str) -> Context:
         return Context(jail=jail, phase=phase, settings=self.settings, host=self.host, registry=self.registry,
-                       log=self.log, dry_run=self.dry_run, plugins=self.plugins)
+                       dry_run=self.dry_run, plugins=self.plugins)
 
     def run(self, phase: str, jail: Jail) -> Outcome:
         phases = expand_phase(phase)
@@ -120,8 +119,10 @@ class Engine:
 
     def _fail(self, outcome: Outcome, phase: str, plugin: str, exc: BaseException) -> None:
         message, code = describe(exc)
-        if not isinstance(exc, JailhooksError) and self.log.isEnabledFor(logging.DEBUG):
-            self.log.debug("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        if not isinstance(exc, JailhooksError) and self.verbose:
+            import traceback
+
+            sys.stderr.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         outcome.failures.append(Failure(plugin, phase, message, code))
 
     def _up(self, phases: tuple[str, ...], jail: Jail, outcome: Outcome) -> None:

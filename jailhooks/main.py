@@ -61,7 +61,7 @@ def fast_run(opts: dict) -> int:
     from . import app as app_mod
 
     app_mod.setup_logging(opts["verbose"])
-    app = app_mod.load_app(opts["config"], dry_run=opts["dry_run"], quiet=opts["quiet"])
+    app = app_mod.load_app(opts["config"], dry_run=opts["dry_run"], quiet=opts["quiet"], verbose=opts["verbose"])
     try:
         return app_mod.run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
                            opts["ip6"] or None)

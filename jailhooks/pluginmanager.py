@@ -10,6 +10,7 @@ PluginLoadError (exit 78) naming it: a firewall plugin must never be skipped.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,8 +93,24 @@ def _import(module: str, source: str) -> Any:
                               f"{type(exc).__name__}: {exc}") from None
 
 
-def entry_points() -> list[tuple[str, str, str]]:
-    """(name, "module[:attr]", "dist version") of the jailhooks entry points."""
+def _fingerprint() -> list:
+    """What changes when a distribution is installed, upgraded or removed: the
+    mtimes of the sys.path directories and of the *-info directories in them."""
+    import os
+
+    prints = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                infos = sorted([e.name, e.stat().st_mtime_ns] for e in it
+                               if e.name.endswith((".dist-info", ".egg-info")))
+            prints.append([entry, os.stat(entry or ".").st_mtime_ns, infos])
+        except OSError:  # not a directory (a zip), or gone
+            prints.append([entry, None, []])
+    return prints
+
+
+def _scan() -> list[tuple[str, str, str]]:
     from importlib import metadata
 
     found = []
@@ -104,12 +121,46 @@ def entry_points() -> list[tuple[str, str, str]]:
     return sorted(set(found))
 
 
-def make_plugins(modules: list[str], autoload: bool = True) -> Plugins:
+def entry_points(cache_dir: str | None = None) -> list[tuple[str, str, str]]:
+    """(name, "module[:attr]", "dist version") of the jailhooks entry points.
+
+    importlib.metadata costs more than the rest of a hook run, so the result
+    is cached in CACHE_DIR, keyed by a fingerprint of sys.path that any
+    install, upgrade or removal changes; a stale or unreadable cache is
+    simply rebuilt.
+    """
+    if cache_dir is None:
+        return _scan()
+    import json
+    import os
+
+    path = os.path.join(cache_dir, "entry-points.json")
+    prints = _fingerprint()
+    try:
+        with open(path) as fh:
+            cached = json.load(fh)
+        if cached["fingerprint"] == prints:
+            return [tuple(ep) for ep in cached["entry_points"]]  # type: ignore[misc]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = _scan()
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump({"fingerprint": prints, "entry_points": found}, fh)
+        os.replace(tmp, path)
+    except OSError:  # read-only state dir (not root): work uncached
+        pass
+    return found
+
+
+def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None) -> Plugins:
     plugins = Plugins()
     for module in BUILTIN_PLUGINS:
         plugins.register(_import(module, "builtin"), module.rsplit(".", 1)[1], "builtin", module)
     if autoload:
-        for name, value, dist in entry_points():
+        for name, value, dist in entry_points(cache_dir):
             module, _, attr = value.partition(":")
             source = f"entry point {name} from {dist}"
             obj = _import(module.strip(), source)

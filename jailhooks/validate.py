@@ -7,24 +7,24 @@ that could be read as a pf token, an option, or a path step is refused.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 
+# Patterns are compiled on first use (re caches them): the hook path uses few.
 # jail(8): a name may not contain "." (hierarchy) and may not be numeric unless
 # it is the jid; it must fit MAXHOSTNAMELEN (255 bytes).  We further allow only
 # characters that are safe in a path, an argv element and a pf string.
-_JAIL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
+_JAIL_NAME = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
 JAIL_NAME_MAX = 255
 # pf anchor path components must be shorter than PF_ANCHOR_NAME_SIZE (64).
 ANCHOR_COMPONENT_MAX = 63
-_ANCHOR_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*\Z")
+_ANCHOR_PATH = r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*"
 # PF_TABLE_NAME_SIZE is 32 (31 characters), PF_TAG_NAME_SIZE / PF_RULE_LABEL_SIZE 64.
 TABLE_NAME_MAX = 31
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_TABLE_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 # IFNAMSIZ is 16 (15 characters); interface names are letters then letters/digits/._
-_IFNAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,14}\Z")
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+_IFNAME = r"[A-Za-z][A-Za-z0-9_.]{0,14}"
+_HOSTNAME = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 
 
 def jail_name(value: object) -> str:
@@ -36,7 +36,7 @@ def jail_name(value: object) -> str:
         raise ValueError(f"jail name is longer than {JAIL_NAME_MAX} bytes")
     if "." in value:
         raise ValueError(f"jail name {value!r} contains '.' (hierarchical jails are not supported)")
-    if not _JAIL_NAME.match(value):
+    if not re.fullmatch(_JAIL_NAME, value):
         raise ValueError(f"jail name {value!r} may only contain letters, digits, '_' and '-', and may not start with '-'")
     if value.isdigit():
         raise ValueError(f"jail name {value!r} is numeric (jail(8) takes it as a jid)")
@@ -44,6 +44,8 @@ def jail_name(value: object) -> str:
 
 
 def _digest(value: str, n: int) -> str:
+    import hashlib  # only long or odd names need it
+
     return hashlib.sha256(value.encode()).hexdigest()[:n]
 
 
@@ -78,7 +80,7 @@ def pf_identifier(prefix: str, name: str, limit: int) -> str:
 
 
 def anchor_path(value: object) -> str:
-    if not isinstance(value, str) or not _ANCHOR_PATH.match(value):
+    if not isinstance(value, str) or not re.fullmatch(_ANCHOR_PATH, value):
         raise ValueError("anchor path must be components of [A-Za-z0-9_.-] separated by '/', not starting with '_', '.' or '-'")
     for part in value.split("/"):
         if len(part) > ANCHOR_COMPONENT_MAX or part in (".", "..") or ".." in part:
@@ -87,13 +89,13 @@ def anchor_path(value: object) -> str:
 
 
 def table_name(value: object) -> str:
-    if not isinstance(value, str) or not _TABLE_NAME.match(value) or len(value) > TABLE_NAME_MAX:
+    if not isinstance(value, str) or not re.fullmatch(_TABLE_NAME, value) or len(value) > TABLE_NAME_MAX:
         raise ValueError(f"table name must be [A-Za-z_][A-Za-z0-9_]* of at most {TABLE_NAME_MAX} characters")
     return value
 
 
 def interface(value: object) -> str:
-    if not isinstance(value, str) or not _IFNAME.match(value):
+    if not isinstance(value, str) or not re.fullmatch(_IFNAME, value):
         raise ValueError("not an interface name (a letter, then letters, digits, '_' or '.', at most 15)")
     return value
 
@@ -178,6 +180,6 @@ def port(value: object) -> str:
 
 
 def hostname(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 255 or not _HOSTNAME.match(value):
+    if not isinstance(value, str) or len(value) > 255 or not re.fullmatch(_HOSTNAME, value):
         raise ValueError(f"{value!r} is not a host name")
     return value

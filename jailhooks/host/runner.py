@@ -8,15 +8,11 @@
 """
 from __future__ import annotations
 
-import shlex
-import subprocess
 import sys
-from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import NamedTuple, Protocol, TextIO
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     argv: tuple[str, ...]
     returncode: int
     stdout: str = ""
@@ -38,6 +34,8 @@ class SubprocessRunner:
     name = "freebsd"
 
     def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+        import subprocess  # only on FreeBSD: the simulated host never needs it
+
         try:
             proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
                                   shell=False, check=False, stdin=None if input is not None else subprocess.DEVNULL)
@@ -57,6 +55,8 @@ class DryRunRunner:
     def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
         if not mutating:
             return self.inner.run(argv, input, timeout, mutating)
+        import shlex
+
         self.out.write(f"would run: {shlex.join(argv)}\n")
         if input:
             for line in input.rstrip("\n").split("\n"):

@@ -71,23 +71,24 @@ class SimulatedRunner:
         with open(os.path.join(self.dir, "lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                st = self._load()
-                before = json.dumps(st, sort_keys=True)
+                before = self._text()
+                st = json.loads(before) if before else _fresh_state()
                 yield st
-                if json.dumps(st, sort_keys=True) != before:
+                after = json.dumps(st, sort_keys=True)
+                if after != before:
                     tmp = f"{self.path}.{os.getpid()}.tmp"
                     with open(tmp, "w") as fh:
-                        json.dump(st, fh, indent=1, sort_keys=True)
+                        fh.write(after)
                     os.replace(tmp, self.path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _load(self) -> dict[str, Any]:
+    def _text(self) -> str:
         try:
             with open(self.path) as fh:
-                return json.load(fh)
+                return fh.read()
         except FileNotFoundError:
-            return _fresh_state()
+            return ""
 
     def read(self) -> dict[str, Any]:
         with self.state() as st:

@@ -15,14 +15,13 @@ its nat rule sets).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .. import validate
 from .rules import Filter, Nat
 
 
-@dataclass(frozen=True)
-class Names:
+class Names(NamedTuple):
     """The pf names derived from one jail name; all injective and valid."""
 
     jail: str
@@ -44,8 +43,7 @@ class Names:
         )
 
 
-@dataclass(frozen=True)
-class AnchorSpec:
+class AnchorSpec(NamedTuple):
     names: Names
     ip4: tuple[str, ...] = ()
     ip6: tuple[str, ...] = ()
@@ -55,7 +53,7 @@ class AnchorSpec:
     default: str = "block"
     log_blocked: bool = True
     # (plugin name, rules) in call order; translation and filter kept apart
-    contributions: tuple[tuple[str, tuple], ...] = field(default_factory=tuple)
+    contributions: tuple[tuple[str, tuple], ...] = ()
 
 
 def _list(items: tuple[str, ...]) -> str:

@@ -1,12 +1,13 @@
 """Typed pf rule contributions, validated on construction.
 
 Plugins return these from ``jailhooks_pf_rules``; they never write rule text.
-Every field is checked here, so nothing unvalidated can reach an anchor.
+Every field is checked when a rule is made, so nothing unvalidated can reach
+an anchor.  (NamedTuples, not frozen dataclasses: cheaper to define on the
+hook path.)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import Iterable, NamedTuple, Union
 
 from .. import validate
 
@@ -29,17 +30,7 @@ def _proto(value: object) -> str:
     return value  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class Filter:
-    """A filter rule for the jail's traffic.
-
-    ``direction="out"``: traffic the jail sends; its source is the jail (its
-    address table and/or UID block, as the policy's ``match`` says).
-    ``direction="in"``: traffic to the jail; its destination is the jail and
-    ``peers`` restrict the source.  ``to`` holds destinations (outbound) and
-    ``port`` the destination ports.
-    """
-
+class _FilterFields(NamedTuple):
     action: str = "pass"
     direction: str = "out"
     proto: tuple[str, ...] = ()
@@ -48,38 +39,52 @@ class Filter:
     peers: tuple[str, ...] = ()
     log: bool = False
 
-    def __post_init__(self) -> None:
-        if self.action not in ("pass", "block"):
-            raise ValueError(f"action {self.action!r} is not pass or block")
-        if self.direction not in ("in", "out"):
-            raise ValueError(f"direction {self.direction!r} is not in or out")
-        object.__setattr__(self, "proto", _tuple(self.proto, _proto))
-        object.__setattr__(self, "to", _tuple(self.to, validate.destination))
-        object.__setattr__(self, "port", _tuple(self.port, validate.port))
-        object.__setattr__(self, "peers", _tuple(self.peers, validate.destination))
-        if not isinstance(self.log, bool):
+
+class Filter(_FilterFields):
+    """A filter rule for the jail's traffic, validated when it is made.
+
+    ``direction="out"``: traffic the jail sends; its source is the jail (its
+    address table and/or UID block, as the policy's ``match`` says); ``to``
+    holds destinations.  ``direction="in"``: traffic to the jail; ``peers``
+    restrict the source.  ``port`` holds destination ports.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, action: str = "pass", direction: str = "out", proto=(), to=(), port=(), peers=(),
+                log: bool = False) -> "Filter":
+        if action not in ("pass", "block"):
+            raise ValueError(f"action {action!r} is not pass or block")
+        if direction not in ("in", "out"):
+            raise ValueError(f"direction {direction!r} is not in or out")
+        if not isinstance(log, bool):
             raise ValueError("log must be true or false")
-        if self.peers and self.direction == "out" or self.to and self.direction == "in":
+        self = super().__new__(cls, action, direction, _tuple(proto, _proto), _tuple(to, validate.destination),
+                               _tuple(port, validate.port), _tuple(peers, validate.destination), log)
+        if self.peers and direction == "out" or self.to and direction == "in":
             raise ValueError("'to' restricts outbound rules, 'peers' (from) inbound ones")
         if self.port and (not self.proto or set(self.proto) - {"tcp", "udp"}):
             raise ValueError("a port needs proto tcp and/or udp")
         if "any" in self.to and len(self.to) > 1 or "any" in self.peers and len(self.peers) > 1:
             raise ValueError("'any' cannot be combined with other hosts")
+        return self
 
 
-@dataclass(frozen=True)
-class Nat:
-    """Outbound NAT of the jail's addresses of one family to ``target``."""
-
+class _NatFields(NamedTuple):
     interface: str
     target: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "interface", validate.interface(self.interface))
-        target = validate.network(self.target)
+
+class Nat(_NatFields):
+    """Outbound NAT of the jail's addresses of one family to ``target``."""
+
+    __slots__ = ()
+
+    def __new__(cls, interface: str, target: str) -> "Nat":
+        target = validate.network(target)
         if "/" in target:
             raise ValueError("a NAT target must be one address")
-        object.__setattr__(self, "target", target)
+        return super().__new__(cls, validate.interface(interface), target)
 
     @property
     def family(self) -> int:

@@ -15,7 +15,6 @@ were wrong.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -220,7 +219,7 @@ class SqliteRegistry:
                 db.execute("DELETE FROM free_uids WHERE first = ?", (found[0],))
                 if last < found[1]:
                     db.execute("INSERT INTO free_uids VALUES (?, ?)", (last + 1, found[1]))
-            lease = Lease(jail, first, last, None, False, socket.gethostname(), time.time())
+            lease = Lease(jail, first, last, None, False, os.uname().nodename, time.time())
             db.execute(f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (lease.jail, lease.uid_first, lease.uid_last, None, 0, lease.host, lease.created))
             return lease, True

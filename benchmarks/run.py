@@ -1,0 +1,199 @@
+"""jailhooks benchmarks: each line is a ratio of two things measured side by
+side in the same run, on this machine, so the numbers mean something on a
+noisy machine too.  Run:  python benchmarks/run.py [--quick]
+
+Not a test: nothing here asserts; goals are printed next to the results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from jailhooks.host.simulated import SimulatedRunner  # noqa: E402
+from jailhooks.registry.sqlite import SqliteRegistry  # noqa: E402
+
+FLOOR_IMPORTS = "import pluggy, tomllib, sqlite3" if sys.version_info >= (3, 11) else "import pluggy, tomli, sqlite3"
+
+
+def env_for(extra_path: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "JAILHOOKS_CONFIG")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, str(REPO)) if p)
+    return env
+
+
+def interleaved(cmds: dict[str, list[str]], env: dict, n: int) -> dict[str, float]:
+    """Median wall time of each command, run round-robin so drift hits all alike."""
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(n):
+        for key, cmd in cmds.items():
+            t = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+            times[key].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def write_config(root: Path, jails: int = 0) -> Path:
+    cfg = root / "jailhooks.toml"
+    body = f'[host]\nmode = "simulated"\nstate_dir = "{root / "state"}"\n\n'
+    body += '[pf]\nallow = [{ proto = ["tcp", "udp"], to = "192.0.2.53", port = 53 }]\n'
+    cfg.write_text(body)
+    return cfg
+
+
+def bulk_leases(state: Path, n: int, first: int = 100_000, block: int = 1000) -> None:
+    """N leases straight into the registry (one transaction), then let the
+    registry rebuild its free extents as it would after a pool change."""
+    reg = SqliteRegistry(str(state), 30)
+    reg.close()
+    with sqlite3.connect(state / "registry.sqlite") as db:
+        db.executemany("INSERT INTO leases (jail, uid_first, uid_last, fib, fib_exclusive, host, created) "
+                       "VALUES (?, ?, ?, NULL, 0, 'bench', 0)",
+                       ((f"bench{i}", first + i * block, first + i * block + block - 1) for i in range(n)))
+        db.execute("DELETE FROM meta")
+
+
+def site_plugin(root: Path) -> Path:
+    site = root / "site"
+    dist = site / "benchplugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: benchplugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[jailhooks]\nbench = benchplugin\n")
+    (site / "benchplugin.py").write_text(
+        "from jailhooks import hookimpl\nfrom jailhooks.pf.rules import Filter\n\n"
+        "@hookimpl\ndef jailhooks_pf_rules(ctx):\n    return [Filter(proto=['tcp'], to=['192.0.2.80'], port=[8080])]\n")
+    return site
+
+
+def bench_hook_path(n: int) -> list[tuple[str, float, str]]:
+    root = Path(tempfile.mkdtemp(prefix="jh-bench-"))
+    try:
+        cfg = write_config(root)
+        bulk_leases(root / "state", 10_000)
+        site = site_plugin(root)
+        env = env_for(str(site))
+        hook = [sys.executable, "-m", "jailhooks", "--config", str(cfg), "run", "prestart", "web", "--ip4", "192.0.2.10"]
+        subprocess.run(hook, env=env, check=True, capture_output=True)  # warm: pyc, entry-point cache, lease
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "jailhooks")], env=env, check=True)
+        t = interleaved({"bare": [sys.executable, "-c", "pass"], "floor": [sys.executable, "-c", FLOOR_IMPORTS],
+                         "hook": hook}, env, n)
+        return [
+            ("hook path / import floor", t["hook"] / t["floor"],
+             f"goal <= 1.3; run prestart {t['hook'] * 1000:.0f} ms, floor ({FLOOR_IMPORTS}) {t['floor'] * 1000:.0f} ms"),
+            ("hook path / bare interpreter", t["hook"] / t["bare"], f"bare {t['bare'] * 1000:.0f} ms"),
+        ]
+    finally:
+        shutil.rmtree(root)
+
+
+def alloc_cost(n_leases: int, ops: int) -> float:
+    root = Path(tempfile.mkdtemp(prefix="jh-alloc-"))
+    try:
+        bulk_leases(root, n_leases)
+        reg = SqliteRegistry(str(root), 30)
+        pool = (100_000, 1_999_999_999)
+        reg.allocate_uids("warm", 1000, pool)  # rebuilds the free list once (a pool change)
+        reg.release("warm")
+        t = time.perf_counter()
+        for i in range(ops):
+            reg.allocate_uids(f"new{i}", 1000, pool)
+            reg.release(f"new{i}")
+        return (time.perf_counter() - t) / ops
+    finally:
+        shutil.rmtree(root)
+
+
+def bench_alloc(ops: int) -> list[tuple[str, float, str]]:
+    small = statistics.median(alloc_cost(1_000, ops) for _ in range(3))
+    large = statistics.median(alloc_cost(100_000, ops) for _ in range(3))
+    return [("allocation at 100,000 leases / at 1,000", large / small,
+             f"goal <= 1.5; {small * 1000:.2f} ms vs {large * 1000:.2f} ms per allocate+release")]
+
+
+def bench_parallel(jails: int = 32) -> list[tuple[str, float, str]]:
+    def run(root: Path, parallel: bool) -> float:
+        cfg = write_config(root)
+        env = env_for()
+        cmds = [[sys.executable, "-m", "jailhooks", "--config", str(cfg), "run", "create", f"j{i}",
+                 "--ip4", f"192.0.2.{i + 10}"] for i in range(jails)]
+        t = time.perf_counter()
+        if parallel:
+            with ThreadPoolExecutor(jails) as pool:
+                codes = list(pool.map(lambda c: subprocess.run(c, env=env, capture_output=True).returncode, cmds))
+        else:
+            codes = [subprocess.run(c, env=env, capture_output=True).returncode for c in cmds]
+        assert codes == [0] * jails, codes
+        reg = SqliteRegistry(str(root / "state"), 30)
+        blocks = sorted(l.uid_range for l in reg.leases())
+        assert len(blocks) == jails and all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))
+        return time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        serial = run(Path(a), parallel=False)
+        parallel = run(Path(b), parallel=True)
+    return [(f"{jails} parallel creates: throughput / serial", serial / parallel,
+             f"{os.cpu_count()} cores; serial {serial:.2f} s, parallel {parallel:.2f} s, blocks disjoint")]
+
+
+def sync_per_jail(n: int) -> float:
+    root = Path(tempfile.mkdtemp(prefix="jh-sync-"))
+    try:
+        cfg = write_config(root)
+        sim = SimulatedRunner(str(root / "state"))
+        with sim.state() as st:  # N running jails, as jail(8) would have made them
+            for i in range(n):
+                st["jails"][f"j{i}"] = {"jid": i + 1, "name": f"j{i}", "path": f"/j/{i}", "hostname": "",
+                                        "ip4": [f"10.{i // 250}.{i % 250}.1"], "ip6": [], "ip4.saddrsel": True,
+                                        "ip6.saddrsel": True, "persist": True, "cpusetid": i + 3}
+            st["next_jid"] = n + 1
+        bulk_leases(root / "state", n)
+        with sqlite3.connect(root / "state" / "registry.sqlite") as db:
+            db.execute("UPDATE leases SET jail = 'j' || substr(jail, 6)")
+        env = env_for()
+        cmd = [sys.executable, "-m", "jailhooks", "--config", str(cfg), "-q", "sync"]
+        t = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        return (time.perf_counter() - t) / n
+    finally:
+        shutil.rmtree(root)
+
+
+def bench_sync(sizes: list[int]) -> list[tuple[str, float, str]]:
+    per = {n: sync_per_jail(n) for n in sizes}
+    detail = ", ".join(f"N={n}: {per[n] * 1000:.1f} ms" for n in sizes)
+    return [(f"sync per jail at N={sizes[-1]} / at N={sizes[0]}", per[sizes[-1]] / per[sizes[0]],
+             f"per jail {detail} (simulated host: each command rewrites its state file)")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and smaller N")
+    args = ap.parse_args()
+    reps = 7 if args.quick else 20
+    print(f"jailhooks benchmarks, Python {sys.version.split()[0]}, {os.cpu_count()} cores "
+          f"({'quick' if args.quick else 'full'})")
+    rows: list[tuple[str, float, str]] = []
+    for bench in (lambda: bench_hook_path(reps), lambda: bench_alloc(50 if args.quick else 200),
+                  lambda: bench_parallel(16 if args.quick else 32),
+                  lambda: bench_sync([10, 100] if args.quick else [10, 100, 1000])):
+        for row in bench():
+            rows.append(row)
+            print(f"  {row[0]:<44} {row[1]:6.2f}   {row[2]}", flush=True)
+    if os.environ.get("BENCH_JSON"):
+        Path(os.environ["BENCH_JSON"]).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The hook path (what jail managers run at every start and stop) imports
+only what it needs: pinned by the modules it loads, not by wall time."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+PROBE = """
+import json, sys
+from jailhooks.main import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded(env, *args, extra_path=""):
+    run_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (extra_path, str(REPO)) if p)}
+    proc = subprocess.run([sys.executable, "-c", PROBE, "--config", str(env.config), *args],
+                          capture_output=True, text=True, env=run_env, timeout=60)
+    last = proc.stdout.strip().splitlines()[-1]
+    return json.loads(last)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """An installed site plugin, found through its entry point."""
+    site = tmp_path / "site"
+    (site / "quietplugin-1.0.dist-info").mkdir(parents=True)
+    (site / "quietplugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: quietplugin\nVersion: 1.0\n")
+    (site / "quietplugin-1.0.dist-info" / "entry_points.txt").write_text("[jailhooks]\nquiet = quietplugin\n")
+    (site / "quietplugin.py").write_text("from jailhooks import hookimpl\n\n@hookimpl\ndef jailhooks_prestart(ctx):\n    pass\n")
+    return str(site)
+
+
+def test_run_prestart_avoids_click_metadata_and_logging(env, site):
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    first = loaded(env, "run", "prestart", "web", extra_path=site)
+    assert first["code"] == 0
+    assert "importlib.metadata" in first["modules"]  # the first run scans and caches the entry points
+    second = loaded(env, "run", "prestart", "web", extra_path=site)
+    assert second["code"] == 0
+    assert "quietplugin" in second["modules"]  # the plugin is still loaded, from the cache
+    for heavy in ("click", "importlib.metadata", "logging", "subprocess", "email", "hashlib", "socket"):
+        assert heavy not in second["modules"], heavy
+
+
+def test_a_new_distribution_invalidates_the_cache(env, site, tmp_path):
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    loaded(env, "run", "prestart", "web", extra_path=site)
+    dist = tmp_path / "site" / "second-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: second\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[jailhooks]\nsecond = secondplugin\n")
+    (tmp_path / "site" / "secondplugin.py").write_text("")
+    again = loaded(env, "run", "prestart", "web", extra_path=site)
+    assert "secondplugin" in again["modules"]
+
+
+def test_help_does_not_load_plugins(env):
+    out = loaded(env, "--help")
+    assert out["code"] == 0
+    assert "click" in out["modules"]
+    assert "importlib.metadata" not in out["modules"]
+    assert not any(m.startswith("jailhooks.plugins.") for m in out["modules"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "start", "web"],
+    ["--dry-run", "-q", "run", "poststop", "a", "b"],
+    ["--config=x.toml", "-v", "run", "prestart", "web", "--ip4", "192.0.2.1,192.0.2.2", "--path=/j"],
+    ["run", "start", "--", "-odd"],
+])
+def test_fast_parser_accepts_well_formed_run_lines(argv):
+    from jailhooks.main import parse_run
+
+    assert parse_run(argv) is not None
+
+
+@pytest.mark.parametrize("argv", [
+    ["status"], ["run", "--help"], ["run", "start"], ["--bogus", "run", "start", "x"], ["run", "start", "x", "--path"],
+    ["run", "start", "x", "--path", "/a", "--path", "/b"], ["run", "start", "x", "-v"],
+])
+def test_fast_parser_leaves_everything_else_to_click(argv):
+    from jailhooks.main import parse_run
+
+    assert parse_run(argv) is None
