@@ -100,10 +100,10 @@ def state_dir_of(raw: dict) -> str | None:
 
 
 def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,
-             autoload: bool = True, verbose: int = 0) -> App:
+             autoload: bool = True, verbose: int = 0, strict: bool = True) -> App:
     raw, source = read_toml(config)
     plugins = make_plugins(plugin_list(raw, source), autoload=autoload,
-                           cache_dir=None if dry_run else state_dir_of(raw))
+                           cache_dir=None if dry_run else state_dir_of(raw), strict=strict)
     sections = []
     for plugin, secs in plugins.collect("jailhooks_config_sections"):
         sections.extend(secs)
@@ -279,10 +279,13 @@ def release(app: App, name: str, force: bool) -> int:
 
 
 def plugins_report(app: App, as_json: bool) -> int:
-    rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks} for i in app.plugins.infos]
+    """Every plugin, broken ones included (with their error; exit 78 then)."""
+    rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks, "error": i.error}
+            for i in app.plugins.infos]
     if as_json:
         app.out.write(json.dumps(rows, indent=2) + "\n")
     else:
         for r in rows:
-            app.out.write(f"{r['name']:<14} {r['source']}\n    {', '.join(r['hooks'])}\n")
-    return 0
+            detail = f"BROKEN: {r['error']}" if r["error"] else ", ".join(r["hooks"])
+            app.out.write(f"{r['name']:<14} {r['source']}\n    {detail}\n")
+    return int(ExitCode.CONFIG) if any(r["error"] for r in rows) else 0

@@ -23,9 +23,10 @@ class Options:
     verbose: int
     quiet: bool
 
-    def app(self) -> app_mod.App:
+    def app(self, strict: bool = True) -> app_mod.App:
         app_mod.setup_logging(self.verbose)
-        return app_mod.load_app(self.config, dry_run=self.dry_run, quiet=self.quiet, verbose=self.verbose)
+        return app_mod.load_app(self.config, dry_run=self.dry_run, quiet=self.quiet, verbose=self.verbose,
+                                strict=strict)
 
 
 def _split(values: tuple[str, ...]) -> list[str] | None:
@@ -144,7 +145,7 @@ def release(opts: Options, jail, force):
 @click.pass_obj
 def plugins(opts: Options, as_json):
     """List the loaded plugins, where each came from, and its hooks."""
-    return app_mod.plugins_report(opts.app(), as_json)
+    return app_mod.plugins_report(opts.app(strict=False), as_json)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

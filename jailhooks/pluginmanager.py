@@ -85,6 +85,16 @@ class Plugins:
         return None
 
 
+def _resolve(module: str, attr: str, source: str, name: str, value: str) -> Any:
+    obj = _import(module, source)
+    for part in filter(None, attr.strip().split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PluginLoadError(f"plugin {name} ({source}): {value} not found") from None
+    return obj
+
+
 def _import(module: str, source: str) -> Any:
     try:
         return importlib.import_module(module)
@@ -155,27 +165,32 @@ def entry_points(cache_dir: str | None = None) -> list[tuple[str, str, str]]:
     return found
 
 
-def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None) -> Plugins:
+def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None,
+                 strict: bool = True) -> Plugins:
+    """Register every plugin.  strict=False (for ``jailhooks plugins``) records a
+    plugin that fails to load, with its error, instead of stopping."""
     plugins = Plugins()
+
+    def attempt(name: str, source: str, module: str, load) -> None:
+        try:
+            obj = load()
+            if name in plugins._rank:
+                raise PluginLoadError(f"plugin {name} ({source}): the name is already taken")
+            plugins.register(obj, name, source, module)
+        except PluginLoadError as exc:
+            if strict:
+                raise
+            plugins.infos.append(PluginInfo(name, source, module, error=str(exc)))
+
     for module in BUILTIN_PLUGINS:
         plugins.register(_import(module, "builtin"), module.rsplit(".", 1)[1], "builtin", module)
     if autoload:
         for name, value, dist in entry_points(cache_dir):
             module, _, attr = value.partition(":")
             source = f"entry point {name} from {dist}"
-            obj = _import(module.strip(), source)
-            for part in filter(None, attr.strip().split(".")):
-                try:
-                    obj = getattr(obj, part)
-                except AttributeError:
-                    raise PluginLoadError(f"plugin {name} ({source}): {value} not found") from None
-            if name in plugins._rank:
-                raise PluginLoadError(f"plugin {name} ({source}): the name is already taken")
-            plugins.register(obj, name, source, module.strip())
+            attempt(name, source, module.strip(), lambda: _resolve(module.strip(), attr, source, name, value))
     for module in modules:
-        if module in plugins._rank:
-            raise PluginLoadError(f"plugin {module} (config): the name is already taken")
-        plugins.register(_import(module, "config plugins"), module, "config", module)
+        attempt(module, "config", module, lambda: _import(module, "config plugins"))
     try:
         plugins.pm.check_pending()  # a misspelt hook name would silently never run
     except pluggy.PluginValidationError as exc:

@@ -113,7 +113,7 @@ def test_site_plugin_from_config_list(web, tmp_path, monkeypatch):
     assert web.subprocess("run", "poststop", "web").code == 0
     assert log.read_text() == "prestart web lease=100000\npoststop web\n"
     listing = json.loads(web.subprocess("plugins", "--json").out)
-    assert {"name": "siterecorder", "source": "config", "module": "siterecorder",
+    assert {"name": "siterecorder", "source": "config", "module": "siterecorder", "error": None,
             "hooks": ["jailhooks_poststop", "jailhooks_prestart"]} in listing
 
 
@@ -142,6 +142,10 @@ def test_broken_plugin_is_a_config_error_naming_it(web, tmp_path):
     assert res.code == 78
     assert "plugin module 'brokenplugin' (config plugins) failed to import" in res.err
     assert leases(web) == [] and web.state_json()["pf"]["anchors"] == {}
+    listing = web.subprocess("plugins", "--json")  # still listed, with its error
+    assert listing.code == 78
+    broken = [p for p in json.loads(listing.out) if p["name"] == "brokenplugin"]
+    assert broken and "ModuleNotFoundError" in broken[0]["error"]
 
 
 def test_misspelt_hook_is_refused(web, tmp_path):
