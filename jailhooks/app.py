@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
 from .config import ConfigError, build_settings, plugin_list, read_toml
-from .context import Context, Jail
+from .context import UP_PHASES, Context, Jail
 from .engine import Engine, Outcome
 from .errors import DataError, ExitCode, JailhooksError, UsageError
 from .host import Host, make_host
@@ -130,14 +130,17 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         raise UsageError("run: --path/--ip4/--ip6 describe one jail; give one jail name with them")
     engine = app.engine
     code = ExitCode.OK
+    down = expand_phase(phase)[0] not in UP_PHASES
     for name in names:
+        facts_errors: list = []
         try:
-            jail = engine.resolve(name, path, ip4, ip6)
+            jail = engine.resolve(name, path, ip4, ip6, errors=facts_errors if down else None)
             outcome = engine.run(phase, jail)
         except JailhooksError as exc:
             app.warn(f"{safe_name(name)}: {exc}")
             code = code or exc.exit_code
             continue
+        outcome.failures[:0] = facts_errors
         report(app, outcome)
         if not outcome.ok and not code:
             code = outcome.exit_code

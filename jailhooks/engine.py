@@ -74,7 +74,10 @@ class Engine:
 
     # -- facts ------------------------------------------------------------------
     def resolve(self, name: str, path: str | None = None, ip4: list[str] | None = None,
-                ip6: list[str] | None = None) -> Jail:
+                ip6: list[str] | None = None, errors: list[Failure] | None = None) -> Jail:
+        """The jail's facts.  With ERRORS (the way down), a facts source that
+        fails is recorded there and the next one is asked: a stop must still
+        take the jail's rules away when, say, jls fails."""
         try:
             validate.jail_name(name)
         except ValueError as exc:
@@ -85,7 +88,19 @@ class Engine:
             path = None if path is None else _path(path)
         except ValueError as exc:
             raise DataError(f"jail {name}: {exc}") from None
-        found = self.plugins.first("jailhooks_jail_facts", name=name, settings=self.settings, host=self.host)
+        found = None
+        for impl in self.plugins.ordered("jailhooks_jail_facts"):
+            kwargs = {"name": name, "settings": self.settings, "host": self.host}
+            try:
+                found = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                if errors is None:
+                    raise
+                message, code = describe(exc)
+                errors.append(Failure(impl.plugin_name, "facts", message, code))
+                continue
+            if found is not None:
+                break
         jail = found if isinstance(found, Jail) else Jail(name, source="none")
         changes: dict[str, Any] = {}
         if path is not None:

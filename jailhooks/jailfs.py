@@ -105,13 +105,13 @@ def write_text(root: str, relpath: str, text: str, mode: int = 0o644) -> None:
                 mode = stat.S_IMODE(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
             except FileNotFoundError:
                 pass
-            tmp = f".{name}.jailhooks.{os.getpid()}"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                             0o600, dir_fd=dfd)
-            except FileExistsError:
-                os.unlink(tmp, dir_fd=dfd)  # left by a killed run of ours (same pid reused)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+            prefix = f".{name}.jailhooks."
+            for stale in os.listdir(dfd):  # left by a run that was killed mid-write
+                if stale.startswith(prefix):
+                    os.unlink(stale, dir_fd=dfd)
+            tmp = f"{prefix}{os.getpid()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                         0o600, dir_fd=dfd)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(text.encode())

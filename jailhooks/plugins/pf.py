@@ -133,10 +133,12 @@ def jailhooks_poststart(ctx):
     """Fail closed: the jail must not run without its anchor (someone may have
     flushed it, or pf may have been reloaded without the hooks, since prestart)."""
     n = names(ctx)
+    # jail(8) removes the jail again if poststart fails (here or in a later
+    # plugin): take the rules away too.  Registered first, so it also runs when
+    # the check below cannot even ask pf.
+    ctx.on_undo(f"flush anchor {n.anchor}", lambda: ctx.host.pf_flush(n.anchor))
     if not ctx.dry_run and not loaded(ctx.host, n.anchor):
         raise JailhooksError(f"anchor {n.anchor} is not loaded; refusing to leave the jail running without it")
-    # jail(8) removes the jail again if poststart fails: take the rules away too.
-    ctx.on_undo(f"flush anchor {n.anchor}", lambda: ctx.host.pf_flush(n.anchor))
 
 
 def _teardown(ctx):

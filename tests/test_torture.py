@@ -1,0 +1,197 @@
+"""Torture: kill -9 at random moments, every host command failing in turn,
+and hostile command lines.  Marked "torture"; CI runs them (a few minutes)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from jailhooks.host.simulated import SimulatedRunner
+from jailhooks.main import main
+from jailhooks.registry.sqlite import SqliteRegistry
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.torture
+
+JAILS = {"web": "192.0.2.10", "mail": "192.0.2.20", "db": "192.0.2.30"}
+
+
+class Host:
+    """A config + state dir; jail roots are shared between copies."""
+
+    def __init__(self, root: Path, jails_root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.state = root / "state"
+        self.config = root / "jailhooks.toml"
+        body = f'[host]\nmode = "simulated"\nstate_dir = "{self.state}"\nlock_timeout = 20\n\n'
+        body += '[fib]\nmode = "exclusive"\n\n[pf]\nallow = [{ proto = "tcp", port = 443 }]\n\n'
+        for name, ip in JAILS.items():
+            (jails_root / name / "etc").mkdir(parents=True, exist_ok=True)
+            body += f'[jail.{name}]\npath = "{jails_root / name}"\nip4 = "{ip}"\n\n'
+        self.config.write_text(body)
+        SimulatedRunner(str(self.state)).run(["/sbin/sysctl", "net.fibs=8"], None, 5, True)
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "jailhooks", "--config", str(self.config), *args]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    def snapshot(self) -> dict:
+        sim = SimulatedRunner(str(self.state)).read()
+        status = json.loads(self.run("status", "--json").stdout)
+        return {"anchors": sim["pf"]["anchors"], "status": status}
+
+    def copy_to(self, root: Path, jails_root: Path) -> "Host":
+        other = Host(root, jails_root)
+        shutil.rmtree(other.state, ignore_errors=True)
+        shutil.copytree(self.state, other.state, ignore=shutil.ignore_patterns("locks"))
+        return other
+
+
+def check_registry(state: Path) -> None:
+    reg = SqliteRegistry(str(state), 10)
+    assert reg.check() == []
+    for lease in reg.leases():  # every lease whole
+        assert lease.uid_last - lease.uid_first + 1 == 1000 and lease.host
+    reg.close()
+
+
+def test_kill_9_at_random_moments_then_rerun_converges(tmp_path):
+    rng = random.Random(1234)
+    jails_root = tmp_path / "jails"
+    host = Host(tmp_path / "host", jails_root)
+    sim = SimulatedRunner(str(host.state))
+    phases = ["create", "start", "stop", "destroy", "prestart", "poststop"]
+    kills = i = 0
+    while kills < 52 and i < 150:
+        i += 1
+        jail, phase = rng.choice(list(JAILS)), rng.choice(phases)
+        running = jail in sim.read()["jails"]
+        if phase in ("start", "prestart") and not running:
+            sim.run(["/usr/sbin/jail", "-c", f"name={jail}", f"path={jails_root / jail}", f"ip4.addr={JAILS[jail]}",
+                     "persist"], None, 5, True)
+        elif phase in ("stop", "poststop", "destroy") and running:
+            sim.run(["/usr/sbin/jail", "-r", jail], None, 5, True)
+        reference = host.copy_to(tmp_path / f"ref{i}", jails_root)
+        proc = subprocess.Popen(host.argv("-q", "run", phase, jail), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+        time.sleep(rng.uniform(0.02, 0.2))  # the run takes ~0.1-0.3 s: most kills land mid-run
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        check_registry(host.state)
+        again = host.run("run", phase, jail)
+        assert again.returncode == 0, (phase, jail, again.stderr)
+        ref = reference.run("run", phase, jail)
+        assert ref.returncode == 0, ref.stderr
+        assert host.snapshot() == reference.snapshot(), (i, phase, jail)
+        shutil.rmtree(reference.root)
+    assert kills >= 50
+    leftovers = [p.name for p in jails_root.rglob(".*jailhooks*")]
+    assert leftovers == [] or all(p.startswith((".pw.conf", ".adduser.conf")) for p in leftovers)
+
+
+def _phase_commands(tmp_path, phase: str) -> list[list[str]]:
+    """The distinct commands (tool + leading arguments) a phase runs."""
+    host = Host(tmp_path / f"probe-{phase}", tmp_path / "jails")
+    sim = SimulatedRunner(str(host.state))
+    if phase in ("poststart", "prestop", "poststop", "destroy"):
+        assert host.run("run", "create", "web").returncode == 0
+        assert host.run("run", "prestart", "web").returncode == 0
+    if phase in ("poststart", "prestop"):
+        sim.run(["/usr/sbin/jail", "-c", "name=web", f"path={tmp_path}", "ip4.addr=192.0.2.10", "persist"], None, 5, True)
+    with sim.state() as st:
+        st["log"] = []
+    assert host.run("run", phase, "web").returncode == 0
+    seen = []
+    for cmd in sim.read()["log"]:
+        key = cmd[: 4 if cmd[0] == "pfctl" else 3]
+        if key not in seen:
+            seen.append(key)
+    return seen
+
+
+@pytest.mark.parametrize("phase", ["create", "prestart", "poststart", "poststop", "destroy"])
+@pytest.mark.parametrize("fault", ["fails", "times out", "prints garbage"])
+def test_each_host_command_failing_in_turn(tmp_path, phase, fault):
+    commands = _phase_commands(tmp_path, phase)
+    assert commands, phase
+    for n, prefix in enumerate(commands):
+        host = Host(tmp_path / f"{phase}-{n}", tmp_path / "jails")
+        sim = SimulatedRunner(str(host.state))
+        if phase in ("poststart", "poststop", "destroy"):
+            assert host.run("run", "create", "web").returncode == 0
+            assert host.run("run", "prestart", "web").returncode == 0
+        if phase == "poststart":
+            sim.run(["/usr/sbin/jail", "-c", "name=web", f"path={tmp_path}", "ip4.addr=192.0.2.10", "persist"],
+                    None, 5, True)
+        before = host.snapshot()
+        if fault == "fails":
+            sim.add_fault(prefix, rc=1, stderr=f"{prefix[0]}: injected failure\n")
+        elif fault == "times out":
+            sim.add_fault(prefix, timeout=True)
+        else:
+            sim.add_fault(prefix, rc=0, stdout="\x00garbage{[\n")
+        res = host.run("run", phase, "web")
+        sim.clear_faults()
+        assert "Traceback" not in res.stderr
+        check_registry(host.state)
+        if fault == "prints garbage" and res.returncode == 0:
+            continue  # commands whose output jailhooks does not read
+        assert res.returncode != 0, (phase, prefix, fault)
+        after = host.snapshot()
+        if phase in ("create", "prestart", "poststart"):
+            # fail closed: nothing this run did survives; a poststart failure also takes the anchor away
+            if phase == "poststart" and prefix[0] == "jls":
+                # the jail's facts could not be read: no plugin ran, nothing changed (sync removes
+                # the anchor of a jail that jail(8) then removed)
+                assert after == before
+            elif phase == "poststart":
+                assert after["anchors"] == {} and before["status"][0]["uid_range"] == after["status"][0]["uid_range"]
+            else:
+                assert after == before, (phase, prefix, fault)
+        else:
+            # best effort: the anchor is gone unless flushing it was the failing step
+            flushed = not (prefix[:4] == ["pfctl", "-q", "-a", "jailhooks/web"])
+            assert (after["anchors"] == {}) == flushed, (phase, prefix, fault)
+
+
+TOKENS = st.sampled_from(["run", "start", "stop", "prestart", "poststop", "create", "destroy", "status", "render",
+                          "sync", "check", "release", "plugins", "--json", "--dry-run", "-q", "-v", "--path",
+                          "--ip4", "--ip6", "--force", "--", "web", "-", "--config", "/etc/passwd", "a;b",
+                          "../..", "192.0.2.1", "em0|10.0.0.1/24", "x" * 300, "\n", "$(reboot)", "'", "sim"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(TOKENS | st.text(max_size=12), max_size=7))
+def test_hostile_command_lines_never_crash(tmp_path_factory, argv):
+    root = tmp_path_factory.mktemp("hostile")
+    config = root / "c.toml"
+    config.write_text(f'[host]\nmode = "simulated"\nstate_dir = "{root / "state"}"\n')
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--config", str(config), *[a for a in argv if a != "--config"]])
+    assert code in (0, 1, 2, 64, 65, 69, 75, 78), (argv, code, err.getvalue())
+    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), (argv, err.getvalue())
+    reg = root / "state" / "registry.sqlite"
+    if reg.exists():
+        with sqlite3.connect(reg) as db:
+            for (jail,) in db.execute("SELECT jail FROM leases"):
+                assert jail.replace("-", "").replace("_", "").isalnum()
