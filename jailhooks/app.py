@@ -281,6 +281,33 @@ def release(app: App, name: str, force: bool) -> int:
     return 0
 
 
+def install(app: App, manager: str, jail: str | None) -> int:
+    """Print the configuration MANAGER needs (changes nothing)."""
+    from . import integrations
+    from .managers import iocage
+
+    fib, families, hooks = None, [], None
+    if jail is not None:
+        facts = app.engine.resolve(jail)
+        lease = app.registry.get(jail)
+        fib = lease.fib if lease else None
+        if app.settings.for_jail("saddr", jail).get("saddrsel_off", True):
+            families = [f for f, a in (("ip4", facts.ip4), ("ip6", facts.ip6)) if a]
+        if manager == "iocage":
+            import json
+            import os
+
+            conf = os.path.join(app.settings.section("managers")["iocroot"], "jails", iocage.iocage_name(jail),
+                                "config.json")
+            try:
+                with open(conf) as fh:
+                    hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
+            except (OSError, ValueError):
+                hooks = None
+    app.out.write(integrations.render(manager, jail, fib, families, hooks))
+    return 0
+
+
 def plugins_report(app: App, as_json: bool) -> int:
     """Every plugin, broken ones included (with their error; exit 78 then)."""
     rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks, "error": i.error}

@@ -141,6 +141,20 @@ def release(opts: Options, jail, force):
 
 
 @cli.command()
+@click.argument("manager", type=click.Choice(["jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot"]))
+@click.argument("jail", required=False)
+@click.pass_obj
+def install(opts: Options, manager, jail):
+    """Print what MANAGER's configuration needs so that jailhooks runs at every
+    start and stop (with JAIL: its FIB and source-address settings too)."""
+    app = opts.app()
+    try:
+        return app_mod.install(app, manager, jail)
+    finally:
+        app.close()
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def plugins(opts: Options, as_json):

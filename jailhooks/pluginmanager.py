@@ -22,6 +22,7 @@ from .errors import PluginLoadError
 BUILTIN_PLUGINS = (
     "jailhooks.plugins.jls",
     "jailhooks.plugins.configfacts",
+    "jailhooks.plugins.managers",
     "jailhooks.plugins.uids",
     "jailhooks.plugins.fib",
     "jailhooks.plugins.pf",

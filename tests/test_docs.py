@@ -28,7 +28,7 @@ def test_builtins_register_first_in_documented_order():
     assert up == ["uids", "fib", "pf"]
     assert down == ["pf"]
     facts = [impl.plugin_name for impl in plugins.ordered("jailhooks_jail_facts")]
-    assert facts == ["jls", "configfacts"]  # tryfirst jls, trylast config
+    assert facts == ["jls", "managers", "configfacts"]  # tryfirst jls, then the managers' files, trylast config
 
 
 def test_readme_commands_exist():

@@ -1,0 +1,93 @@
+"""Facts of a jail from its manager's own files: jail.conf (and
+jail.conf.d), Bastille, ezjail and iocage.  Asked after jls (a running
+jail's kernel facts win) and before ``[jail.NAME]`` in jailhooks' config, so
+``jailhooks run start NAME`` works by hand without options."""
+from __future__ import annotations
+
+import os
+
+from .. import hookimpl, validate
+from ..config import Field, Section, absolute_path, choice, list_of
+from ..context import Jail
+from ..errors import DataError
+
+READERS = ("jailconf", "bastille", "ezjail", "iocage")
+SECTION = Section("managers", fields={
+    "readers": Field(list_of(choice(*READERS)), list(READERS), "which managers' files to read, in order"),
+    "jail_conf": Field(absolute_path, "/etc/jail.conf"),
+    "jail_conf_d": Field(absolute_path, "/etc/jail.conf.d"),
+    "bastille_jails": Field(absolute_path, "/usr/local/bastille/jails"),
+    "ezjail_dir": Field(absolute_path, "/usr/local/etc/ezjail"),
+    "iocroot": Field(absolute_path, "/iocage", "mountpoint of POOL/iocage"),
+})
+
+
+@hookimpl
+def jailhooks_config_sections():
+    return [SECTION]
+
+
+def _read(reader: str, sec: dict, name: str) -> tuple[dict | None, str]:
+    if reader == "jailconf":
+        from ..managers import jailconf
+
+        for path in (os.path.join(sec["jail_conf_d"], f"{name}.conf"), sec["jail_conf"]):
+            found = jailconf.read(path, name)
+            if found:
+                return found, path
+        return None, ""
+    if reader == "bastille":
+        from ..managers import jailconf
+
+        path = os.path.join(sec["bastille_jails"], name, "jail.conf")
+        return jailconf.read(path, name), path
+    if reader == "ezjail":
+        from ..managers import ezjail
+
+        return ezjail.read(sec["ezjail_dir"], name), os.path.join(sec["ezjail_dir"], ezjail.safename(name))
+    from ..managers import iocage
+
+    return iocage.read(sec["iocroot"], name), os.path.join(sec["iocroot"], "jails", iocage.iocage_name(name))
+
+
+@hookimpl
+def jailhooks_jail_facts(name, settings):
+    sec = settings.section("managers")
+    for reader in sec["readers"]:
+        found, where = _read(reader, sec, name)
+        if found is None:
+            continue
+        try:
+            ip4 = tuple(validate.jail_address(a, 4) for a in found["ip4"])
+            ip6 = tuple(validate.jail_address(a, 6) for a in found["ip6"])
+            path = absolute_path(found["path"]) if found["path"] else None
+        except ValueError as exc:
+            raise DataError(f"{where}: jail {name}: {exc}") from None
+        return Jail(name=name, path=path, ip4=ip4, ip6=ip6, hostname=found.get("hostname"), source=reader)
+    return None
+
+
+@hookimpl
+def jailhooks_check(settings, host, registry, jail):
+    """jail.conf jails whose own exec.* line replaced the global jailhooks one."""
+    from ..managers import jailconf
+
+    sec = settings.section("managers")
+    if "jailconf" not in sec["readers"]:
+        return None
+    found = []
+    path = sec["jail_conf"]
+    names = [jail.name] if jail is not None else jailconf.jail_names(path)
+    for name in names:
+        try:
+            hooks = jailconf.exec_hooks(path, name) if os.path.exists(path) else {}
+        except DataError as exc:
+            return [("error", str(exc))]
+        if not any("jailhooks" in " ".join(v) for v in hooks.values()):
+            continue  # this jail.conf does not use jailhooks
+        for phase in ("prestart", "poststart", "prestop", "poststop"):
+            if not any(f"jailhooks run {phase} " in cmd for cmd in hooks.get(f"exec.{phase}", [])):
+                found.append(("error", f"{path}: jail {name}: exec.{phase} does not run jailhooks (its own "
+                                       f"'exec.{phase} = ...' replaces the global '+=' line): it runs without "
+                                       "its firewall; use += there"))
+    return found

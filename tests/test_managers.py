@@ -1,0 +1,184 @@
+"""Each jail manager's part played as it plays it: the arguments and the
+environment it gives hooks (managers.md), against the simulated host."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from jailhooks.managers import ezjail, iocage, jailconf
+
+from .conftest import REPO
+
+FIX = Path(__file__).parent / "fixtures" / "managers"
+CLEAN_ENV = {"PATH": "/bin:/usr/bin", "HOME": "/root", "USER": "root", "SHELL": "/bin/sh", "TERM": "dumb"}
+
+
+@pytest.fixture
+def host(env, tmp_path):
+    """A config that reads the fixture managers' files, and a wrapper standing in
+    for /usr/local/bin/jailhooks."""
+    root = tmp_path / "root"
+    shutil.copytree(FIX, root)
+    env.write_config(f"""
+        [uids]
+        write_pw_conf = false  # the fixture jails' roots do not exist here
+
+        [managers]
+        jail_conf = "{root}/jail.conf"
+        jail_conf_d = "{root}/jail.conf.d"
+        ezjail_dir = "{root}/ezjail"
+        iocroot = "{root}/iocage"
+        bastille_jails = "{root}/bastille/jails"
+        """)
+    wrapper = tmp_path / "jailhooks"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m jailhooks --config {env.config} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env.wrapper = str(wrapper)
+    env.fixture_root = root
+    return env
+
+
+def run_like_jail8(command: str, jail: str, wrapper: str) -> subprocess.CompletedProcess:
+    """jail(8) after $name substitution: no shell metacharacters, so the line is
+    split on whitespace and exec'd, with exec.clean's environment."""
+    argv = command.replace("$name", jail).split()
+    assert argv[0] == "/usr/local/bin/jailhooks"
+    return subprocess.run([wrapper, *argv[1:]], env=CLEAN_ENV, capture_output=True, text=True, timeout=60)
+
+
+def hooks_of(conf_text: str, jail: str) -> dict[str, list[str]]:
+    params = jailconf.jail_params(jailconf.parse(conf_text, "jail.conf"), jail, "jail.conf")
+    return {k: v for k, v in params.items() if k.startswith("exec.")}
+
+
+def test_readers_read_what_the_managers_write(host):
+    root = host.fixture_root
+    web = jailconf.read(str(root / "jail.conf"), "web")
+    assert (web["path"], web["ip4"], web["ip6"]) == ("/usr/jails/web", ["em0|192.0.2.10/24", "em0|192.0.2.11/24"],
+                                                      ["2001:db8::10"])
+    assert jailconf.read(str(root / "jail.conf"), "legacy") is None  # commented out
+    assert ezjail.read(str(root / "ezjail"), "web-1")["ip6"] == ["em0|2001:db8::40"]
+    ioc = iocage.read(str(root / "iocage"), "ioc-nextcloud")
+    assert (ioc["path"], ioc["ip4"]) == (str(root / "iocage/jails/nextcloud/root"), ["em0|192.0.2.50/24"])
+    assert jailconf.read(str(root / "bastille/jails/proxy/jail.conf"), "proxy")["ip4"] == ["192.0.2.60"]
+
+
+@pytest.mark.parametrize("jail,table", [
+    ("web", ["192.0.2.10", "192.0.2.11", "2001:db8::10"]),  # /etc/jail.conf
+    ("db", ["10.0.0.5"]),  # /etc/jail.conf.d/db.conf
+    ("web-1", ["192.0.2.40", "2001:db8::40"]),  # ezjail
+    ("ioc-nextcloud", ["192.0.2.50"]),  # iocage (jail(8) knows it as ioc-NAME)
+    ("proxy", ["192.0.2.60"]),  # Bastille
+])
+def test_run_by_hand_needs_no_options(host, cli, jail, table):
+    res = cli("run", "prestart", jail)
+    assert res.code == 0, res.err
+    anchor = host.anchor(f"jailhooks/{jail}")
+    assert list(anchor["tables"].values()) == [table]
+
+
+def test_broken_manager_file_names_file_and_line(host, cli):
+    (host.fixture_root / "jail.conf").write_text("web {\n  ip4.addr = 192.0.2.10\n}\n")
+    res = cli("run", "prestart", "web")
+    assert res.code == 65
+    assert f"{host.fixture_root}/jail.conf:2: missing ';' after ip4.addr" in res.err
+
+
+def test_jail_conf_lifecycle_as_jail8_runs_it(host):
+    text = (REPO / "hooks" / "jail.conf").read_text() + "\nweb {\n ip4.addr = 192.0.2.10;\n path = /j/web;\n}\n"
+    hooks = hooks_of(text, "web")
+    for cmd in hooks["exec.prestart"]:
+        assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
+    assert host.anchor("jailhooks/web") is not None
+    host.create_jail("web", ip4="192.0.2.10")
+    for cmd in hooks["exec.poststart"]:
+        assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
+    assert host.state_json()["jails"]["web"]["ip4.saddrsel"] is False
+    for cmd in hooks["exec.prestop"]:
+        assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
+    host.remove_jail("web")
+    for cmd in hooks["exec.poststop"]:
+        assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
+    assert host.anchor("jailhooks/web") is None
+
+
+def test_jail_conf_prestart_failure_aborts_the_start(host):
+    hooks = hooks_of((REPO / "hooks" / "jail.conf").read_text() + "web { ip4.addr = 192.0.2.10; }\n", "web")
+    host.sim.add_fault(["pfctl", "-a", "jailhooks/web", "-f"], rc=1, stderr="pfctl: DIOCXCOMMIT: Device busy\n")
+    res = run_like_jail8(hooks["exec.prestart"][0], "web", host.wrapper)
+    assert res.returncode != 0  # jail(8): "exec.prestart ... failed", the jail is not created
+    assert "Device busy" in res.stderr
+    assert json.loads(subprocess.run([host.wrapper, "status", "--json"], capture_output=True, text=True).stdout) == []
+
+
+def iocage_hook(host, phase: str, jail: str, *previous: str) -> subprocess.CompletedProcess:
+    """iocage splits the value with shlex, re-joins it and runs it via /bin/sh -c,
+    with its own environment (no $name substitution)."""
+    value = " ".join([str(REPO / "hooks" / "iocage-hook"), phase, jail, *previous])
+    return subprocess.run(["/bin/sh", "-c", value], env={**CLEAN_ENV, "JAILHOOKS": host.wrapper},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_iocage_lifecycle_chains_the_previous_hooks(host, tmp_path):
+    marker = tmp_path / "previous-ran"
+    assert iocage_hook(host, "prestart", "ioc-nextcloud", "/usr/bin/touch", str(marker)).returncode == 0
+    assert marker.exists()
+    assert list(host.anchor("jailhooks/ioc-nextcloud")["tables"].values()) == [["192.0.2.50"]]
+    host.create_jail("ioc-nextcloud", ip4="192.0.2.50")
+    assert iocage_hook(host, "poststart", "ioc-nextcloud").returncode == 0
+    host.remove_jail("ioc-nextcloud")
+    res = iocage_hook(host, "poststop", "ioc-nextcloud", "/bin/false")  # the user's hook fails...
+    assert res.returncode == 1
+    assert host.anchor("jailhooks/ioc-nextcloud") is None  # ...jailhooks cleaned up all the same
+
+
+def test_iocage_prestart_failure_refuses_the_start(host, tmp_path):
+    marker = tmp_path / "previous-ran"
+    host.sim.add_fault(["pfctl", "-a", "jailhooks/ioc-nextcloud", "-f"], rc=1, stderr="pfctl: injected\n")
+    res = iocage_hook(host, "prestart", "ioc-nextcloud", "/usr/bin/touch", str(marker))
+    assert res.returncode == 1  # iocage: "Refusing to start ... exec_prestart failed"
+    assert not marker.exists()
+
+
+def test_pot_hooks_from_the_environment(host, tmp_path):
+    conf = tmp_path / "pot" / "conf"
+    conf.mkdir(parents=True)
+    for phase in ("prestart", "poststop"):
+        shutil.copy(REPO / "hooks" / "pot-hook", conf / f"{phase}.sh")
+    env = {**CLEAN_ENV, "JAILHOOKS": host.wrapper, "_POT_NAME": "mypot", "_POT_IP": "192.0.2.70"}
+    res = subprocess.run([str(conf / "prestart.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert list(host.anchor("jailhooks/mypot")["tables"].values()) == [["192.0.2.70"]]
+    assert subprocess.run([str(conf / "poststop.sh")], env=env, capture_output=True, timeout=60).returncode == 0
+    assert host.anchor("jailhooks/mypot") is None
+    bad = subprocess.run([str(REPO / "hooks" / "pot-hook")], env=env, capture_output=True, text=True)
+    assert bad.returncode == 64
+
+
+def test_install_prints_what_hooks_holds(host, cli):
+    printed = cli("install", "jail.conf").out
+    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    shipped = [line for line in (REPO / "hooks" / "jail.conf").read_text().splitlines() if line.startswith("exec.")]
+    assert [line for line in printed.splitlines() if line.startswith("exec.")] == [
+        line.replace("/usr/local/bin/jailhooks", program) for line in shipped]
+
+
+def test_install_iocage_keeps_the_users_hook(host, cli):
+    out = cli("install", "iocage", "nextcloud").out
+    assert ('iocage set exec_prestart="' + os.path.join(sys.prefix, "libexec", "jailhooks", "iocage-hook")
+            + ' prestart ioc-nextcloud /usr/local/sbin/backup-check" nextcloud') in out
+    assert "iocage set ip4_saddrsel=0 nextcloud" in out
+
+
+def test_check_finds_a_jail_whose_own_hook_replaced_ours(host, cli):
+    res = cli("check")
+    assert res.code == 1
+    assert "jail build: exec.prestart does not run jailhooks" in res.err
+    assert "jail web:" not in res.err
