@@ -1,0 +1,79 @@
+"""contrib/: the rc.d script, the man page and the port skeleton stay right."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import REPO
+
+CONTRIB = REPO / "contrib"
+PORT = CONTRIB / "port" / "sysutils" / "py-jailhooks"
+
+
+def test_rc_script_is_valid_sh_and_ordered_after_pf_before_jails():
+    script = CONTRIB / "rc.d" / "jailhooks.in"
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "# PROVIDE: jailhooks\n" in text
+    assert re.search(r"# REQUIRE: .*\bpf\b", text)
+    assert re.search(r"# BEFORE: .*\bjail\b.*\bLOGIN\b", text)  # before LOGIN, or iocage/ezjail may go first
+    assert "# KEYWORD: nojail" in text
+    assert text.index("load_rc_config") < text.index(': ${jailhooks_enable:="NO"}')
+    assert "%%PREFIX%%/bin/jailhooks" in text and "/usr/local" not in text
+    assert (PORT / "files" / "jailhooks.in").read_text() == text  # the port ships the same script
+
+
+@pytest.mark.skipif(shutil.which("mandoc") is None, reason="mandoc is not installed (Debian package mandoc)")
+def test_man_page_is_clean_under_mandoc_lint():
+    res = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(CONTRIB / "jailhooks.8")],
+                         capture_output=True, text=True)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+
+
+def test_man_page_lists_every_command_and_exit_code():
+    page = (CONTRIB / "jailhooks.8").read_text()
+    from jailhooks.cli import cli
+    from jailhooks.errors import ExitCode
+
+    for name in cli.commands:
+        if name != "sim":  # a development aid, documented in README
+            assert f".Cm {name}" in page, name
+    for code in ExitCode:
+        if code:
+            assert f".It {int(code)}\n" in page, code
+
+
+def test_port_installs_what_its_plist_lists():
+    makefile = (PORT / "Makefile").read_text()
+    plist = (PORT / "pkg-plist").read_text().split()
+    assert "PORTNAME=\tjailhooks" in makefile  # the normalised distribution name (pep517 wheel glob)
+    from jailhooks import __version__
+
+    assert f"DISTVERSION=\t{__version__}" in makefile
+    for hook in ("iocage-hook", "pot-hook", "jail.conf"):
+        assert f"libexec/jailhooks/{hook}" in plist and (REPO / "hooks" / hook).exists()
+    assert "@sample" in plist and "etc/jailhooks.toml.sample" in plist
+    assert "USE_RC_SUBR=\tjailhooks" in makefile
+
+
+def test_sample_config_is_valid_and_has_the_promised_policy(tmp_path, monkeypatch):
+    from jailhooks.app import load_app
+
+    text = (CONTRIB / "jailhooks.toml").read_text().replace('mode = "auto"', f'mode = "simulated"\nstate_dir = "{tmp_path}"')
+    path = tmp_path / "jailhooks.toml"
+    path.write_text(text)
+    app = load_app(str(path))
+    assert app.settings.for_jail("pf", "mail")["allow"][0]["port"] == ["25", "587"]  # only mail may send SMTP
+    web = app.settings.for_jail("pf", "web")["allow"]
+    assert [r["port"] for r in web] == [["80", "443"]]
+    assert app.settings.section("pf")["allow"][0]["port"] == ["53"]  # and DNS for everyone
+
+
+def test_pf_conf_fragment_has_the_hooks_in_order():
+    from jailhooks.host.pfsyntax import parse
+
+    rs = parse((CONTRIB / "pf.conf").read_text().replace("$ext_if", "em0").replace('ext_if = "em0"', ""), in_anchor=False)
+    assert [r.kind for r in rs.rules][:3] == ["nat-anchor", "rdr-anchor", "anchor"]
