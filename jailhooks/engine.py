@@ -15,7 +15,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from . import validate
 from .config import Settings
@@ -25,8 +25,7 @@ from .host import Host
 from .pluginmanager import Plugins
 
 
-@dataclass
-class Failure:
+class Failure(NamedTuple):
     plugin: str
     phase: str
     message: str

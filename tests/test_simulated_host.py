@@ -131,3 +131,15 @@ def test_faults_are_injected_by_argv_prefix(sim):
     sim.add_fault(["jls"], timeout=True)
     with pytest.raises(CommandTimeout):
         run(sim, "/usr/sbin/jls")
+
+
+def test_getopt_is_posix():
+    from jailhooks.host.simulated import GetoptError, getopt
+
+    assert getopt(["-qa", "x/y", "-Fall", "rest", "-v"], "a:F:qv") == ([("-q", ""), ("-a", "x/y"), ("-F", "all")],
+                                                                        ["rest", "-v"])
+    assert getopt(["--", "-q"], "q") == ([], ["-q"])
+    with pytest.raises(GetoptError, match="illegal option -- z"):
+        getopt(["-z"], "q")
+    with pytest.raises(GetoptError, match="requires an argument -- a"):
+        getopt(["-a"], "a:")

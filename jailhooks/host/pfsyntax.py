@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # FreeBSD /etc/services names for the ports print_rule() resolves (tcp and udp
 # agree for these).  Other ports print as numbers.
@@ -34,46 +34,38 @@ class PfSyntaxError(Exception):
         super().__init__(message)
 
 
-@dataclass
-class Host:
+class Host(NamedTuple):
     text: str  # as printed: address, network, <table>, any
     af: int = 0  # 4, 6 or 0 (any, table)
 
 
-@dataclass
 class Rule:
-    kind: str  # filter, nat, anchor, nat-anchor, rdr-anchor
-    line: int
-    action: str = ""
-    direction: str = ""
-    log: bool = False
-    quick: bool = False
-    interface: str = ""
-    af: int = 0
-    protos: list[str] = field(default_factory=list)
-    src: list[Host] = field(default_factory=list)
-    src_ports: list[str] = field(default_factory=list)
-    dst: list[Host] = field(default_factory=list)
-    dst_ports: list[str] = field(default_factory=list)
-    user: str = ""
-    flags: str | None = None
-    state: str | None = None
-    icmp_types: list[str] = field(default_factory=list)
-    icmp6: bool = False
-    label: str = ""
-    tag: str = ""
-    tagged: str = ""
-    target: Host | None = None
-    anchor: str = ""
+    """One parsed rule (before expansion).  A plain class: a 25-field
+    dataclass costs milliseconds to define, on every simulated pfctl run."""
+
+    def __init__(self, kind: str, line: int):
+        self.kind, self.line = kind, line  # filter, nat, anchor, nat-anchor, rdr-anchor
+        self.action = self.direction = self.interface = self.user = self.label = self.tag = self.tagged = ""
+        self.anchor = ""
+        self.log = self.quick = self.icmp6 = False
+        self.af = 0
+        self.protos: list[str] = []
+        self.src: list[Host] = []
+        self.src_ports: list[str] = []
+        self.dst: list[Host] = []
+        self.dst_ports: list[str] = []
+        self.icmp_types: list[str] = []
+        self.flags: str | None = None
+        self.state: str | None = None
+        self.target: Host | None = None
 
 
-@dataclass
 class Ruleset:
-    macros: list[tuple[str, str]] = field(default_factory=list)
-    tables: dict[str, list[str]] = field(default_factory=dict)
-    table_lines: list[str] = field(default_factory=list)
-    rules: list[Rule] = field(default_factory=list)
-    printed: list[str] = field(default_factory=list)  # macro/table lines, parse order (-nv)
+    def __init__(self) -> None:
+        self.macros: list[tuple[str, str]] = []
+        self.tables: dict[str, list[str]] = {}
+        self.rules: list[Rule] = []
+        self.printed: list[str] = []  # macro/table lines, in parse order (-nv)
 
     def lines(self, kind: str) -> list[str]:
         """Printed rules of one class: 'filter' (-s rules) or 'nat' (-s nat)."""

@@ -13,7 +13,6 @@ time out.
 from __future__ import annotations
 
 import fcntl
-import getopt
 import ipaddress
 import json
 import os
@@ -145,8 +144,8 @@ class SimulatedRunner:
         elif args and args[0].startswith("--libxo="):
             json_mode, args = args[0][8:].split(",")[0] == "json", args[1:]
         try:
-            opts, params = getopt.getopt(args, "cdhj:Nnqsv")
-        except getopt.GetoptError:
+            opts, params = getopt(args, "cdhj:Nnqsv")
+        except GetoptError:
             err.append("usage: jls [-dhNnqv] [-j jail] [param ...]\n")
             return 1
         flags = {o for o, _ in opts}
@@ -244,8 +243,8 @@ class SimulatedRunner:
     # -- jail(8) --------------------------------------------------------------------------
     def _cmd_jail(self, st, args, input, out, err) -> int:
         try:
-            opts, rest = getopt.getopt(args, "cdmrRqf:")
-        except getopt.GetoptError:
+            opts, rest = getopt(args, "cdmrRqf:")
+        except GetoptError:
             err.append("usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n"
                        "            -[cmr] param=value ... [command=command ...]\n")
             return 1
@@ -340,8 +339,8 @@ class SimulatedRunner:
     # -- sysctl(8) -------------------------------------------------------------------------
     def _cmd_sysctl(self, st, args, input, out, err) -> int:
         try:
-            opts, names = getopt.getopt(args, "niq")
-        except getopt.GetoptError:
+            opts, names = getopt(args, "niq")
+        except GetoptError:
             err.append("usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n")
             return 1
         flags = {o for o, _ in opts}
@@ -380,8 +379,8 @@ class SimulatedRunner:
     # ("add net D: gateway G fib N[: error]"), netlink errors on stderr.
     def _cmd_route(self, st, args, input, out, err) -> int:
         try:
-            opts, rest = getopt.getopt(args, "46dnqtv")
-        except getopt.GetoptError:
+            opts, rest = getopt(args, "46dnqtv")
+        except GetoptError:
             err.append("usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n")
             return 64
         flags = {o for o, _ in opts}
@@ -495,9 +494,9 @@ class SimulatedRunner:
             return found[0]
 
         try:
-            opts, rest = getopt.getopt(args, "a:deqf:F:k:nvs:")
-        except getopt.GetoptError as exc:
-            err.append(f"pfctl: {exc.msg}\n")
+            opts, rest = getopt(args, "a:deqf:F:k:nvs:")
+        except GetoptError as exc:
+            err.append(f"pfctl: {exc}\n")
             return usage()
         anchor = show = clear = rules_file = None
         kills: list[str] = []
@@ -724,6 +723,40 @@ class SimulatedRunner:
         else:
             st["pf"]["main"] = {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)}
         return 0
+
+
+class GetoptError(Exception):
+    pass
+
+
+def getopt(args: list[str], shortopts: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """POSIX getopt(3) as FreeBSD's tools use it: short options, clustered or
+    not, option arguments attached or separate, "--" ends them, and the first
+    operand ends them too.  (The getopt module pulls in gettext: slow.)"""
+    opts: list[tuple[str, str]] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        if args[i] == "--":
+            return opts, args[i + 1:]
+        arg, j = args[i], 1
+        while j < len(arg):
+            ch = arg[j]
+            k = shortopts.find(ch)
+            if ch == ":" or k < 0:
+                raise GetoptError(f"illegal option -- {ch}")
+            if shortopts[k + 1:k + 2] == ":":
+                value = arg[j + 1:]
+                if not value:
+                    i += 1
+                    if i >= len(args):
+                        raise GetoptError(f"option requires an argument -- {ch}")
+                    value = args[i]
+                opts.append((f"-{ch}", value))
+                break
+            opts.append((f"-{ch}", ""))
+            j += 1
+        i += 1
+    return opts, args[i:]
 
 
 def _reachable(table: dict, gw) -> bool:
