@@ -54,7 +54,9 @@ class Host:
 
     def snapshot(self) -> dict:
         sim = SimulatedRunner(str(self.state)).read()
-        status = json.loads(self.run("status", "--json").stdout)
+        res = self.run("status", "--json")
+        assert res.returncode == 0, res.stderr
+        status = json.loads(res.stdout)
         return {"anchors": sim["pf"]["anchors"], "status": status}
 
     def copy_to(self, root: Path, jails_root: Path) -> "Host":
