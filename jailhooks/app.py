@@ -36,7 +36,7 @@ class App:
         if self._registry is None:
             from .registry import open_registry
 
-            self._registry = open_registry(self.settings.state_dir, self.settings.host["lock_timeout"], self.dry_run)
+            self._registry = open_registry(self.settings, self.dry_run)
         return self._registry
 
     @property
@@ -305,6 +305,51 @@ def install(app: App, manager: str, jail: str | None) -> int:
             except (OSError, ValueError):
                 hooks = None
     app.out.write(integrations.render(manager, jail, fib, families, hooks))
+    return 0
+
+
+def registry_migrate(app: App) -> int:
+    reg = app.registry
+    if not hasattr(reg, "migrate"):
+        app.say("registry: SQLite migrates itself (it belongs to this host alone)")
+        return 0
+    before, after = reg.migrate()
+    app.say(f"registry {reg.shown}: schema {before} -> {after}" if before != after
+            else f"registry {reg.shown}: schema {after}, up to date")
+    return 0
+
+
+def registry_export(app: App) -> int:
+    app.out.write(json.dumps({"jailhooks_registry": 1, "leases": app.registry.export()}, indent=2) + "\n")
+    return 0
+
+
+def registry_import(app: App, text: str, source: str) -> int:
+    try:
+        doc = json.loads(text)
+        leases = doc["leases"] if isinstance(doc, dict) else None
+        if not isinstance(leases, list):
+            raise ValueError("no \"leases\" list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
+    added, same = app.registry.import_leases(leases)
+    app.say(f"registry: {added} lease(s) imported, {same} already there")
+    return 0
+
+
+def lease_move(app: App, jail: str, to_host: str) -> int:
+    from . import validate
+    from .config import host_label
+
+    try:
+        validate.jail_name(jail)
+        host_label(to_host)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if not to_host:
+        raise UsageError("lease move: --to HOST is required")
+    lease = app.registry.move(jail, to_host)
+    app.say(f"{jail}: lease (UIDs {lease.uid_first}-{lease.uid_last}) now held by {to_host}; its FIB stays behind")
     return 0
 
 

@@ -182,6 +182,63 @@ def sim(opts: Options, tool, args):
     return res.returncode
 
 
+@cli.group()
+def registry():
+    """The lease registry: schema, export and import."""
+
+
+@registry.command("migrate")
+@click.pass_obj
+def registry_migrate(opts: Options):
+    """Create or upgrade the schema of a PostgreSQL registry (never done automatically)."""
+    app = opts.app()
+    try:
+        return app_mod.registry_migrate(app)
+    finally:
+        app.close()
+
+
+@registry.command("export")
+@click.pass_obj
+def registry_export(opts: Options):
+    """Print every lease as JSON (to move between SQLite and PostgreSQL)."""
+    app = opts.app()
+    try:
+        return app_mod.registry_export(app)
+    finally:
+        app.close()
+
+
+@registry.command("import")
+@click.argument("file", type=click.File("r"))
+@click.pass_obj
+def registry_import(opts: Options, file):
+    """Add the leases of an export (all or nothing; overlaps are refused)."""
+    app = opts.app()
+    try:
+        return app_mod.registry_import(app, file.read(), file.name)
+    finally:
+        app.close()
+
+
+@cli.group()
+def lease():
+    """Leases of a fleet registry."""
+
+
+@lease.command("move")
+@click.argument("jail")
+@click.option("--to", "to_host", required=True, metavar="HOST", help="The host the jail moved to.")
+@click.pass_obj
+def lease_move(opts: Options, jail, to_host):
+    """JAIL moved to HOST: its UID block follows it; its FIB does not."""
+    app = opts.app()
+    try:
+        return app_mod.lease_move(app, jail, to_host)
+    finally:
+        app.close()
+
+
 def click_main(argv: list[str]) -> int:
     try:
         rv = cli.main(args=argv, prog_name="jailhooks", standalone_mode=False)

@@ -12,6 +12,7 @@ override a section's per-jail keys in ``[jail.NAME.SECTION]``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
@@ -180,6 +181,23 @@ HOST_FIELDS: dict[str, Field] = {
     "commands": Field(table_of({k: Field(absolute_path, v) for k, v in COMMANDS.items()}), lambda: dict(COMMANDS)),
 }
 
+def registry_url(v: Any) -> str:
+    if not isinstance(v, str) or not (v == "" or v.startswith(("postgresql://", "postgres://"))):
+        raise ValueError("must be empty (SQLite in the state directory) or a postgresql:// URL")
+    return v
+
+
+def host_label(v: Any) -> str:
+    if not isinstance(v, str) or (v and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,254}", v)):
+        raise ValueError(f"{v!r} is not a host name")
+    return v
+
+
+REGISTRY_FIELDS: dict[str, Field] = {
+    "url": Field(registry_url, "", "empty: SQLite in [host] state_dir; postgresql://...: a fleet registry"),
+    "host": Field(host_label, "", "this host's name in the registry (default: the system's host name)"),
+}
+
 JAIL_FIELDS: dict[str, Field] = {
     "path": Field(absolute_path, None),
     "ip4": Field(one_or_list(lambda v: validate.jail_address(v, 4)), list),
@@ -203,6 +221,7 @@ class Settings:
     host: dict[str, Any]
     sections: dict[str, dict]
     jails: dict[str, JailConfig]
+    registry: dict[str, Any] = field(default_factory=lambda: {"url": "", "host": ""})
 
     def section(self, name: str) -> dict:
         return self.sections.get(name, {})
@@ -259,7 +278,7 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
     by_name: dict[str, Section] = {}
     problems: list[str] = []
     for sec in sections:
-        if sec.name in by_name or sec.name in ("plugins", "host", "jail") or sec.name in JAIL_FIELDS:
+        if sec.name in by_name or sec.name in ("plugins", "host", "jail", "registry") or sec.name in JAIL_FIELDS:
             problems.append(f"section [{sec.name}] is claimed twice (core or another plugin)")
             continue
         by_name[sec.name] = sec
@@ -277,6 +296,14 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
         problems.append("host: must be a table")
     if host.get("state_dir") is None:
         host["state_dir"] = default_state_dir()
+
+    registry: dict = {}
+    registry_raw = raw.get("registry", {})
+    if isinstance(registry_raw, dict):
+        registry, found = _check_fields(registry_raw, REGISTRY_FIELDS, ".")
+        add("registry", found)
+    else:
+        problems.append("registry: must be a table")
 
     values: dict[str, dict] = {}
     for name, sec in by_name.items():
@@ -318,8 +345,8 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
         jails[jname] = jc
 
     for key in raw:
-        if key not in ("plugins", "host", "jail") and key not in by_name:
+        if key not in ("plugins", "host", "jail", "registry") and key not in by_name:
             problems.append(f"{key}: unknown key")
     if problems:
         raise ConfigError(problems, source)
-    return Settings(source, plugins, host, values, jails)
+    return Settings(source, plugins, host, values, jails, registry)

@@ -105,3 +105,33 @@ def env(tmp_path, monkeypatch) -> Env:
 def cli(env, capsys):
     """cli("run", "start", "web") -> Result, in-process."""
     return lambda *args: env.run(*args, capsys=capsys)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server.  Skipped, saying why, when none can be started;
+    under CI (CI=true) that is a failure instead: the fleet tests must run."""
+    try:
+        import psycopg  # noqa: F401
+
+        from .pgserver import PgServer
+
+        server = PgServer()
+    except Exception as exc:  # no binaries, no psycopg, cannot start
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests cannot run in CI: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, migrated database."""
+    from jailhooks.registry.postgres import PostgresRegistry
+
+    url = pg_server.new_database()
+    reg = PostgresRegistry(url, 5, check_schema=False)
+    reg.migrate()
+    reg.close()
+    return url

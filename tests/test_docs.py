@@ -34,6 +34,6 @@ def test_builtins_register_first_in_documented_order():
 def test_readme_commands_exist():
     readme = (REPO / "README.md").read_text()
     assert "sh contrib/demo.sh" in readme
-    assert "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest" in readme
+    assert "python3 -m venv .venv && .venv/bin/pip install -e '.[test,postgres]' && .venv/bin/pytest" in readme
     ci = (REPO / ".ci" / "run").read_text()
-    assert '"$py" -m venv "$venv" && "$venv/bin/pip" install -q -e \'.[test]\' && "$venv/bin/pytest"' in ci
+    assert '"$py" -m venv "$venv" && "$venv/bin/pip" install -q -e \'.[test,postgres]\' && "$venv/bin/pytest"' in ci

@@ -27,12 +27,25 @@ class Registry(Protocol):
 
     def release(self, jail: str) -> Lease | None: ...
 
+    def move(self, jail: str, to_host: str) -> Lease: ...
+
+    def export(self) -> list[dict]: ...
+
+    def import_leases(self, leases: list) -> tuple[int, int]: ...
+
     def check(self) -> list[str]: ...
 
     def close(self) -> None: ...
 
 
-def open_registry(state_dir: str, lock_timeout: float, dry_run: bool = False) -> "Registry":
+def open_registry(settings, dry_run: bool = False) -> "Registry":
+    """SQLite in the state directory, or PostgreSQL when [registry] url is set."""
+    reg = settings.registry
+    lock_timeout = settings.host["lock_timeout"]
+    if reg["url"]:
+        from .postgres import PostgresRegistry
+
+        return PostgresRegistry(reg["url"], lock_timeout, host_name=reg["host"], dry_run=dry_run)
     from .sqlite import SqliteRegistry
 
-    return SqliteRegistry(state_dir, lock_timeout, dry_run=dry_run)
+    return SqliteRegistry(settings.state_dir, lock_timeout, dry_run=dry_run, host_name=reg["host"])

@@ -215,7 +215,7 @@ class SqlRegistry:
         problems = self._integrity()
         for jail, first, prev_jail, prev_last in self.db.execute(
                 "SELECT jail, uid_first, pj, pl FROM (SELECT jail, uid_first, LAG(jail) OVER w AS pj, "
-                "LAG(uid_last) OVER w AS pl FROM leases WINDOW w AS (ORDER BY uid_first)) WHERE uid_first <= pl"):
+                "LAG(uid_last) OVER w AS pl FROM leases WINDOW w AS (ORDER BY uid_first)) AS ordered WHERE uid_first <= pl"):
             problems.append(f"leases of {prev_jail} and {jail} overlap at UID {first}")
         for f, l, jail in self.db.execute(
                 "SELECT f.first, f.last, l.jail FROM free_uids f JOIN leases l "
