@@ -29,6 +29,15 @@ class Options:
                                 strict=strict)
 
 
+def call(opts: Options, fn, *args, strict: bool = True) -> int:
+    """Load the app, run one command of app.py, always close the registry."""
+    app = opts.app(strict)
+    try:
+        return fn(app, *args)
+    finally:
+        app.close()
+
+
 def _split(values: tuple[str, ...]) -> list[str] | None:
     out = [v for value in values for v in value.split(",") if v]
     return out or None
@@ -71,11 +80,7 @@ def cli(ctx: click.Context, config, dry_run, verbose, quiet):
 @click.pass_obj
 def run(opts: Options, phase, jails, path, ip4, ip6):
     """Run PHASE for each JAIL (start = prestart + poststart, stop = prestop + poststop)."""
-    app = opts.app()
-    try:
-        return app_mod.run(app, phase, list(jails), path, _split(ip4), _split(ip6))
-    finally:
-        app.close()
+    return call(opts, app_mod.run, phase, list(jails), path, _split(ip4), _split(ip6))
 
 
 @cli.command()
@@ -84,11 +89,7 @@ def run(opts: Options, phase, jails, path, ip4, ip6):
 @click.pass_obj
 def status(opts: Options, jail, as_json):
     """Leases, FIBs and anchors of every known jail, or of JAIL."""
-    app = opts.app()
-    try:
-        return app_mod.status(app, jail, as_json)
-    finally:
-        app.close()
+    return call(opts, app_mod.status, jail, as_json)
 
 
 @cli.command()
@@ -97,22 +98,14 @@ def status(opts: Options, jail, as_json):
 @click.pass_obj
 def render(opts: Options, jail, path, ip4, ip6):
     """Print the exact anchor text that start would load; change nothing."""
-    app = opts.app()
-    try:
-        return app_mod.render(app, jail, path, _split(ip4), _split(ip6))
-    finally:
-        app.close()
+    return call(opts, app_mod.render, jail, path, _split(ip4), _split(ip6))
 
 
 @cli.command()
 @click.pass_obj
 def sync(opts: Options):
     """Bring every running jail to its desired state; remove orphan anchors."""
-    app = opts.app()
-    try:
-        return app_mod.sync(app)
-    finally:
-        app.close()
+    return call(opts, app_mod.sync)
 
 
 @cli.command()
@@ -120,11 +113,7 @@ def sync(opts: Options):
 @click.pass_obj
 def check(opts: Options, jail):
     """Check the config, the registry, pf's hooks and (with JAIL) one jail."""
-    app = opts.app()
-    try:
-        return app_mod.check(app, jail)
-    finally:
-        app.close()
+    return call(opts, app_mod.check, jail)
 
 
 @cli.command()
@@ -133,11 +122,7 @@ def check(opts: Options, jail):
 @click.pass_obj
 def release(opts: Options, jail, force):
     """End JAIL's lease by hand: its UID block and FIB become free."""
-    app = opts.app()
-    try:
-        return app_mod.release(app, jail, force)
-    finally:
-        app.close()
+    return call(opts, app_mod.release, jail, force)
 
 
 @cli.command()
@@ -147,11 +132,7 @@ def release(opts: Options, jail, force):
 def install(opts: Options, manager, jail):
     """Print what MANAGER's configuration needs so that jailhooks runs at every
     start and stop (with JAIL: its FIB and source-address settings too)."""
-    app = opts.app()
-    try:
-        return app_mod.install(app, manager, jail)
-    finally:
-        app.close()
+    return call(opts, app_mod.install, manager, jail)
 
 
 @cli.command()
@@ -159,7 +140,7 @@ def install(opts: Options, manager, jail):
 @click.pass_obj
 def plugins(opts: Options, as_json):
     """List the loaded plugins, where each came from, and its hooks."""
-    return app_mod.plugins_report(opts.app(strict=False), as_json)
+    return call(opts, app_mod.plugins_report, as_json, strict=False)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -191,22 +172,14 @@ def registry():
 @click.pass_obj
 def registry_migrate(opts: Options):
     """Create or upgrade the schema of a PostgreSQL registry (never done automatically)."""
-    app = opts.app()
-    try:
-        return app_mod.registry_migrate(app)
-    finally:
-        app.close()
+    return call(opts, app_mod.registry_migrate)
 
 
 @registry.command("export")
 @click.pass_obj
 def registry_export(opts: Options):
     """Print every lease as JSON (to move between SQLite and PostgreSQL)."""
-    app = opts.app()
-    try:
-        return app_mod.registry_export(app)
-    finally:
-        app.close()
+    return call(opts, app_mod.registry_export)
 
 
 @registry.command("import")
@@ -214,11 +187,7 @@ def registry_export(opts: Options):
 @click.pass_obj
 def registry_import(opts: Options, file):
     """Add the leases of an export (all or nothing; overlaps are refused)."""
-    app = opts.app()
-    try:
-        return app_mod.registry_import(app, file.read(), file.name)
-    finally:
-        app.close()
+    return call(opts, app_mod.registry_import, file.read(), file.name)
 
 
 @cli.group()
@@ -232,11 +201,7 @@ def lease():
 @click.pass_obj
 def lease_move(opts: Options, jail, to_host):
     """JAIL moved to HOST: its UID block follows it; its FIB does not."""
-    app = opts.app()
-    try:
-        return app_mod.lease_move(app, jail, to_host)
-    finally:
-        app.close()
+    return call(opts, app_mod.lease_move, jail, to_host)
 
 
 def click_main(argv: list[str]) -> int:

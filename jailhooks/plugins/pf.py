@@ -20,20 +20,15 @@ def _anchor_parent(v):
     return validate.anchor_path(v)
 
 
-RULE = table_of({
-    "proto": Field(one_or_list(lambda v: v if v in ("tcp", "udp", "icmp", "icmp6") else _bad_proto(v)), list),
-    "to": Field(one_or_list(validate.destination), list),
-    "port": Field(one_or_list(validate.port), list),
-    "log": Field(boolean, False),
-    "comment": Field(lambda v: v if isinstance(v, str) else _bad("a string"), ""),
-})
-INBOUND = table_of({
-    "proto": Field(one_or_list(lambda v: v if v in ("tcp", "udp", "icmp", "icmp6") else _bad_proto(v)), list),
-    "from": Field(one_or_list(validate.destination), list),
-    "port": Field(one_or_list(validate.port), list),
-    "log": Field(boolean, False),
-    "comment": Field(lambda v: v if isinstance(v, str) else _bad("a string"), ""),
-})
+def _rule(peer_key: str):
+    """A policy rule table; PEER_KEY is "to" (outbound) or "from" (inbound)."""
+    return table_of({
+        "proto": Field(one_or_list(lambda v: v if v in ("tcp", "udp", "icmp", "icmp6") else _bad_proto(v)), list),
+        peer_key: Field(one_or_list(validate.destination), list),
+        "port": Field(one_or_list(validate.port), list),
+        "log": Field(boolean, False),
+        "comment": Field(lambda v: v if isinstance(v, str) else _bad("a string"), ""),
+    })
 
 
 def _bad(what):
@@ -50,8 +45,8 @@ POLICY = {
     "default": Field(choice("block", "pass"), "block", "what happens to everything else the jail sends"),
     "log": Field(boolean, True, "log what the default block drops"),
     "interface": Field(lambda v: validate.interface(v), ""),
-    "allow": Field(list_of(RULE), list, "outbound traffic the jail may send"),
-    "inbound": Field(list_of(INBOUND), list, "traffic the jail may receive (passed in the anchor)"),
+    "allow": Field(list_of(_rule("to")), list, "outbound traffic the jail may send"),
+    "inbound": Field(list_of(_rule("from")), list, "traffic the jail may receive (passed in the anchor)"),
 }
 SECTION = Section(
     "pf",

@@ -180,9 +180,13 @@ def jailhooks_check(settings, host, registry, jail):
     found = []
     if jail is not None:
         found += audit(registry, jail)
+    from .managers import jailhooks_jail_facts as manager_facts
+
     running = {j["name"] for j in host.jails()}
     for lease in registry.leases():
-        if lease.jail not in running and lease.jail not in settings.jails:
+        if registry.fleet and lease.host != registry.host_name:
+            continue  # another host's jail
+        if lease.jail not in running and lease.jail not in settings.jails and not manager_facts(lease.jail, settings):
             found.append(("warning", f"lease of {lease.jail} ({lease.uid_first}-{lease.uid_last}) is orphaned: the jail "
                                      f"is neither running nor configured (end it with: jailhooks release {lease.jail})"))
     return found
