@@ -281,10 +281,37 @@ def release(app: App, name: str, force: bool) -> int:
     return 0
 
 
-def install(app: App, manager: str, jail: str | None) -> int:
-    """Print the configuration MANAGER needs (changes nothing)."""
+def install(app: App, manager: str, jail: str | None, apply: bool = False) -> int:
+    """Print the configuration MANAGER needs; with APPLY, add the lines that
+    only need adding (jail.conf, ezjail's rc.conf), keeping a backup."""
     from . import integrations
     from .managers import iocage
+
+    if apply:
+        sec = app.settings.section("managers")
+        if manager == "jail.conf":
+            path, edit = sec["jail_conf"], integrations.apply_jail_conf
+        elif manager == "ezjail":
+            path, edit = sec["rc_conf"], integrations.apply_rc_conf
+        else:
+            raise UsageError(f"install --apply: {manager} keeps its settings itself; run the printed commands "
+                             "(they go through its own tool, which validates them)")
+        if app.dry_run:
+            app.say(f"would add to {path}:")
+            app.out.write(integrations.render(manager, None, None, []))
+            return 0
+        try:
+            added, backup = edit(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        if not added:
+            app.say(f"{path}: jailhooks lines already there; nothing changed")
+        else:
+            app.say(f"{path}: added {len(added)} line(s); the old file is {backup}")
+            for line in added:
+                app.say(f"  {line}")
+        if jail is None:
+            return 0
 
     fib, families, hooks = None, [], None
     if jail is not None:

@@ -128,11 +128,12 @@ def release(opts: Options, jail, force):
 @cli.command()
 @click.argument("manager", type=click.Choice(["jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot"]))
 @click.argument("jail", required=False)
+@click.option("--apply", is_flag=True, help="Add the lines to jail.conf / rc.conf (ezjail), keeping a backup.")
 @click.pass_obj
-def install(opts: Options, manager, jail):
+def install(opts: Options, manager, jail, apply):
     """Print what MANAGER's configuration needs so that jailhooks runs at every
     start and stop (with JAIL: its FIB and source-address settings too)."""
-    return call(opts, app_mod.install, manager, jail)
+    return call(opts, app_mod.install, manager, jail, apply)
 
 
 @cli.command()

@@ -79,3 +79,72 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
     else:
         raise ValueError(manager)
     return "\n".join(out) + "\n"
+
+
+# -- --apply: edit the files that only need lines added (with a backup) ---------------
+
+def _write_with_backup(path: str, text: str) -> str:
+    """Replace PATH atomically, keeping its mode; returns the backup's name."""
+    import shutil
+    import time
+
+    backup = f"{path}.jailhooks-{time.strftime('%Y%m%d%H%M%S')}.bak"
+    shutil.copy2(path, backup)
+    tmp = f"{path}.jailhooks.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    shutil.copymode(path, tmp)
+    os.replace(tmp, path)
+    return backup
+
+
+def _squash(line: str) -> str:
+    return " ".join(line.split())
+
+
+def apply_jail_conf(path: str) -> tuple[list[str], str | None]:
+    """Add the four hook lines to the global part of a jail.conf (before the
+    first jail section) unless they are there.  (added lines, backup or None)."""
+    with open(path) as fh:
+        text = fh.read()
+    lines = jail_conf_lines(prefix_paths()[0])
+    present = {_squash(l) for l in text.splitlines()}
+    missing = [l for l in lines if _squash(l) not in present]
+    if not missing:
+        return [], None
+    block = "# jailhooks: per-jail firewall (jailhooks install jail.conf)\n" + "\n".join(missing) + "\n\n"
+    out, inserted = [], False
+    for line in text.splitlines(keepends=True):  # before the first "name {" line: still the global part
+        if not inserted and line.rstrip().endswith("{") and not line.lstrip().startswith(("#", "//")):
+            out.append(block)
+            inserted = True
+        out.append(line)
+    if not inserted:
+        out.append(("\n" if text and not text.endswith("\n") else "") + block)
+    return missing, _write_with_backup(path, "".join(out))
+
+
+def apply_rc_conf(path: str) -> tuple[list[str], str | None]:
+    """ezjail: add global jail_exec_PHASE<N> lines to rc.conf, at the first free
+    index after the user's own, so existing hooks keep running."""
+    import re
+
+    with open(path) as fh:
+        text = fh.read()
+    program = prefix_paths()[0]
+    added = []
+    for phase in PHASES:
+        command = f"{program} run {phase} $name"
+        values = {int(m.group(1)): m.group(3) for m in
+                  re.finditer(rf"^\s*jail_exec_{phase}(\d+)=(['\"]?)(.*?)\2\s*$", text, re.M)}
+        if command in values.values():
+            continue
+        index = 0
+        while index in values:  # rc.d/jail stops at the first gap
+            index += 1
+        added.append(f"jail_exec_{phase}{index}='{command}'")
+    if not added:
+        return [], None
+    body = text + ("" if text.endswith("\n") or not text else "\n") + "# jailhooks (jailhooks install ezjail)\n" \
+        + "\n".join(added) + "\n"
+    return added, _write_with_backup(path, body)

@@ -182,3 +182,37 @@ def test_check_finds_a_jail_whose_own_hook_replaced_ours(host, cli):
     assert res.code == 1
     assert "jail build: exec.prestart does not run jailhooks" in res.err
     assert "jail web:" not in res.err
+
+
+def test_install_apply_jail_conf_adds_lines_once_with_a_backup(host, cli):
+    conf = host.fixture_root / "jail.conf"
+    conf.write_text("# my jails\nexec.clean;\nweb {\n\tip4.addr = 192.0.2.10;\n}\n")
+    res = cli("install", "jail.conf", "--apply")
+    assert res.code == 0 and "added 4 line(s)" in res.out
+    text = conf.read_text()
+    assert text.index("run prestart $name") < text.index("web {")  # in the global part
+    backups = list(conf.parent.glob("jail.conf.jailhooks-*.bak"))
+    assert len(backups) == 1 and backups[0].read_text().startswith("# my jails\nexec.clean;\nweb {")
+    hooks = jailconf.exec_hooks(str(conf), "web")
+    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    assert hooks["exec.prestart"] == [f"{program} run prestart web"]
+    again = cli("install", "jail.conf", "--apply")
+    assert "already there; nothing changed" in again.out and conf.read_text() == text
+
+
+def test_install_apply_ezjail_keeps_the_users_hooks(host, cli, tmp_path):
+    rc = tmp_path / "rc.conf"
+    rc.write_text('ezjail_enable="YES"\njail_exec_prestart0="/usr/local/sbin/mount-data"\n')
+    host.config.write_text(host.config.read_text() + f'rc_conf = "{rc}"\n')
+    assert cli("install", "ezjail", "--apply").code == 0
+    text = rc.read_text()
+    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    assert 'jail_exec_prestart0="/usr/local/sbin/mount-data"' in text  # still index 0
+    assert f"jail_exec_prestart1='{program} run prestart $name'" in text  # next free index, no gap
+    assert f"jail_exec_poststop0='{program} run poststop $name'" in text
+    assert cli("install", "ezjail", "--apply").out.endswith("nothing changed\n")
+
+
+def test_install_apply_is_refused_where_the_manager_keeps_its_settings(host, cli):
+    res = cli("install", "iocage", "nextcloud", "--apply")
+    assert res.code == 64 and "iocage keeps its settings itself" in res.err

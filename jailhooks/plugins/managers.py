@@ -19,6 +19,7 @@ SECTION = Section("managers", fields={
     "bastille_jails": Field(absolute_path, "/usr/local/bastille/jails"),
     "ezjail_dir": Field(absolute_path, "/usr/local/etc/ezjail"),
     "iocroot": Field(absolute_path, "/iocage", "mountpoint of POOL/iocage"),
+    "rc_conf": Field(absolute_path, "/etc/rc.conf", "where `install ezjail --apply` adds its lines"),
 })
 
 
