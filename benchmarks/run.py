@@ -147,34 +147,39 @@ def bench_parallel(jails: int = 32) -> list[tuple[str, float, str]]:
              f"{os.cpu_count()} cores; serial {serial:.2f} s, parallel {parallel:.2f} s, blocks disjoint")]
 
 
-def sync_per_jail(n: int) -> float:
-    root = Path(tempfile.mkdtemp(prefix="jh-sync-"))
+def per_jail(n: int, command: str) -> float:
+    """Seconds per jail of one `jailhooks sync` or `run start J1..JN` over N running jails."""
+    root = Path(tempfile.mkdtemp(prefix="jh-batch-"))
     try:
         cfg = write_config(root)
         sim = SimulatedRunner(str(root / "state"))
         with sim.state() as st:  # N running jails, as jail(8) would have made them
             for i in range(n):
-                st["jails"][f"j{i}"] = {"jid": i + 1, "name": f"j{i}", "path": f"/j/{i}", "hostname": "",
+                (root / "jails" / str(i) / "etc").mkdir(parents=True)
+                st["jails"][f"j{i}"] = {"jid": i + 1, "name": f"j{i}", "path": str(root / "jails" / str(i)), "hostname": "",
                                         "ip4": [f"10.{i // 250}.{i % 250}.1"], "ip6": [], "ip4.saddrsel": True,
                                         "ip6.saddrsel": True, "persist": True, "cpusetid": i + 3}
             st["next_jid"] = n + 1
         bulk_leases(root / "state", n)
         with sqlite3.connect(root / "state" / "registry.sqlite") as db:
             db.execute("UPDATE leases SET jail = 'j' || substr(jail, 6)")
-        env = env_for()
-        cmd = [sys.executable, "-m", "jailhooks", "--config", str(cfg), "-q", "sync"]
+        args = ["sync"] if command == "sync" else ["run", "start", *(f"j{i}" for i in range(n))]
+        cmd = [sys.executable, "-m", "jailhooks", "--config", str(cfg), "-q", *args]
         t = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        subprocess.run(cmd, env=env_for(), check=True, capture_output=True)
         return (time.perf_counter() - t) / n
     finally:
         shutil.rmtree(root)
 
 
-def bench_sync(sizes: list[int]) -> list[tuple[str, float, str]]:
-    per = {n: sync_per_jail(n) for n in sizes}
-    detail = ", ".join(f"N={n}: {per[n] * 1000:.1f} ms" for n in sizes)
-    return [(f"sync per jail at N={sizes[-1]} / at N={sizes[0]}", per[sizes[-1]] / per[sizes[0]],
-             f"per jail {detail} (simulated host: each command rewrites its state file)")]
+def bench_batch(sizes: list[int]) -> list[tuple[str, float, str]]:
+    rows = []
+    for command in ("sync", "run start"):
+        per = {n: per_jail(n, command) for n in sizes}
+        detail = ", ".join(f"N={n}: {per[n] * 1000:.1f} ms" for n in sizes)
+        rows.append((f"{command} per jail at N={sizes[-1]} / at N={sizes[-2]}", per[sizes[-1]] / per[sizes[-2]],
+                     f"one process; per jail {detail}"))
+    return rows
 
 
 def main() -> None:
@@ -187,7 +192,7 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
     for bench in (lambda: bench_hook_path(reps), lambda: bench_alloc(50 if args.quick else 200),
                   lambda: bench_parallel(16 if args.quick else 32),
-                  lambda: bench_sync([10, 100] if args.quick else [10, 100, 1000])):
+                  lambda: bench_batch([1, 10, 100] if args.quick else [1, 10, 100, 1000])):
         for row in bench():
             rows.append(row)
             print(f"  {row[0]:<44} {row[1]:6.2f}   {row[2]}", flush=True)

@@ -87,6 +87,15 @@ class Host:
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return [line for line in res.stdout.splitlines() if line and not line.startswith(" ")]
 
+    def pf_tables(self, anchor: str) -> list[str]:
+        """Names of the anchor's tables; [] when the anchor does not exist."""
+        res = self.run("pfctl", "-a", anchor, "-s", "Tables", check=False, mutating=False)
+        if res.returncode != 0:
+            if "does not exist" in res.stderr:
+                return []
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
     def pf_running(self) -> bool:
         res = self.run("pfctl", "-s", "Running", check=False, mutating=False)
         if res.stdout.strip() in ("Enabled", "Disabled"):

@@ -38,11 +38,10 @@ def _fresh_state() -> dict[str, Any]:
     return {
         "version": 1,
         "booted": time.time(),
-        "jails": {},
         "next_jid": 1,
         "pf": {"loaded": True, "enabled": True, "since": time.time(),
                "main": {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)},
-               "anchors": {}},
+               },
         "states": [],
         "sysctl": {"net.fibs": "1", "net.add_addr_allfibs": "0", "security.jail.jailed": "0",
                    "kern.features.inet6": "1", "kern.osrelease": "15.1-RELEASE-p1"},
@@ -66,13 +65,19 @@ class SimulatedRunner:
     # -- state ------------------------------------------------------------------
     @contextmanager
     def state(self) -> Iterator[dict[str, Any]]:
+        """The host's state, under the lock.  Each anchor is a file of its own
+        (like the kernel, a command costs the same with 10 anchors or 1,000)."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         with open(os.path.join(self.dir, "lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 before = self._text()
                 st = json.loads(before) if before else _fresh_state()
+                st["pf"]["anchors"] = _Store(os.path.join(self.dir, "anchors"))
+                st["jails"] = _Store(os.path.join(self.dir, "jails"))
                 yield st
+                st["pf"].pop("anchors")
+                st.pop("jails")
                 after = json.dumps(st, sort_keys=True)
                 if after != before:
                     tmp = f"{self.path}.{os.getpid()}.tmp"
@@ -90,8 +95,14 @@ class SimulatedRunner:
             return ""
 
     def read(self) -> dict[str, Any]:
+        """A plain copy of the whole state, anchors included (for tests)."""
         with self.state() as st:
-            return json.loads(json.dumps(st))
+            anchors, jails = dict(st["pf"]["anchors"].items()), dict(st["jails"].items())
+            stores = st["pf"].pop("anchors"), st.pop("jails")
+            copy = json.loads(json.dumps(st))
+            st["pf"]["anchors"], st["jails"] = stores
+        copy["pf"]["anchors"], copy["jails"] = anchors, jails
+        return copy
 
     def add_fault(self, argv_prefix: list[str], *, rc: int = 1, stdout: str = "", stderr: str = "",
                   timeout: bool = False, times: int = -1) -> None:
@@ -156,13 +167,13 @@ class SimulatedRunner:
             if p not in self.JLS_PARAMS:
                 err.append(f"jls: unknown parameter: {p}\n")
                 return 1
-        jails = sorted(st["jails"].values(), key=lambda j: j["jid"])
         selector = dict(opts).get("-j")
-        if selector is not None:
-            if selector.isdigit():
+        if selector is not None and not selector.isdigit():
+            jails = [j for j in [st["jails"].get(selector)] if j is not None]
+        else:
+            jails = sorted(st["jails"].values(), key=lambda j: j["jid"])
+            if selector is not None:
                 jails = [j for j in jails if j["jid"] == int(selector)]
-            else:
-                jails = [j for j in jails if j["name"] == selector]
         if "-c" in flags:
             return 0 if jails else 1
         verbose = "-v" in flags
@@ -324,6 +335,7 @@ class SimulatedRunner:
             for key, value in params.items():
                 target = {"host.hostname": "hostname", "ip4.addr": "ip4", "ip6.addr": "ip6"}.get(key, key)
                 j[target] = {"ip4.addr": ip4, "ip6.addr": ip6}.get(key, value) if key in ("ip4.addr", "ip6.addr") else value
+            st["jails"][j["name"]] = j
             if not quiet:
                 out.append(f"{j['name']}: updated\n")
             return 0
@@ -723,6 +735,69 @@ class SimulatedRunner:
         else:
             st["pf"]["main"] = {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)}
         return 0
+
+
+class _Store:
+    """Jails, or pf anchors with content: one JSON file each, read and written
+    on use, so a command costs the same on a host with 10 jails or 1,000."""
+
+    def __init__(self, directory: str):
+        self.dir = directory
+
+    def _path(self, name: str) -> str:
+        from urllib.parse import quote
+
+        return os.path.join(self.dir, quote(name, safe="") + ".json")
+
+    def __iter__(self):
+        from urllib.parse import unquote
+
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return iter(())
+        return iter(sorted(unquote(n[:-5]) for n in names if n.endswith(".json")))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            with open(self._path(name)) as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            return default
+
+    def items(self):
+        return [(name, self.get(name)) for name in self]
+
+    def values(self):
+        return [entry for _, entry in self.items()]
+
+    def __contains__(self, name: str) -> bool:
+        return os.path.exists(self._path(name))
+
+    def __getitem__(self, name: str) -> dict:
+        entry = self.get(name)
+        if entry is None:
+            raise KeyError(name)
+        return entry
+
+    def __delitem__(self, name: str) -> None:
+        if self.pop(name) is None:
+            raise KeyError(name)
+
+    def __setitem__(self, name: str, entry: dict) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        tmp = f"{self._path(name)}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(entry, fh, sort_keys=True)
+        os.replace(tmp, self._path(name))
+
+    def pop(self, name: str, default: Any = None) -> Any:
+        entry = self.get(name, default)
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+        return entry
 
 
 class GetoptError(Exception):

@@ -110,8 +110,9 @@ def count_rules(host, anchor: str) -> int:
 
 
 def loaded(host, anchor: str) -> bool:
-    parent = anchor.rsplit("/", 1)[0]
-    return anchor in (host.pf_anchors(parent) or [])
+    """Does the anchor hold anything?  Asked of the anchor itself (not by
+    listing every anchor, which costs more the more jails there are)."""
+    return bool(host.pf_rules(anchor, "rules") or host.pf_rules(anchor, "nat") or host.pf_tables(anchor))
 
 
 @hookimpl
