@@ -9,25 +9,23 @@ and quoted wildcard sections such as ``"foo.*"``, and ``.include``.
 """
 from __future__ import annotations
 
-import fnmatch
-import glob
 import os
 import re
 
 from ..errors import DataError
 
-_TOKEN = re.compile(r'''
+_TOKEN = (r'''
     (?P<ws>\s+) | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
   | (?P<dq>"(?:[^"\\]|\\.)*") | (?P<sq>'[^']*')
   | (?P<op>\+=|[{};=,])
   | (?P<word>[^\s{};=,"'#]+)
-''', re.X | re.S)
+''')  # compiled on first use (a prestart reads jail.conf only when one exists)
 
 
 def _tokens(text: str, path: str):
     pos, line = 0, 1
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = re.compile(_TOKEN, re.X | re.S).match(text, pos)  # re caches the compiled pattern
         if not m:
             raise DataError(f"{path}:{line}: cannot read jail.conf syntax near {text[pos:pos + 20]!r}")
         kind = m.lastgroup
@@ -66,6 +64,8 @@ def parse(text: str, path: str) -> list[tuple[str | None, Statement]]:
             continue
         if name == ".include":
             target = toks[i + 1][1].strip('"\'') if i + 1 < len(toks) else ""
+            import glob
+
             for inc in sorted(glob.glob(target)):
                 with open(inc) as fh:
                     out.extend(parse(fh.read(), inc))
@@ -96,6 +96,12 @@ def parse(text: str, path: str) -> list[tuple[str | None, Statement]]:
     return out
 
 
+def _wildcard(pattern: str, jail: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(jail, pattern)
+
+
 def _expand(value: str, params: dict[str, list[str]], variables: dict[str, str], path: str, line: int) -> str:
     def sub(m: re.Match) -> str:
         key = m.group(1) or m.group(2)
@@ -115,7 +121,7 @@ def jail_params(statements: list[tuple[str | None, Statement]], jail: str, path:
     params: dict[str, list[str]] = {"name": [jail]}
     variables: dict[str, str] = {}
     for sec, st in statements:
-        if sec is not None and sec != jail and not (("*" in sec) and fnmatch.fnmatchcase(jail, sec)):
+        if sec is not None and sec != jail and not ("*" in sec and _wildcard(sec, jail)):
             continue
         values = []
         for kind, tok in st.values:
