@@ -59,32 +59,28 @@ class App:
 
 
 def setup_logging(verbose: int) -> None:
-    """Configure the "jailhooks" logger that plugins get as ``ctx.log``.
-
-    The logging module costs a few milliseconds to import, so on the hook path
-    this only runs when asked for (-v) or on FreeBSD, where messages go to
-    syslogd(8) as FreeBSD daemons' do.
-    """
-    if not verbose and not sys.platform.startswith("freebsd"):
+    """With -v, show the "jailhooks" logger (``ctx.log``) on stderr.  The logging
+    module costs milliseconds to import, so the hook path does not set it up
+    otherwise (warnings still reach stderr through logging's last resort)."""
+    if not verbose:
         return
     import logging
 
     log = logging.getLogger("jailhooks")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("jailhooks: %(message)s"))
-    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if sys.platform.startswith("freebsd"):
-        try:
-            from logging.handlers import SysLogHandler
+    log.setLevel(logging.DEBUG)
 
-            syslog = SysLogHandler(address="/var/run/log", facility=SysLogHandler.LOG_DAEMON)
-            syslog.setFormatter(logging.Formatter("jailhooks[%(process)d]: %(message)s"))
-            syslog.setLevel(logging.INFO)
-            log.addHandler(syslog)
-        except OSError:
-            pass
+
+def to_syslog(priority: str, line: str) -> None:
+    """On FreeBSD every run leaves its summary with syslogd(8) (facility daemon),
+    as a tool that changes the firewall should; the C-level syslog module is cheap."""
+    if sys.platform.startswith("freebsd"):
+        import syslog
+
+        syslog.openlog("jailhooks", syslog.LOG_PID, syslog.LOG_DAEMON)
+        syslog.syslog(getattr(syslog, priority), line)
 
 
 def state_dir_of(raw: dict) -> str | None:
@@ -160,10 +156,14 @@ def safe_name(name: str) -> str:
 def report(app: App, outcome: Outcome) -> None:
     for phase, plugin, text in outcome.notes:
         app.say(f"{outcome.jail}: {phase}: {plugin}: {text}")
+        if not app.dry_run:
+            to_syslog("LOG_INFO", f"{outcome.jail}: {phase}: {plugin}: {text}")
     for f in outcome.failures:
         app.warn(f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
+        to_syslog("LOG_ERR", f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
     for what in outcome.undone:
         app.warn(f"{outcome.jail}: undone: {what}")
+        to_syslog("LOG_WARNING", f"{outcome.jail}: undone: {what}")
 
 
 # -- status -------------------------------------------------------------------------
