@@ -745,18 +745,15 @@ class _Store:
         self.dir = directory
 
     def _path(self, name: str) -> str:
-        from urllib.parse import quote
-
-        return os.path.join(self.dir, quote(name, safe="") + ".json")
+        # names are jail names or anchor paths: escape '%' and '/' (urllib costs 2 ms)
+        return os.path.join(self.dir, name.replace("%", "%25").replace("/", "%2F") + ".json")
 
     def __iter__(self):
-        from urllib.parse import unquote
-
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return iter(())
-        return iter(sorted(unquote(n[:-5]) for n in names if n.endswith(".json")))
+        return iter(sorted(n[:-5].replace("%2F", "/").replace("%25", "%") for n in names if n.endswith(".json")))
 
     def get(self, name: str, default: Any = None) -> Any:
         try:
