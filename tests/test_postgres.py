@@ -204,3 +204,10 @@ def test_sqlite_to_postgres_and_back(env, pg_url, cli, tmp_path):
     assert cli("registry", "import", str(dump)).code == 0
     back = json.loads(cli("registry", "export").out)
     assert back == json.loads(dump.read_text())
+
+
+def test_dry_run_changes_nothing_in_the_fleet_registry(fleet, cli):
+    res = cli("--dry-run", "run", "create", "web")
+    assert res.code == 0, res.err
+    assert "web: create: uids: UIDs 100000-100999 (new lease)" in res.out  # decided as for real...
+    assert json.loads(cli("registry", "export").out)["leases"] == []  # ...and rolled back

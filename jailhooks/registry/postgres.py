@@ -94,6 +94,10 @@ class PostgresRegistry(SqlRegistry):
                                          application_name="jailhooks")
         except psycopg.Error as exc:
             raise LockTimeout(f"registry {self.shown} is unreachable: {_first_line(exc)}") from None
+        if self.dry_run:
+            # Open the outer transaction now: every later transaction() block is then a
+            # savepoint inside it (not a commit), and close() rolls the whole run back.
+            self._conn.execute("SELECT 1")
         if self.check_schema:
             version = self._version()
             if version != SCHEMA_VERSION:
