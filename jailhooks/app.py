@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from .config import ConfigError, build_settings, plugin_list, read_toml
 from .context import UP_PHASES, Context, Jail

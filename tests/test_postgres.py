@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 
 import pytest
 
-from jailhooks.errors import DataError, LockTimeout, PoolExhausted
+from jailhooks.errors import DataError, PoolExhausted
 from jailhooks.registry.postgres import PostgresRegistry
 from jailhooks.registry.sqlite import SqliteRegistry
 

@@ -152,7 +152,7 @@ class _Parser:
             addr = ipaddress.ip_address(tok)
             return [Host(str(addr), addr.version)]
         except ValueError:
-            raise PfSyntaxError(self.line, f"could not parse host specification") from None
+            raise PfSyntaxError(self.line, "could not parse host specification") from None
 
     def port(self) -> list[str]:
         if self.accept("="):

@@ -15,7 +15,6 @@ gateway: ``route add -net NET -iface IF -fib N``, then ``route add default GW
 """
 from __future__ import annotations
 
-import ipaddress
 
 from .. import hookimpl, validate
 from ..config import Field, Section, choice, integer, list_of, table_of

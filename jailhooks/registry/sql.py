@@ -65,7 +65,7 @@ class SqlRegistry:
         return _lease(row) if row and row[2] >= uid else None
 
     # -- the UID pool -------------------------------------------------------------------
-    def _sync_pool(self, db: sqlite3.Connection, pool: tuple[int, int]) -> None:
+    def _sync_pool(self, db: Any, pool: tuple[int, int]) -> None:
         """Rebuild the free extents when the configured pool changed."""
         row = db.execute("SELECT value FROM meta WHERE key = 'uid_pool'").fetchone()
         text = f"{pool[0]}-{pool[1]}"
@@ -83,7 +83,7 @@ class SqlRegistry:
         db.execute("DELETE FROM meta WHERE key = 'uid_pool'")
         db.execute("INSERT INTO meta VALUES ('uid_pool', ?)", (text,))
 
-    def _carve(self, db: sqlite3.Connection, first: int, last: int) -> None:
+    def _carve(self, db: Any, first: int, last: int) -> None:
         """Remove [first, last] from the free extents."""
         rows = db.execute("SELECT first, last FROM free_uids WHERE first <= ? ORDER BY first DESC LIMIT 1",
                           (first,)).fetchall()
@@ -97,7 +97,7 @@ class SqlRegistry:
             if l > last:
                 db.execute("INSERT INTO free_uids VALUES (?, ?)", (last + 1, l))
 
-    def _give_back(self, db: sqlite3.Connection, first: int, last: int, pool: tuple[int, int]) -> None:
+    def _give_back(self, db: Any, first: int, last: int, pool: tuple[int, int]) -> None:
         first, last = max(first, pool[0]), min(last, pool[1])
         if first > last:
             return
@@ -112,7 +112,7 @@ class SqlRegistry:
             last = nxt[1]
         db.execute("INSERT INTO free_uids VALUES (?, ?)", (first, last))
 
-    def _pool(self, db: sqlite3.Connection) -> tuple[int, int] | None:
+    def _pool(self, db: Any) -> tuple[int, int] | None:
         row = db.execute("SELECT value FROM meta WHERE key = 'uid_pool'").fetchone()
         if not row:
             return None
