@@ -293,9 +293,21 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False) -> in
             path, edit = sec["jail_conf"], integrations.apply_jail_conf
         elif manager == "ezjail":
             path, edit = sec["rc_conf"], integrations.apply_rc_conf
+        elif manager == "bastille" and jail is not None:
+            import os
+
+            from . import validate
+
+            try:
+                validate.jail_name(jail)
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
+            # Bastille runs jail(8) on this file: lines outside the section apply to the jail
+            path, edit = os.path.join(sec["bastille_jails"], jail, "jail.conf"), integrations.apply_jail_conf
         else:
             raise UsageError(f"install --apply: {manager} keeps its settings itself; run the printed commands "
-                             "(they go through its own tool, which validates them)")
+                             "(they go through its own tool, which validates them)" if manager != "bastille"
+                             else "install bastille --apply needs the jail's name")
         if app.dry_run:
             app.say(f"would add to {path}:")
             app.out.write(integrations.render(manager, None, None, []))

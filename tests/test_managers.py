@@ -215,3 +215,13 @@ def test_install_apply_ezjail_keeps_the_users_hooks(host, cli, tmp_path):
 def test_install_apply_is_refused_where_the_manager_keeps_its_settings(host, cli):
     res = cli("install", "iocage", "nextcloud", "--apply")
     assert res.code == 64 and "iocage keeps its settings itself" in res.err
+
+
+def test_install_apply_bastille_edits_the_jails_own_file(host, cli):
+    conf = host.fixture_root / "bastille" / "jails" / "proxy" / "jail.conf"
+    assert cli("install", "bastille", "proxy", "--apply").code == 0
+    hooks = jailconf.exec_hooks(str(conf), "proxy")  # as `jail -f FILE -c proxy` would see them
+    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    assert hooks["exec.poststop"] == [f"{program} run poststop proxy"]
+    assert hooks["exec.start"] == ["/bin/sh /etc/rc"]  # Bastille's own settings untouched
+    assert cli("install", "bastille", "--apply").code == 64
