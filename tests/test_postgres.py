@@ -210,3 +210,10 @@ def test_dry_run_changes_nothing_in_the_fleet_registry(fleet, cli):
     assert res.code == 0, res.err
     assert "web: create: uids: UIDs 100000-100999 (new lease)" in res.out  # decided as for real...
     assert json.loads(cli("registry", "export").out)["leases"] == []  # ...and rolled back
+
+
+def test_messages_never_show_the_password():
+    from jailhooks.registry.postgres import redact
+
+    assert redact("postgresql://jh:s3cret@db.example.org:5433/leases") == "postgresql://jh@db.example.org:5433/leases"
+    assert redact("postgresql://postgres@/jh?host=/tmp/sock&port=5432") == "postgresql://postgres@/tmp/sock/jh"

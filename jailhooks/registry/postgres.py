@@ -46,8 +46,10 @@ LOCK_KEY = 0x6A61696C  # "jail": the advisory lock every writer takes
 
 def redact(url: str) -> str:
     """The URL without its password, for messages."""
+    from urllib.parse import parse_qs
+
     parts = urlsplit(url)
-    host = parts.hostname or "localhost"
+    host = parts.hostname or (parse_qs(parts.query).get("host") or ["localhost"])[0]  # a Unix socket dir
     return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}" \
            f"{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
