@@ -14,6 +14,7 @@ from . import __version__
 from . import app as app_mod
 from .context import COMPOSITE, PHASES
 from .errors import ExitCode
+from .integrations import MANAGERS
 
 
 @dataclass
@@ -126,7 +127,7 @@ def release(opts: Options, jail, force):
 
 
 @cli.command()
-@click.argument("manager", type=click.Choice(["jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot"]))
+@click.argument("manager", type=click.Choice(MANAGERS))
 @click.argument("jail", required=False)
 @click.option("--apply", is_flag=True, help="Add the lines to jail.conf / rc.conf (ezjail), keeping a backup.")
 @click.pass_obj

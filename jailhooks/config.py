@@ -72,12 +72,6 @@ def choice(*options: str) -> Check:
     return check
 
 
-def string(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"{v!r} is not a string")
-    return v
-
-
 def absolute_path(v: Any) -> str:
     if not isinstance(v, str) or not v.startswith("/") or "\0" in v or "\n" in v:
         raise ValueError(f"{v!r} is not an absolute path")

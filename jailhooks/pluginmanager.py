@@ -78,13 +78,6 @@ class Plugins:
                 out.append((impl.plugin_name, result))
         return out
 
-    def first(self, hook: str, **kwargs: Any) -> Any:
-        for impl in self.ordered(hook):
-            result = impl.function(**{a: kwargs[a] for a in impl.argnames})
-            if result is not None:
-                return result
-        return None
-
 
 def _resolve(module: str, attr: str, source: str, name: str, value: str) -> Any:
     obj = _import(module, source)

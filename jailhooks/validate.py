@@ -24,7 +24,6 @@ TABLE_NAME_MAX = 31
 _TABLE_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 # IFNAMSIZ is 16 (15 characters); interface names are letters then letters/digits/._
 _IFNAME = r"[A-Za-z][A-Za-z0-9_.]{0,14}"
-_HOSTNAME = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 
 
 def jail_name(value: object) -> str:
@@ -177,9 +176,3 @@ def port(value: object) -> str:
         if 1 <= low <= high <= 65535:
             return f"{low}:{high}"
     raise ValueError(f"port {value!r} is not a number 1-65535 or a range 'LOW:HIGH'")
-
-
-def hostname(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 255 or not re.fullmatch(_HOSTNAME, value):
-        raise ValueError(f"{value!r} is not a host name")
-    return value

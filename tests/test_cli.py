@@ -51,7 +51,7 @@ def test_start_and_stop_a_jail_in_a_subprocess(web):
     pw_conf = (web.root / "jails/web/etc/pw.conf").read_text()
     assert "minuid = 100000" in pw_conf and "maxgid = 100999" in pw_conf
 
-    status = web.subprocess("status", "--json").json if False else json.loads(web.subprocess("status", "--json").out)
+    status = json.loads(web.subprocess("status", "--json").out)
     assert status == [{"jail": "web", "running": True, "jid": 1, "path": str(web.root / "jails/web"),
                        "ip4": ["192.0.2.10"], "ip6": [], "uid_range": [100000, 100999], "fib": None,
                        "anchor": "jailhooks/web", "anchor_loaded": True, "rules": len(anchor["filter"])}]

@@ -92,3 +92,12 @@ def test_check_audits_users_against_the_block(env, cli, tmp_path):
     assert "jail web: user bob (1001) is outside its block 100000-100999" in res.out
     assert "jail web: user eve (101005) is inside the block of jail mail" in res.err
     assert "alice" not in res.out + res.err and "www" not in res.out + res.err
+
+
+def test_a_temp_file_left_by_a_killed_run_is_cleaned_up(jail):
+    root, _ = jail
+    stale = root / "etc" / ".pw.conf.jailhooks.99999"  # a run killed between write and rename
+    stale.write_text("half")
+    jailfs.write_text(str(root), "etc/pw.conf", "minuid = 100000\n")
+    assert not stale.exists()
+    assert sorted(p.name for p in (root / "etc").iterdir()) == ["pw.conf"]

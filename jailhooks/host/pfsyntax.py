@@ -62,7 +62,6 @@ class Rule:
 
 class Ruleset:
     def __init__(self) -> None:
-        self.macros: list[tuple[str, str]] = []
         self.tables: dict[str, list[str]] = {}
         self.rules: list[Rule] = []
         self.printed: list[str] = []  # macro/table lines, in parse order (-nv)
@@ -78,10 +77,6 @@ class Ruleset:
     def nv_output(self) -> str:
         body = self.printed + self.lines("nat") + self.lines("filter")
         return "".join(line + "\n" for line in body)
-
-
-def _af_of(text: str) -> int:
-    return 6 if ":" in text else 4
 
 
 class _Parser:
@@ -203,9 +198,6 @@ def _strip_comment(line: str) -> str:
     return line
 
 
-ORDER = {"table": 0, "nat": 3, "filter": 4}
-
-
 def parse(text: str, in_anchor: bool) -> Ruleset:
     """Parse a whole file; raises PfSyntaxError for the first bad line."""
     rs = Ruleset()
@@ -218,14 +210,11 @@ def parse(text: str, in_anchor: bool) -> Ruleset:
         m = re.fullmatch(r'([A-Za-z][A-Za-z0-9_]*)\s*=\s*"([^"\n]*)"', body)
         if m:
             macros[m.group(1)] = m.group(2)
-            rs.macros.append((m.group(1), m.group(2)))
             rs.printed.append(f'{m.group(1)} = "{m.group(2)}"')
             continue
         p = _Parser(tokenize(body, lineno, macros), lineno, macros)
         head = p.peek()
-        if head == "set":
-            if in_anchor:  # parsed, not loaded, in an anchor; we accept only skip
-                pass
+        if head == "set":  # only "set skip on IF" (in an anchor, pfctl parses options but loads none)
             p.take()
             p.take("skip")
             p.take("on")
@@ -391,8 +380,6 @@ def _filter(p: _Parser) -> Rule:
             r.icmp_types = p.list_or_one(lambda: [p.take(*valid)])
         else:
             raise PfSyntaxError(p.line)
-    if r.action != "pass" and r.state:
-        pass  # block rules may carry state options; printed as given
     return r
 
 

@@ -14,8 +14,7 @@ Subclasses provide ``db`` (with ``execute(sql, params)``, ``?`` placeholders),
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from ..context import Lease
 from ..errors import DataError, PoolExhausted
@@ -42,10 +41,8 @@ class SqlRegistry:
     def _host_arg(self) -> tuple:
         return (self.host_name,) if self.fleet else ()
 
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:  # pragma: no cover - provided by the backends
+    def _tx(self) -> Any:  # a context manager yielding db; provided by the backends
         raise NotImplementedError
-        yield
 
     def _integrity(self) -> list[str]:
         return []
