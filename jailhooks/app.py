@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .config import ConfigError, build_settings, plugin_list, read_toml
@@ -19,17 +18,20 @@ from .errors import DataError, ExitCode, JailhooksError, UsageError
 from .host import Host, make_host
 from .pluginmanager import Plugins, make_plugins
 
-@dataclass
 class App:
-    settings: Any
-    plugins: Plugins
-    host: Host
-    dry_run: bool = False
-    quiet: bool = False
-    verbose: int = 0
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    _registry: Any = None
+    """The loaded configuration, plugins and host of one invocation."""
+
+    def __init__(self, settings: Any, plugins: Plugins, host: Host, dry_run: bool = False, quiet: bool = False,
+                 verbose: int = 0, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.host = host
+        self.dry_run = dry_run
+        self.quiet = quiet
+        self.verbose = verbose
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._registry: Any = None
 
     @property
     def registry(self):

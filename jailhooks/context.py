@@ -1,10 +1,10 @@
 """The plain objects handed to hooks: Jail, Lease and the per-call Context.
 
-Immutable values are NamedTuples: a frozen dataclass costs over a millisecond
-to define, and these modules sit on the hook path of every jail start."""
+Immutable values are NamedTuples and Context is a plain class: a dataclass
+costs about a millisecond to define, and these modules sit on the hook path
+of every jail start."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 if TYPE_CHECKING:
@@ -52,21 +52,25 @@ class Lease(NamedTuple):
         return (self.uid_first, self.uid_last)
 
 
-@dataclass
 class Context:
     """Everything a phase hook may use.  Grows by adding attributes, never by
     changing hook signatures, so site plugins keep working."""
 
-    jail: Jail
-    phase: str
-    settings: "Settings"
-    host: "Host"
-    registry: "Registry"
-    dry_run: bool = False
-    plugins: Any = None  # the Plugins object, for plugins that gather others' contributions
-    plugin: str = ""  # name of the plugin being called (set by the engine)
-    _undo: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list, repr=False)
-    _notes: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    def __init__(self, jail: Jail, phase: str, settings: "Settings", host: "Host", registry: "Registry",
+                 dry_run: bool = False, plugins: Any = None) -> None:
+        self.jail = jail
+        self.phase = phase
+        self.settings = settings
+        self.host = host
+        self.registry = registry
+        self.dry_run = dry_run
+        self.plugins = plugins  # the Plugins object, for plugins that gather others' contributions
+        self.plugin = ""  # name of the plugin being called (set by the engine)
+        self._undo: list[tuple[str, str, Callable[[], None]]] = []
+        self._notes: dict[str, list[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"Context(jail={self.jail.name!r}, phase={self.phase!r}, plugin={self.plugin!r}, dry_run={self.dry_run})"
 
     @property
     def log(self):

@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple
 
 from . import validate
@@ -32,13 +31,17 @@ class Failure(NamedTuple):
     exit_code: int
 
 
-@dataclass
 class Outcome:
-    jail: str
-    phases: tuple[str, ...]
-    notes: list[tuple[str, str, str]] = field(default_factory=list)  # (phase, plugin, text)
-    failures: list[Failure] = field(default_factory=list)
-    undone: list[str] = field(default_factory=list)
+    """What one run of one jail did: notes, failures, and the undo steps taken."""
+
+    __slots__ = ("jail", "phases", "notes", "failures", "undone")
+
+    def __init__(self, jail: str, phases: tuple[str, ...]) -> None:
+        self.jail = jail
+        self.phases = phases
+        self.notes: list[tuple[str, str, str]] = []  # (phase, plugin, text)
+        self.failures: list[Failure] = []
+        self.undone: list[str] = []
 
     @property
     def ok(self) -> bool:

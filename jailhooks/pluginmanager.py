@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
@@ -31,13 +30,16 @@ BUILTIN_PLUGINS = (
 ENTRY_POINT_GROUP = "jailhooks"
 
 
-@dataclass
 class PluginInfo:
-    name: str
-    source: str  # builtin, entry point (dist version), config
-    module: str
-    error: str | None = None
-    hooks: list[str] = field(default_factory=list)
+    __slots__ = ("name", "source", "module", "error", "hooks")
+
+    def __init__(self, name: str, source: str, module: str, error: str | None = None,
+                 hooks: list[str] | None = None) -> None:
+        self.name = name
+        self.source = source  # builtin, entry point (dist version), config
+        self.module = module
+        self.error = error
+        self.hooks = hooks or []
 
 
 class Plugins:
@@ -99,18 +101,18 @@ def _import(module: str, source: str) -> Any:
 
 def _fingerprint() -> list:
     """What changes when a distribution is installed, upgraded or removed: the
-    mtimes of the sys.path directories and of the *-info directories in them."""
+    mtime of each sys.path directory (installing, upgrading or removing a
+    distribution creates or deletes its *-info directory there).  One stat per
+    entry; a dist-info edited in place is picked up by ``jailhooks plugins``,
+    which always rescans."""
     import os
 
     prints = []
     for entry in sys.path:
         try:
-            with os.scandir(entry or ".") as it:
-                infos = sorted([e.name, e.stat().st_mtime_ns] for e in it
-                               if e.name.endswith((".dist-info", ".egg-info")))
-            prints.append([entry, os.stat(entry or ".").st_mtime_ns, infos])
-        except OSError:  # not a directory (a zip), or gone
-            prints.append([entry, None, []])
+            prints.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:  # gone
+            prints.append([entry, None])
     return prints
 
 
@@ -125,13 +127,13 @@ def _scan() -> list[tuple[str, str, str]]:
     return sorted(set(found))
 
 
-def entry_points(cache_dir: str | None = None) -> list[tuple[str, str, str]]:
+def entry_points(cache_dir: str | None = None, rescan: bool = False) -> list[tuple[str, str, str]]:
     """(name, "module[:attr]", "dist version") of the jailhooks entry points.
 
     importlib.metadata costs more than the rest of a hook run, so the result
     is cached in CACHE_DIR, keyed by a fingerprint of sys.path that any
     install, upgrade or removal changes; a stale or unreadable cache is
-    simply rebuilt.
+    simply rebuilt; RESCAN rebuilds it regardless.
     """
     if cache_dir is None:
         return _scan()
@@ -143,7 +145,7 @@ def entry_points(cache_dir: str | None = None) -> list[tuple[str, str, str]]:
     try:
         with open(path) as fh:
             cached = json.load(fh)
-        if cached["fingerprint"] == prints:
+        if cached["fingerprint"] == prints and not rescan:
             return [tuple(ep) for ep in cached["entry_points"]]  # type: ignore[misc]
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -162,7 +164,8 @@ def entry_points(cache_dir: str | None = None) -> list[tuple[str, str, str]]:
 def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None,
                  strict: bool = True) -> Plugins:
     """Register every plugin.  strict=False (for ``jailhooks plugins``) records a
-    plugin that fails to load, with its error, instead of stopping."""
+    plugin that fails to load, with its error, instead of stopping, and
+    rescans the installed entry points (refreshing their cache)."""
     plugins = Plugins()
 
     def attempt(name: str, source: str, module: str, load) -> None:
@@ -179,7 +182,7 @@ def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | Non
     for module in BUILTIN_PLUGINS:
         plugins.register(_import(module, "builtin"), module.rsplit(".", 1)[1], "builtin", module)
     if autoload:
-        for name, value, dist in entry_points(cache_dir):
+        for name, value, dist in entry_points(cache_dir, rescan=not strict):
             module, _, attr = value.partition(":")
             source = f"entry point {name} from {dist}"
             attempt(name, source, module.strip(), lambda: _resolve(module.strip(), attr, source, name, value))

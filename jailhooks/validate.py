@@ -7,14 +7,18 @@ that could be read as a pf token, an option, or a path step is refused.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 
-# Patterns are compiled on first use (re caches them): the hook path uses few.
+# Every jail start validates names and addresses, so the checks it needs are
+# plain string tests: compiling a pattern or importing ipaddress (2 ms) in each
+# hook process costs more than the rest of the validation.  Rarer values
+# (networks, IPv6, anchor paths) use patterns (compiled on first use) and
+# ipaddress, imported when needed.
+#
 # jail(8): a name may not contain "." (hierarchy) and may not be numeric unless
 # it is the jid; it must fit MAXHOSTNAMELEN (255 bytes).  We further allow only
 # characters that are safe in a path, an argv element and a pf string.
-_JAIL_NAME = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
+_JAIL_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 JAIL_NAME_MAX = 255
 # pf anchor path components must be shorter than PF_ANCHOR_NAME_SIZE (64).
 ANCHOR_COMPONENT_MAX = 63
@@ -35,7 +39,7 @@ def jail_name(value: object) -> str:
         raise ValueError(f"jail name is longer than {JAIL_NAME_MAX} bytes")
     if "." in value:
         raise ValueError(f"jail name {value!r} contains '.' (hierarchical jails are not supported)")
-    if not re.fullmatch(_JAIL_NAME, value):
+    if value.startswith("-") or not _JAIL_NAME_CHARS.issuperset(value):
         raise ValueError(f"jail name {value!r} may only contain letters, digits, '_' and '-', and may not start with '-'")
     if value.isdigit():
         raise ValueError(f"jail name {value!r} is numeric (jail(8) takes it as a jid)")
@@ -104,9 +108,26 @@ def _no_scope(text: str) -> None:
         raise ValueError("scoped IPv6 addresses are not supported")
 
 
+def _decimal(text: str, digits: int) -> bool:
+    """TEXT is 1..DIGITS ASCII decimal digits."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdigit()
+
+
+def dotted_quad(text: str) -> bool:
+    """TEXT is an IPv4 address in canonical form (no leading zeros), the form
+    ipaddress would give back unchanged."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(_decimal(p, 3) and int(p) <= 255 and (p == "0" or p[0] != "0")
+                                   for p in parts)
+
+
 def ipv4(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("not an IPv4 address")
+    if dotted_quad(value):
+        return value
+    import ipaddress
+
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
@@ -117,6 +138,8 @@ def ipv6(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("not an IPv6 address")
     _no_scope(value)
+    import ipaddress
+
     try:
         return str(ipaddress.IPv6Address(value))
     except ValueError:
@@ -134,7 +157,7 @@ def jail_address(value: object, family: int) -> str:
     text = text.split(" ", 1)[0]  # jail(8) allows trailing ifconfig arguments
     if "/" in text:
         text, mask = text.split("/", 1)
-        if not mask.isdigit():
+        if not _decimal(mask, 3):
             raise ValueError(f"{value!r} has a bad prefix length")
     return ipv4(text) if family == 4 else ipv6(text)
 
@@ -143,7 +166,11 @@ def network(value: object) -> str:
     """A host or network (CIDR) of either family, canonical."""
     if not isinstance(value, str):
         raise ValueError("not an address or network")
+    if dotted_quad(value):
+        return value
     _no_scope(value)
+    import ipaddress
+
     try:
         if "/" in value:
             return str(ipaddress.ip_network(value, strict=True))
@@ -169,9 +196,9 @@ def port(value: object) -> str:
         if 1 <= value <= 65535:
             return str(value)
         raise ValueError(f"port {value} is outside 1-65535")
-    if isinstance(value, str) and re.fullmatch(r"\d{1,5}", value):
+    if isinstance(value, str) and _decimal(value, 5):
         return port(int(value))
-    if isinstance(value, str) and re.fullmatch(r"\d{1,5}:\d{1,5}", value):
+    if isinstance(value, str) and value.count(":") == 1 and all(_decimal(x, 5) for x in value.split(":")):
         low, high = (int(x) for x in value.split(":"))
         if 1 <= low <= high <= 65535:
             return f"{low}:{high}"

@@ -90,3 +90,35 @@ def test_fast_parser_leaves_everything_else_to_click(argv):
     from jailhooks.main import parse_run
 
     assert parse_run(argv) is None
+
+
+def test_an_upgraded_distribution_invalidates_the_cache(env, site, tmp_path):
+    """pip upgrades by removing the old *-info directory and creating the new one."""
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    loaded(env, "run", "prestart", "web", extra_path=site)
+    old = tmp_path / "site" / "quietplugin-1.0.dist-info"
+    new = tmp_path / "site" / "quietplugin-1.1.dist-info"
+    old.rename(new)
+    (new / "entry_points.txt").write_text("[jailhooks]\nquiet = quietplugin2\n")
+    (tmp_path / "site" / "quietplugin2.py").write_text("")
+    again = loaded(env, "run", "prestart", "web", extra_path=site)
+    assert "quietplugin2" in again["modules"] and "quietplugin" not in again["modules"]
+
+
+def test_plugins_rescans_a_distribution_edited_in_place(env, site, tmp_path):
+    """An entry point edited in place leaves the directory mtimes alone; the
+    hook path keeps its cache until `jailhooks plugins` rescans."""
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    for _ in range(2):  # the first import may add site/__pycache__, which the second run caches
+        loaded(env, "run", "prestart", "web", extra_path=site)
+    sitedir = tmp_path / "site"
+    before = os.stat(sitedir)
+    (sitedir / "quietplugin2.py").write_text("")
+    ep = sitedir / "quietplugin-1.0.dist-info" / "entry_points.txt"
+    ep.write_text("[jailhooks]\nquiet = quietplugin2\n")
+    os.utime(sitedir, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "quietplugin" in loaded(env, "run", "prestart", "web", extra_path=site)["modules"]  # cached
+    listed = loaded(env, "plugins", extra_path=site)
+    assert listed["code"] == 0 and "quietplugin2" in listed["modules"]
+    after = loaded(env, "run", "prestart", "web", extra_path=site)
+    assert "quietplugin2" in after["modules"] and "quietplugin" not in after["modules"]

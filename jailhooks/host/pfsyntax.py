@@ -11,9 +11,10 @@ send fails here rather than on a user's host.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import NamedTuple
+
+from .. import validate
 
 # FreeBSD /etc/services names for the ports print_rule() resolves (tcp and udp
 # agree for these).  Other ports print as numbers.
@@ -140,6 +141,10 @@ class _Parser:
         if tok == "{":  # nested list (macro that expands to a list)
             self.i -= 1
             return self.list_or_one(self.host)
+        if validate.dotted_quad(tok):
+            return [Host(tok, 4)]
+        import ipaddress  # 2 ms: only for networks and IPv6
+
         try:
             if "/" in tok:
                 net = ipaddress.ip_network(tok, strict=False)

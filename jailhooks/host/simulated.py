@@ -13,7 +13,6 @@ time out.
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import json
 import os
 import time
@@ -253,6 +252,8 @@ class SimulatedRunner:
 
     # -- jail(8) --------------------------------------------------------------------------
     def _cmd_jail(self, st, args, input, out, err) -> int:
+        import ipaddress  # 2 ms to import: only in the commands that parse addresses
+
         try:
             opts, rest = getopt(args, "cdmrRqf:")
         except GetoptError:
@@ -390,6 +391,8 @@ class SimulatedRunner:
     # Messages follow sbin/route/route.c: per-route results on stdout
     # ("add net D: gateway G fib N[: error]"), netlink errors on stderr.
     def _cmd_route(self, st, args, input, out, err) -> int:
+        import ipaddress  # 2 ms to import: only in the commands that parse addresses
+
         try:
             opts, rest = getopt(args, "46dnqtv")
         except GetoptError:
@@ -671,6 +674,8 @@ class SimulatedRunner:
             err.extend(msgs)
 
     def _pf_kill(self, st, kills: list[str], quiet: bool, err) -> None:
+        import ipaddress  # 2 ms to import: only in the commands that parse addresses
+
         if kills[0] == "label":
             if len(kills) < 2 or not kills[1]:
                 err.append("pfctl: no label specified\n" + self.PFCTL_USAGE)
@@ -832,6 +837,8 @@ def getopt(args: list[str], shortopts: str) -> tuple[list[tuple[str, str]], list
 
 
 def _reachable(table: dict, gw) -> bool:
+    import ipaddress  # 2 ms to import: only in the commands that parse addresses
+
     for key, r in table.items():
         if r["iface"] and not key.startswith("default"):
             net = ipaddress.ip_network(key)

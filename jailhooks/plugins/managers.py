@@ -29,23 +29,32 @@ def jailhooks_config_sections():
 
 
 def _read(reader: str, sec: dict, name: str) -> tuple[dict | None, str]:
+    # A manager whose files are absent is not installed here: skip it before
+    # importing its reader (this runs on every jail start).
     if reader == "jailconf":
-        from ..managers import jailconf
-
         for path in (os.path.join(sec["jail_conf_d"], f"{name}.conf"), sec["jail_conf"]):
-            found = jailconf.read(path, name)
-            if found:
-                return found, path
+            if os.path.exists(path):
+                from ..managers import jailconf
+
+                found = jailconf.read(path, name)
+                if found:
+                    return found, path
         return None, ""
     if reader == "bastille":
+        path = os.path.join(sec["bastille_jails"], name, "jail.conf")
+        if not os.path.exists(path):
+            return None, path
         from ..managers import jailconf
 
-        path = os.path.join(sec["bastille_jails"], name, "jail.conf")
         return jailconf.read(path, name), path
     if reader == "ezjail":
+        if not os.path.isdir(sec["ezjail_dir"]):
+            return None, sec["ezjail_dir"]
         from ..managers import ezjail
 
         return ezjail.read(sec["ezjail_dir"], name), os.path.join(sec["ezjail_dir"], ezjail.safename(name))
+    if not os.path.isdir(os.path.join(sec["iocroot"], "jails")):
+        return None, sec["iocroot"]
     from ..managers import iocage
 
     return iocage.read(sec["iocroot"], name), os.path.join(sec["iocroot"], "jails", iocage.iocage_name(name))
