@@ -7,7 +7,6 @@ turned into one line and an exit code by main.py.
 """
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, TextIO
 
@@ -199,6 +198,8 @@ def status_records(app: App, name: str | None) -> list[dict[str, Any]]:
 def status(app: App, name: str | None, as_json: bool) -> int:
     records = status_records(app, name)
     if as_json:
+        import json
+
         app.out.write(json.dumps(records, indent=2) + "\n")
         return 0
     if not records:
@@ -361,11 +362,15 @@ def registry_migrate(app: App) -> int:
 
 
 def registry_export(app: App) -> int:
+    import json
+
     app.out.write(json.dumps({"jailhooks_registry": 1, "leases": app.registry.export()}, indent=2) + "\n")
     return 0
 
 
 def registry_import(app: App, text: str, source: str) -> int:
+    import json
+
     try:
         doc = json.loads(text)
         leases = doc["leases"] if isinstance(doc, dict) else None
@@ -399,6 +404,8 @@ def plugins_report(app: App, as_json: bool) -> int:
     rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks, "error": i.error}
             for i in app.plugins.infos]
     if as_json:
+        import json
+
         app.out.write(json.dumps(rows, indent=2) + "\n")
     else:
         for r in rows:

@@ -6,7 +6,6 @@ lives next to the command, tested against real FreeBSD 15.1 output.
 """
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -125,6 +124,8 @@ class Host:
 def parse_jls_json(res: Result) -> list[dict[str, Any]]:
     """Parse ``jls --libxo json`` with explicit parameters (values are strings,
     ip4.addr/ip6.addr lists), as FreeBSD 15.1 prints it."""
+    import json  # 4 ms of imports: only when there is a jail to read
+
     try:
         doc = json.loads(res.stdout)
         jails = doc["jail-information"]["jail"]
