@@ -9,12 +9,14 @@ The core owns ``plugins``, ``[host]`` and the ``path``/``ip4``/``ip6`` keys of
 with :class:`Section` from its ``jailhooks_config_sections`` hook; a jail may
 override a section's per-jail keys in ``[jail.NAME.SECTION]``.
 """
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: it defines NamedTuples,
+# and typing compiles each string annotation of their fields (about 0.05 ms a
+# field, 2 ms over the hook path).  Optional[...] keeps Python 3.9 working.
 
 import os
 import re
 import sys
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional
 
 from . import validate
 from .errors import ConfigError
@@ -39,7 +41,7 @@ class Section(NamedTuple):
 
 # --- checkers --------------------------------------------------------------
 
-def integer(lo: int | None = None, hi: int | None = None) -> Check:
+def integer(lo: Optional[int] = None, hi: Optional[int] = None) -> Check:
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"{v!r} is not an integer")
@@ -203,8 +205,8 @@ JAIL_FIELDS: dict[str, Field] = {
 class JailConfig:
     __slots__ = ("name", "path", "ip4", "ip6", "sections")
 
-    def __init__(self, name: str, path: str | None = None, ip4: list[str] | None = None,
-                 ip6: list[str] | None = None, sections: dict[str, dict] | None = None):
+    def __init__(self, name: str, path: Optional[str] = None, ip4: Optional[list[str]] = None,
+                 ip6: Optional[list[str]] = None, sections: Optional[dict[str, dict]] = None):
         self.name = name
         self.path = path
         self.ip4 = ip4 if ip4 is not None else []
@@ -219,7 +221,7 @@ class Settings:
     __slots__ = ("source", "plugins", "host", "sections", "jails", "registry")
 
     def __init__(self, source: str, plugins: list[str], host: dict[str, Any], sections: dict[str, dict],
-                 jails: dict[str, JailConfig], registry: dict[str, Any] | None = None):
+                 jails: dict[str, JailConfig], registry: Optional[dict[str, Any]] = None):
         self.source = source
         self.plugins = plugins
         self.host = host
@@ -246,7 +248,7 @@ class Settings:
         return self.host["state_dir"]
 
 
-def read_toml(path: str | None) -> tuple[dict, str]:
+def read_toml(path: Optional[str]) -> tuple[dict, str]:
     """Parse the file: (raw table, source name).  A missing default file is {}."""
     explicit = path is not None or bool(os.environ.get("JAILHOOKS_CONFIG"))
     path = path or os.environ.get("JAILHOOKS_CONFIG") or default_config_path()

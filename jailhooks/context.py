@@ -3,9 +3,11 @@
 Immutable values are NamedTuples and Context is a plain class: a dataclass
 costs about a millisecond to define, and these modules sit on the hook path
 of every jail start."""
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: it defines NamedTuples,
+# and typing compiles each string annotation of their fields (about 0.05 ms a
+# field, 2 ms over the hook path).  Optional[...] keeps Python 3.9 working.
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -21,11 +23,11 @@ class Jail(NamedTuple):
     """What jailhooks knows of a jail.  jid is None when it is not running."""
 
     name: str
-    path: str | None = None
+    path: Optional[str] = None
     ip4: tuple[str, ...] = ()
     ip6: tuple[str, ...] = ()
-    hostname: str | None = None
-    jid: int | None = None
+    hostname: Optional[str] = None
+    jid: Optional[int] = None
     source: str = ""  # where the facts came from: options, jls, config, a plugin
 
     @property
@@ -42,7 +44,7 @@ class Lease(NamedTuple):
     jail: str
     uid_first: int
     uid_last: int
-    fib: int | None = None
+    fib: Optional[int] = None
     fib_exclusive: bool = False
     host: str = ""
     created: float = 0.0
@@ -81,7 +83,7 @@ class Context:
         return logging.getLogger("jailhooks")
 
     @property
-    def lease(self) -> Lease | None:
+    def lease(self) -> Optional[Lease]:
         return self.registry.get(self.jail.name)
 
     def config(self, section: str) -> dict:

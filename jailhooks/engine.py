@@ -6,7 +6,9 @@ newest first.  Down phases (prestop, poststop, destroy) run every plugin and
 report every failure.  Phases of one jail never interleave: each jail has a
 lock file, waited on for at most ``[host] lock_timeout`` seconds.
 """
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: it defines NamedTuples,
+# and typing compiles each string annotation of their fields (about 0.05 ms a
+# field, 2 ms over the hook path).  Optional[...] keeps Python 3.9 working.
 
 import errno
 import fcntl
@@ -14,7 +16,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Optional
 
 from . import validate
 from .config import Settings
@@ -75,8 +77,8 @@ class Engine:
         self.registry, self.dry_run, self.verbose = registry, dry_run, verbose
 
     # -- facts ------------------------------------------------------------------
-    def resolve(self, name: str, path: str | None = None, ip4: list[str] | None = None,
-                ip6: list[str] | None = None, errors: list[Failure] | None = None) -> Jail:
+    def resolve(self, name: str, path: Optional[str] = None, ip4: Optional[list[str]] = None,
+                ip6: Optional[list[str]] = None, errors: Optional[list[Failure]] = None) -> Jail:
         """The jail's facts.  With ERRORS (the way down), a facts source that
         fails is recorded there and the next one is asked: a stop must still
         take the jail's rules away when, say, jls fails."""

@@ -58,10 +58,21 @@ def parse_run(argv: list[str]) -> dict | None:
 
 
 def fast_run(opts: dict) -> int:
-    from . import app as app_mod
+    import gc
 
-    app_mod.setup_logging(opts["verbose"])
-    app = app_mod.load_app(opts["config"], dry_run=opts["dry_run"], quiet=opts["quiet"], verbose=opts["verbose"])
+    # Start-up (imports, plugin registration) makes thousands of long-lived
+    # objects and no garbage, yet its allocations trigger the cyclic collector
+    # over and over: 3-4 ms of every hook run.  Collect only once loaded.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from . import app as app_mod
+
+        app_mod.setup_logging(opts["verbose"])
+        app = app_mod.load_app(opts["config"], dry_run=opts["dry_run"], quiet=opts["quiet"], verbose=opts["verbose"])
+    finally:
+        if collecting:
+            gc.enable()
     try:
         return app_mod.run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
                            opts["ip6"] or None)

@@ -117,8 +117,7 @@ def _phase_commands(tmp_path, phase: str) -> list[list[str]]:
         assert host.run("run", "prestart", "web").returncode == 0
     if phase in ("poststart", "prestop"):
         sim.run(["/usr/sbin/jail", "-c", "name=web", f"path={tmp_path}", "ip4.addr=192.0.2.10", "persist"], None, 5, True)
-    with sim.state() as st:
-        st["log"] = []
+    sim.clear_log()
     assert host.run("run", phase, "web").returncode == 0
     seen = []
     for cmd in sim.read()["log"]:

@@ -43,11 +43,11 @@ class Host:
     def jail(self, name: str) -> dict[str, Any] | None:
         """Facts of a running jail from ``jls --libxo json -j NAME ...``, or None."""
         res = self.run("jls", "--libxo", "json", "-j", name, *self.JLS_PARAMS, check=False, mutating=False)
-        jails = parse_jls_json(res)
         if res.returncode != 0:
             if f'jail "{name}" not found' in res.stderr:
                 return None
             raise CommandError(list(res.argv), res.returncode, res.stderr)
+        jails = parse_jls_json(res)
         return jails[0] if jails else None
 
     def jails(self) -> list[dict[str, Any]]:

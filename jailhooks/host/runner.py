@@ -6,10 +6,12 @@
 * DryRunRunner: prints every command that would change something and runs
   only the ones that read (so a dry run still shows real decisions).
 """
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: it defines NamedTuples,
+# and typing compiles each string annotation of their fields (about 0.05 ms a
+# field, 2 ms over the hook path).  Optional[...] keeps Python 3.9 working.
 
 import sys
-from typing import NamedTuple, Protocol, TextIO
+from typing import NamedTuple, Optional, Protocol, TextIO
 
 
 class Result(NamedTuple):
@@ -26,14 +28,14 @@ class CommandTimeout(Exception):
 class Runner(Protocol):
     name: str
 
-    def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+    def run(self, argv: list[str], input: Optional[str], timeout: float, mutating: bool) -> Result:
         ...
 
 
 class SubprocessRunner:
     name = "freebsd"
 
-    def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+    def run(self, argv: list[str], input: Optional[str], timeout: float, mutating: bool) -> Result:
         import subprocess  # only on FreeBSD: the simulated host never needs it
 
         try:
@@ -47,12 +49,12 @@ class SubprocessRunner:
 
 
 class DryRunRunner:
-    def __init__(self, inner: Runner, out: TextIO | None = None):
+    def __init__(self, inner: Runner, out: Optional[TextIO] = None):
         self.inner = inner
         self.name = f"{inner.name}, dry run"
         self.out = out or sys.stderr
 
-    def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+    def run(self, argv: list[str], input: Optional[str], timeout: float, mutating: bool) -> Result:
         if not mutating:
             return self.inner.run(argv, input, timeout, mutating)
         import shlex

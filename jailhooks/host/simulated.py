@@ -49,7 +49,6 @@ def _fresh_state() -> dict[str, Any]:
                    "kern.features.inet6": "1", "kern.osrelease": "15.1-RELEASE-p1"},
         "routes": {"0": {}},
         "faults": [],
-        "log": [],
     }
 
 
@@ -63,6 +62,7 @@ class SimulatedRunner:
     def __init__(self, state_dir: str):
         self.dir = os.path.join(state_dir, "simhost")
         self.path = os.path.join(self.dir, "state.dat")
+        self.log_path = os.path.join(self.dir, "commands.log")
 
     # -- state ------------------------------------------------------------------
     @contextmanager
@@ -100,7 +100,37 @@ class SimulatedRunner:
             copy = marshal.loads(marshal.dumps(st))
             st["pf"]["anchors"], st["jails"] = stores
         copy["pf"]["anchors"], copy["jails"] = anchors, jails
+        copy["log"] = self.commands()
         return copy
+
+    # -- the command log: every command run, [tool, arg, ...], oldest first --------
+    # Appended, not kept in state.dat, so that a command that only reads
+    # (jls, pfctl -s) does not rewrite the host's state.
+    LOG_MAX = 1 << 20  # bytes; then the oldest half is dropped
+
+    def _log(self, argv: list[str]) -> None:
+        with open(self.log_path, "ab") as fh:
+            marshal.dump(argv, fh)
+            full = fh.tell() > self.LOG_MAX
+        if full:
+            kept = self.commands()
+            _write_records(self.log_path, kept[len(kept) // 2:])
+
+    def commands(self) -> list[list[str]]:
+        records = []
+        try:
+            with open(self.log_path, "rb") as fh:
+                while True:
+                    try:
+                        records.append(marshal.load(fh))
+                    except (EOFError, ValueError):  # the end, or a record cut short by kill -9
+                        return records
+        except FileNotFoundError:
+            return records
+
+    def clear_log(self) -> None:
+        with self.state():
+            _write_records(self.log_path, [])
 
     def add_fault(self, argv_prefix: list[str], *, rc: int = 1, stdout: str = "", stderr: str = "",
                   timeout: bool = False, times: int = -1) -> None:
@@ -127,7 +157,7 @@ class SimulatedRunner:
         if handler is None:
             return Result(tuple(argv), 127, "", f"{argv[0]}: not found (not modelled by the simulated host)\n")
         with self.state() as st:
-            st["log"] = (st["log"] + [[tool, *argv[1:]]])[-200:]
+            self._log([tool, *argv[1:]])
             for fault in st["faults"]:
                 if [tool, *argv[1:]][: len(fault["argv"])] == fault["argv"] and fault["times"] != 0:
                     fault["times"] -= 1 if fault["times"] > 0 else 0
@@ -744,9 +774,14 @@ class SimulatedRunner:
 
 def _write(path: str, value: Any) -> None:
     """Replace PATH with VALUE as marshal data (lists, dicts, strings, numbers)."""
+    _write_records(path, [value])
+
+
+def _write_records(path: str, values: list) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
-        marshal.dump(value, fh)
+        for value in values:
+            marshal.dump(value, fh)
     os.replace(tmp, path)
 
 

@@ -13,9 +13,11 @@ A NAT'ed jail's packets leave with the NAT address: pf translates before it
 filters, so each outbound rule is also emitted with ``tagged TAG`` (the tag
 its nat rule sets).
 """
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: it defines NamedTuples,
+# and typing compiles each string annotation of their fields (about 0.05 ms a
+# field, 2 ms over the hook path).  Optional[...] keeps Python 3.9 working.
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from .. import validate
 from .rules import Filter, Nat
@@ -47,9 +49,9 @@ class AnchorSpec(NamedTuple):
     names: Names
     ip4: tuple[str, ...] = ()
     ip6: tuple[str, ...] = ()
-    uid_range: tuple[int, int] | None = None
+    uid_range: Optional[tuple[int, int]] = None
     match: str = "both"
-    interface: str | None = None
+    interface: Optional[str] = None
     default: str = "block"
     log_blocked: bool = True
     # (plugin name, rules) in call order; translation and filter kept apart
