@@ -127,11 +127,15 @@ def _scan() -> list[tuple[str, str, str]]:
     return sorted(set(found))
 
 
+CACHED_PATHS = 8  # distinct sys.path lists remembered (console script, python -m, ...)
+
+
 def entry_points(cache_dir: str | None = None, rescan: bool = False) -> list[tuple[str, str, str]]:
     """(name, "module[:attr]", "dist version") of the jailhooks entry points.
 
     importlib.metadata costs more than the rest of a hook run, so the result
-    is cached in CACHE_DIR, keyed by a fingerprint of sys.path that any
+    is cached in CACHE_DIR for each sys.path (the console script and
+    ``python -m jailhooks`` see different ones), with a fingerprint that any
     install, upgrade or removal changes; a stale or unreadable cache is
     simply rebuilt; RESCAN rebuilds it regardless.  The cache is marshal data
     (a module every interpreter has loaded; json costs 4 ms to import) and
@@ -143,25 +147,38 @@ def entry_points(cache_dir: str | None = None, rescan: bool = False) -> list[tup
     import os
 
     path = os.path.join(cache_dir, "entry-points.dat")
+    key = tuple(sys.path)
     prints = _fingerprint()
     try:
         with open(path, "rb") as fh:
-            cached_prints, cached = marshal.load(fh)
-        if cached_prints == prints and not rescan and all(
-                len(ep) == 3 and all(isinstance(f, str) for f in ep) for ep in cached):
-            return [tuple(ep) for ep in cached]
+            cache = marshal.load(fh)
+        if not isinstance(cache, dict):
+            raise TypeError
     except (OSError, ValueError, EOFError, TypeError):
-        pass
+        cache = {}
+    hit = cache.get(key)
+    if not rescan and _valid(hit) and hit[0] == prints:
+        return [tuple(ep) for ep in hit[1]]
     found = _scan()
+    cache.pop(key, None)
+    cache[key] = (prints, found)
+    for old in list(cache)[:-CACHED_PATHS]:
+        del cache[old]
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
-            marshal.dump((prints, found), fh)
+            marshal.dump(cache, fh)
         os.replace(tmp, path)
     except OSError:  # read-only state dir (not root): work uncached
         pass
     return found
+
+
+def _valid(entry: Any) -> bool:
+    return (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], list)
+            and all(isinstance(ep, (list, tuple)) and len(ep) == 3 and all(isinstance(f, str) for f in ep)
+                    for ep in entry[1]))
 
 
 def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None,

@@ -122,3 +122,22 @@ def test_plugins_rescans_a_distribution_edited_in_place(env, site, tmp_path):
     assert listed["code"] == 0 and "quietplugin2" in listed["modules"]
     after = loaded(env, "run", "prestart", "web", extra_path=site)
     assert "quietplugin2" in after["modules"] and "quietplugin" not in after["modules"]
+
+
+def test_the_cache_keeps_one_entry_per_sys_path(env, site):
+    """The console script and `python -m jailhooks` see different sys.path
+    lists; alternating between them must not rescan every time."""
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    run_env = {**os.environ, "PYTHONPATH": os.pathsep.join((site, str(REPO)))}
+
+    def modules(extra: str) -> list[str]:
+        code = f"import sys; sys.path.insert(0, {extra!r})\n" + PROBE
+        proc = subprocess.run([sys.executable, "-c", code, "--config", str(env.config), "run", "prestart", "web"],
+                              capture_output=True, text=True, env=run_env, timeout=60)
+        return json.loads(proc.stdout.strip().splitlines()[-1])["modules"]
+
+    for extra in ("/nonexistent-a", "/nonexistent-b"):  # two sys.path lists, each scanned once
+        assert "importlib.metadata" in modules(extra)
+    for extra in ("/nonexistent-a", "/nonexistent-b", "/nonexistent-a"):
+        found = modules(extra)
+        assert "importlib.metadata" not in found and "quietplugin" in found
