@@ -107,5 +107,32 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.SOFTWARE)
 
 
+def console() -> None:
+    """The ``jailhooks`` program (console script and ``python -m jailhooks``).
+
+    Runs main(), then ends the process without finalising the interpreter:
+    freeing every module and object costs a hook run about 10 ms, a third of
+    its own work, for a process that is about to vanish.  Everything a normal
+    exit does that matters still happens first: atexit handlers (a plugin's
+    included), and stdout and stderr are flushed.  Files and the registry are
+    already closed by then.  If a plugin left a thread running, exit normally
+    so that it can finish.
+    """
+    code = main()
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.exit(code)
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # what Py_Finalize would run first (multiprocessing does the same)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (jailhooks status | head)
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -345,3 +345,39 @@ def test_runs_leave_their_summary_in_syslog_on_freebsd(web, cli, monkeypatch):
     assert ("open", ("jailhooks", syslog.LOG_PID, syslog.LOG_DAEMON)) in logged
     assert (syslog.LOG_INFO, "web: prestart: uids: UIDs 100000-100999 (new lease); wrote etc/pw.conf; "
                              "wrote etc/adduser.conf") in logged
+
+
+EXITING = """
+    import atexit, os, threading, time
+    from jailhooks import hookimpl
+
+    OUT = os.environ["EXIT_LOG"]
+
+    def write(what):
+        with open(OUT, "a") as fh:
+            fh.write(what + "\\n")
+
+    @hookimpl
+    def jailhooks_prestart(ctx):
+        ctx.note("noted")
+        atexit.register(write, "atexit ran")
+        if os.environ.get("EXIT_THREAD"):
+            threading.Thread(target=lambda: (time.sleep(0.3), write("thread finished"))).start()
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_the_program_exits_like_python_does(web, tmp_path, thread):
+    """The program skips interpreter teardown, but not what a normal exit does:
+    piped output is flushed, atexit handlers run, a plugin's thread finishes,
+    and the exit status is main()'s."""
+    write_plugin(tmp_path, "exiting", EXITING)
+    web.config.write_text('plugins = ["exiting"]\n' + web.config.read_text())
+    log = tmp_path / "exit.log"
+    web.extra_env.update({"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                          "EXIT_LOG": str(log), **({"EXIT_THREAD": "1"} if thread else {})})
+    res = web.subprocess("run", "prestart", "web")
+    assert res.code == 0, res.err
+    assert "web: prestart: exiting: noted\n" in res.out
+    assert sorted(log.read_text().splitlines()) == (["atexit ran", "thread finished"] if thread else ["atexit ran"])
+    assert web.subprocess("run", "prestart", "no.such").code == 65  # main()'s exit status, unchanged

@@ -15,6 +15,11 @@ import re
 
 from .. import validate
 
+# Character sets of names and unquoted strings.  Plain string tests, not
+# patterns: each pattern costs a compile in every simulated pfctl process.
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:/-")
+_UNQUOTED_CHARS = _NAME_CHARS | {"*"}
+
 # FreeBSD /etc/services names for the ports print_rule() resolves (tcp and udp
 # agree for these).  Other ports print as numbers.
 SERVICES = {
@@ -108,7 +113,7 @@ class _Parser:
 
     def name(self) -> str:
         tok = self.take()
-        if not re.fullmatch(r"[A-Za-z0-9_.:/-]+", tok):
+        if not _NAME_CHARS.issuperset(tok):  # take() never returns ""
             raise PfSyntaxError(self.line)
         return tok
 
@@ -116,7 +121,7 @@ class _Parser:
         tok = self.take()
         if tok.startswith('"'):
             return tok[1:-1]
-        if not re.fullmatch(r"[A-Za-z0-9_.:/*-]+", tok):
+        if not _UNQUOTED_CHARS.issuperset(tok):
             raise PfSyntaxError(self.line)
         return tok
 
@@ -161,11 +166,11 @@ class _Parser:
             tok = self.take()
         else:
             tok = self.take()
-        m = re.fullmatch(r"(\d+)(?::(\d+))?", tok)
-        if not m:
+        parts = tok.split(":")
+        if len(parts) > 2 or not all(p.isascii() and p.isdigit() for p in parts):
             raise PfSyntaxError(self.line)
-        low = int(m.group(1))
-        high = int(m.group(2)) if m.group(2) else None
+        low = int(parts[0])
+        high = int(parts[1]) if len(parts) == 2 else None
         if not 0 <= low <= 65535 or (high is not None and not low <= high <= 65535):
             raise PfSyntaxError(self.line, "illegal port value")
         return [f"{low}:{high}"] if high is not None else [str(low)]
@@ -205,6 +210,16 @@ def _strip_comment(line: str) -> str:
     return line
 
 
+def _macro(body: str) -> tuple[str, str] | None:
+    """NAME = "VALUE" (a macro definition) as (NAME, VALUE), else None."""
+    name, eq, value = body.partition("=")
+    name, value = name.strip(), value.strip()
+    if (eq and name.isascii() and name.isidentifier() and name[0].isalpha() and len(value) >= 2
+            and value[0] == value[-1] == '"' and '"' not in value[1:-1]):
+        return name, value[1:-1]
+    return None
+
+
 def parse(text: str, in_anchor: bool) -> Ruleset:
     """Parse a whole file; raises PfSyntaxError for the first bad line."""
     rs = Ruleset()
@@ -214,10 +229,10 @@ def parse(text: str, in_anchor: bool) -> Ruleset:
         body = _strip_comment(raw).strip()
         if not body:
             continue
-        m = re.fullmatch(r'([A-Za-z][A-Za-z0-9_]*)\s*=\s*"([^"\n]*)"', body)
-        if m:
-            macros[m.group(1)] = m.group(2)
-            rs.printed.append(f'{m.group(1)} = "{m.group(2)}"')
+        macro = _macro(body)
+        if macro:
+            macros[macro[0]] = macro[1]
+            rs.printed.append(f'{macro[0]} = "{macro[1]}"')
             continue
         p = _Parser(tokenize(body, lineno, macros), lineno, macros)
         head = p.peek()
