@@ -80,6 +80,18 @@ class SqlRegistry:
         db.execute("DELETE FROM meta WHERE key = 'uid_pool'")
         db.execute("INSERT INTO meta VALUES ('uid_pool', ?)", (text,))
 
+    def _held(self, lease: Lease, fixed: tuple[int, int] | None) -> Lease:
+        """LEASE, the jail's existing one, if this host may use it as configured."""
+        jail = lease.jail
+        if self.fleet and lease.host != self.host_name:
+            raise DataError(f"jail {jail}: its lease (UIDs {lease.uid_first}-{lease.uid_last}) is held by host "
+                            f"{lease.host}; if the jail moved here, run: jailhooks lease move {jail} "
+                            f"--to {self.host_name}")
+        if fixed and lease.uid_range != tuple(fixed):
+            raise DataError(f"jail {jail} holds UIDs {lease.uid_first}-{lease.uid_last}, but the config asks for "
+                            f"{fixed[0]}-{fixed[1]}: release the lease first (jailhooks release {jail})")
+        return lease
+
     def _carve(self, db: Any, first: int, last: int) -> None:
         """Remove [first, last] from the free extents."""
         rows = db.execute("SELECT first, last FROM free_uids WHERE first <= ? ORDER BY first DESC LIMIT 1",
@@ -118,18 +130,14 @@ class SqlRegistry:
 
     def allocate_uids(self, jail: str, size: int, pool: tuple[int, int],
                       fixed: tuple[int, int] | None = None) -> tuple[Lease, bool]:
+        # Most runs find the jail's lease: a read, without taking the write lock.
+        lease = self.get(jail)
+        if lease is not None:
+            return self._held(lease, fixed), False
         with self._tx() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM leases WHERE jail = ?", (jail,)).fetchone()
-            if row:
-                lease = _lease(row)
-                if self.fleet and lease.host != self.host_name:
-                    raise DataError(f"jail {jail}: its lease (UIDs {lease.uid_first}-{lease.uid_last}) is held by host "
-                                    f"{lease.host}; if the jail moved here, run: jailhooks lease move {jail} "
-                                    f"--to {self.host_name}")
-                if fixed and lease.uid_range != tuple(fixed):
-                    raise DataError(f"jail {jail} holds UIDs {lease.uid_first}-{lease.uid_last}, but the config asks for "
-                                    f"{fixed[0]}-{fixed[1]}: release the lease first (jailhooks release {jail})")
-                return lease, False
+            if row:  # made by another process since the read
+                return self._held(_lease(row), fixed), False
             self._sync_pool(db, pool)
             if fixed:
                 first, last = fixed
