@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jailhooks import jailfs
 from jailhooks.errors import DataError
@@ -101,3 +103,20 @@ def test_a_temp_file_left_by_a_killed_run_is_cleaned_up(jail):
     jailfs.write_text(str(root), "etc/pw.conf", "minuid = 100000\n")
     assert not stale.exists()
     assert sorted(p.name for p in (root / "etc").iterdir()) == ["pw.conf"]
+
+
+@given(st.lists(st.text(alphabet=" \t=#_-xyzminuidstart0123456789é\u00a0", max_size=20), max_size=6))
+def test_pw_conf_keys_are_read_as_pw_writes_them(lines):
+    """A line's key: letters and '_' after optional blanks, then '=', a blank
+    or the end of the line (the pattern it replaces is the oracle)."""
+    import re
+
+    from jailhooks.plugins.uids import _key_of, set_keys
+
+    for line in lines:
+        m = re.match(r"\s*([A-Za-z_]+)\s*(=|\s)", line + " ")
+        assert _key_of(line) == (m.group(1) if m else None)
+    text = "\n".join(lines)
+    out = set_keys(text, {"minuid": "1000", "maxuid": "1999"}, " = ").splitlines()
+    assert [_key_of(line) for line in out].count("minuid") == 1
+    assert "minuid = 1000" in out and "maxuid = 1999" in out

@@ -9,7 +9,6 @@ created inside the jail land in the block.  destroy ends the lease.
 """
 from __future__ import annotations
 
-import re
 import sys
 
 from .. import hookimpl, jailfs
@@ -80,14 +79,27 @@ def _ensure_lease(ctx):
     return lease
 
 
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _key_of(line: str) -> str | None:
+    """KEY of a ``KEY = value`` or ``KEY value`` line, as pw.conf(5) and
+    adduser.conf(5) write them; None for comments and anything else."""
+    body = line.lstrip()
+    end = 0
+    while end < len(body) and body[end] in _KEY_CHARS:
+        end += 1
+    rest = body[end:]
+    return body[:end] if end and (not rest or rest[0] == "=" or rest[0].isspace()) else None
+
+
 def set_keys(text: str, values: dict[str, str], sep: str) -> str:
     """Set KEY<sep>VALUE lines, keeping every other line (and comments) as it is."""
     lines = text.splitlines()
     seen = set()
     for i, line in enumerate(lines):
-        m = re.match(r"\s*([A-Za-z_]+)\s*(=|\s)", line + " ")
-        if m and m.group(1) in values and not line.lstrip().startswith("#"):
-            key = m.group(1)
+        key = _key_of(line)
+        if key in values:
             lines[i] = f"{key}{sep}{values[key]}" if key not in seen else f"# {line}  (superseded by jailhooks)"
             seen.add(key)
     for key, value in values.items():
