@@ -141,3 +141,16 @@ def test_the_cache_keeps_one_entry_per_sys_path(env, site):
     for extra in ("/nonexistent-a", "/nonexistent-b", "/nonexistent-a"):
         found = modules(extra)
         assert "importlib.metadata" not in found and "quietplugin" in found
+
+
+def test_run_leaves_the_collector_as_it_found_it(env, capsys):
+    """The hook path pauses and freezes the cyclic GC while loading; an
+    in-process caller gets it back enabled, with nothing left frozen."""
+    import gc
+
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert env.run("run", "prestart", "web", capsys=capsys).code == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert env.run("run", "prestart", "no.such", capsys=capsys).code == 65
+    assert gc.isenabled() and gc.get_freeze_count() == 0
