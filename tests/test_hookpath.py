@@ -12,10 +12,12 @@ import pytest
 from .conftest import REPO
 
 PROBE = """
-import json, sys
+import sys
 from jailhooks.main import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+modules = sorted(sys.modules)
+import json
+print(json.dumps({"code": code, "modules": modules}))
 """
 
 
@@ -46,8 +48,13 @@ def test_run_prestart_avoids_click_metadata_and_logging(env, site):
     second = loaded(env, "run", "prestart", "web", extra_path=site)
     assert second["code"] == 0
     assert "quietplugin" in second["modules"]  # the plugin is still loaded, from the cache
-    for heavy in ("click", "importlib.metadata", "logging", "subprocess", "email", "hashlib", "socket"):
-        assert heavy not in second["modules"], heavy
+    # What the interpreter loads anyway (an editable install's .pth may load pathlib and more)
+    floor = subprocess.run([sys.executable, "-c", "import sys, pluggy, sqlite3; print(' '.join(sys.modules))"],
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    added = set(second["modules"]) - set(floor)
+    for heavy in ("click", "importlib.metadata", "logging", "subprocess", "email", "hashlib", "socket",
+                  "json", "ipaddress", "dataclasses", "runpy"):
+        assert heavy not in added, heavy
 
 
 def test_a_new_distribution_invalidates_the_cache(env, site, tmp_path):
@@ -154,3 +161,12 @@ def test_run_leaves_the_collector_as_it_found_it(env, capsys):
     assert gc.isenabled() and gc.get_freeze_count() == 0
     assert env.run("run", "prestart", "no.such", capsys=capsys).code == 65
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_ipv4_checks_do_not_import_ipaddress():
+    """Checked without site (no .pth file may import it first)."""
+    code = ("import sys; from jailhooks import validate; validate.jail_address('em0|192.0.2.10/24', 4); "
+            "validate.network('192.0.2.53'); validate.port('8000:8080'); print('ipaddress' in sys.modules)")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == "False", out.stderr

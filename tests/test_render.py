@@ -113,3 +113,24 @@ def test_hostile_rule_values_are_refused_or_canonical(field, value):
     assert len(rs.rules) == 2
     for token in ("\n", '"', "#", "$", "{", "}"):
         assert token not in str(getattr(rule, field)[0])
+
+
+@given(st.one_of(
+    st.tuples(*[st.integers(0, 300)] * 4).map(lambda t: ".".join(map(str, t))),
+    st.tuples(*[st.text("0123456789", min_size=1, max_size=4)] * 4).map(".".join),
+    st.text("0123456789.:/abcx \u0663", max_size=18)))
+def test_address_checks_agree_with_ipaddress(text):
+    """The string fast path for IPv4 (no ipaddress import on the hook path)
+    accepts and returns exactly what ipaddress would."""
+    import ipaddress
+
+    try:
+        expected = str(ipaddress.IPv4Address(text))
+    except ValueError:
+        expected = None
+    if validate.dotted_quad(text):
+        assert expected == text
+    try:
+        assert validate.ipv4(text) == expected
+    except ValueError:
+        assert expected is None
