@@ -70,11 +70,11 @@ class Env:
         res = self.sim.run(["/usr/sbin/jail", "-r", name], None, 5, True)
         assert res.returncode == 0, res.stderr
 
-    def state_json(self) -> dict:
+    def host_state(self) -> dict:
         return self.sim.read()
 
     def anchor(self, anchor: str) -> dict | None:
-        return self.state_json()["pf"]["anchors"].get(anchor)
+        return self.host_state()["pf"]["anchors"].get(anchor)
 
     def run(self, *args: str, capsys=None) -> Result:
         """The CLI in this process (fast); same code path as the console script."""

@@ -47,7 +47,7 @@ def test_start_and_stop_a_jail_in_a_subprocess(web):
     assert anchor["tables"] == {"jail_web": ["192.0.2.10"]}
     assert ('pass out quick proto tcp from <jail_web> to any port = http user 99999 >< 101000 '
             'flags S/SA keep state label "jailhooks:web"') in anchor["filter"]
-    assert web.state_json()["jails"]["web"]["ip4.saddrsel"] is False
+    assert web.host_state()["jails"]["web"]["ip4.saddrsel"] is False
     pw_conf = (web.root / "jails/web/etc/pw.conf").read_text()
     assert "minuid = 100000" in pw_conf and "maxgid = 100999" in pw_conf
 
@@ -62,7 +62,7 @@ def test_start_and_stop_a_jail_in_a_subprocess(web):
     stop = web.subprocess("run", "stop", "web")
     assert stop.code == 0, stop.err
     assert web.anchor("jailhooks/web") is None
-    assert web.state_json()["states"] == []
+    assert web.host_state()["states"] == []
     assert leases(web) == [("web", 100000, 100999)]  # stop keeps the lease
 
 
@@ -141,7 +141,7 @@ def test_broken_plugin_is_a_config_error_naming_it(web, tmp_path):
     res = web.subprocess("run", "prestart", "web")
     assert res.code == 78
     assert "plugin module 'brokenplugin' (config plugins) failed to import" in res.err
-    assert leases(web) == [] and web.state_json()["pf"]["anchors"] == {}
+    assert leases(web) == [] and web.host_state()["pf"]["anchors"] == {}
     listing = web.subprocess("plugins", "--json")  # still listed, with its error
     assert listing.code == 78
     broken = [p for p in json.loads(listing.out) if p["name"] == "brokenplugin"]
@@ -198,7 +198,7 @@ def test_bad_jail_names_change_nothing(web, cli, name):
     res = cli("run", "start", "--", name)
     assert res.code == 65, res.err
     assert "jail name" in res.err and res.err.count("\n") == 1
-    assert leases(web) == [] and web.state_json()["pf"]["anchors"] == {}
+    assert leases(web) == [] and web.host_state()["pf"]["anchors"] == {}
 
 
 def test_config_errors_are_all_reported_with_their_keys(env, cli):
@@ -236,12 +236,12 @@ def test_usage_errors(web, cli, args, code):
 
 def test_dry_run_changes_nothing(web, cli):
     web.create_jail("web", ip4="192.0.2.10")
-    before = web.state_json()
+    before = web.host_state()
     res = cli("--dry-run", "run", "start", "web")
     assert res.code == 0, res.err
     assert "would run: /sbin/pfctl -a jailhooks/web -f -" in res.err
     assert "would write: " in res.err
-    after = web.state_json()
+    after = web.host_state()
     before.pop("log"), after.pop("log")
     assert after == before
     assert not (web.state / "registry.sqlite").exists()

@@ -20,7 +20,7 @@ def set_fibs(env, n):
 
 
 def route_log(env):
-    return [" ".join(c) for c in env.state_json()["log"] if c[0] == "route"]
+    return [" ".join(c) for c in env.host_state()["log"] if c[0] == "route"]
 
 
 def test_exclusive_fibs_come_from_the_pool_and_run_out(env, cli):
@@ -63,15 +63,15 @@ def test_routes_connected_first_idempotent_and_removed_at_destroy(env, cli):
         "route -q -n -4 add default 192.0.2.1 -fib 1",
         "route -q -n -4 add -net 10.0.0.0/8 192.0.2.254 -fib 1",
     ]
-    table = env.state_json()["routes"]["1"]
+    table = env.host_state()["routes"]["1"]
     assert table == {"192.0.2.0/24": {"gateway": "em0", "iface": True},
                      "default4": {"gateway": "192.0.2.1", "iface": False},
                      "10.0.0.0/8": {"gateway": "192.0.2.254", "iface": False}}
     assert cli("run", "prestart", "a", "--ip4", "192.0.2.10").code == 0  # again: same table
-    assert env.state_json()["routes"]["1"] == table
+    assert env.host_state()["routes"]["1"] == table
     assert cli("check", "a").code == 0
     assert cli("run", "destroy", "a", "--ip4", "192.0.2.10").code == 0
-    assert env.state_json()["routes"]["1"] == {}
+    assert env.host_state()["routes"]["1"] == {}
 
 
 def test_route_failure_fails_the_start_closed(env, cli):

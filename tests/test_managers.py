@@ -99,7 +99,7 @@ def test_jail_conf_lifecycle_as_jail8_runs_it(host):
     host.create_jail("web", ip4="192.0.2.10")
     for cmd in hooks["exec.poststart"]:
         assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
-    assert host.state_json()["jails"]["web"]["ip4.saddrsel"] is False
+    assert host.host_state()["jails"]["web"]["ip4.saddrsel"] is False
     for cmd in hooks["exec.prestop"]:
         assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
     host.remove_jail("web")
