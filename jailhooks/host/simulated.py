@@ -227,6 +227,7 @@ class SimulatedRunner:
 
     def _jls_json(self, j: dict, params: list[str], verbose: bool, n: bool) -> str:
         import json  # only when a jail is listed: most hook runs list none
+
         if not params:
             if verbose:
                 return (f'{{"jid":{j["jid"]},"hostname":{json.dumps(j["hostname"])},"path":{json.dumps(j["path"])},'
