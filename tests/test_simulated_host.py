@@ -38,6 +38,8 @@ def test_show_anchors_lists_children_and_drops_empty_ones(sim):
     assert (missing.returncode, missing.stderr) == (1, "pfctl: Anchor does not exist.\n")
     rules = run(sim, "/sbin/pfctl", "-a", "nosuch", "-s", "rules")  # exit 0: read the output, not the rc
     assert (rules.returncode, rules.stdout, rules.stderr) == (0, "", "pfctl: Anchor does not exist.\n")
+    tables = run(sim, "/sbin/pfctl", "-a", "nosuch", "-s", "Tables")  # pfctl_table.c: radix_perror(), exit 1
+    assert (tables.returncode, tables.stdout, tables.stderr) == (1, "", "pfctl: Anchor or Ruleset does not exist.\n")
 
 
 def test_load_failure_keeps_the_old_anchor(sim):
@@ -111,7 +113,8 @@ def test_route_needs_the_connected_route_first(sim):
     assert (ok.returncode, ok.stdout) == (0, "add net default: gateway 192.0.2.1 fib 1\n")
     dup = run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "1")
     assert dup.stdout == "add net default: gateway 192.0.2.1 fib 1: route already in table\n"
-    assert run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "2").returncode == 1
+    beyond = run(sim, "/sbin/route", "-n", "-4", "add", "default", "192.0.2.1", "-fib", "2")  # net.fibs is 2
+    assert (beyond.returncode, beyond.stderr) == (64, "route: invalid fib number: 2\n")
 
 
 def test_jail_modify_and_errors(sim):
@@ -119,8 +122,11 @@ def test_jail_modify_and_errors(sim):
     assert run(sim, "/usr/sbin/jail", "-m", "name=web", "ip4.nosaddrsel").returncode == 0
     assert sim.read()["jails"]["web"]["ip4.saddrsel"] is False
     assert "unknown parameter" in run(sim, "/usr/sbin/jail", "-m", "name=web", "bogus=1").stderr
-    assert run(sim, "/usr/sbin/jail", "-m", "name=nosuch", "ip4.nosaddrsel").returncode == 1
-    assert run(sim, "/usr/sbin/jail", "-c", "name=web", "path=/j", "persist").returncode == 1
+    # messages of usr.sbin/jail/jail.c (jail_quoted_warnx), exit 1
+    missing = run(sim, "/usr/sbin/jail", "-m", "name=nosuch", "ip4.nosaddrsel")
+    assert (missing.returncode, missing.stderr) == (1, 'jail: "nosuch" not found\n')
+    again = run(sim, "/usr/sbin/jail", "-c", "name=web", "path=/j", "persist")
+    assert (again.returncode, again.stderr) == (1, 'jail: "web" already exists\n')
 
 
 def test_faults_are_injected_by_argv_prefix(sim):
@@ -143,3 +149,18 @@ def test_getopt_is_posix():
         getopt(["-z"], "q")
     with pytest.raises(GetoptError, match="requires an argument -- a"):
         getopt(["-a"], "a:")
+
+
+def test_host_reads_a_missing_anchor_as_no_tables(sim):
+    from jailhooks.config import COMMANDS
+    from jailhooks.errors import CommandError
+    from jailhooks.host import Host
+
+    host = Host(sim, dict(COMMANDS))
+    run(sim, "/sbin/pfctl", "-a", "jailhooks/web", "-f", "-", input="table <jail_web> { 192.0.2.10 }\n"
+        "pass out quick from <jail_web> to any\n")
+    assert host.pf_tables("jailhooks/web") == ["jail_web"]
+    assert host.pf_tables("jailhooks/nosuch") == []
+    sim.add_fault(["pfctl", "-a", "jailhooks/other"], rc=1, stderr="pfctl: Operation not permitted.\n")
+    with pytest.raises(CommandError, match="Operation not permitted"):
+        host.pf_tables("jailhooks/other")

@@ -87,10 +87,11 @@ class Host:
         return [line for line in res.stdout.splitlines() if line and not line.startswith(" ")]
 
     def pf_tables(self, anchor: str) -> list[str]:
-        """Names of the anchor's tables; [] when the anchor does not exist."""
+        """Names of the anchor's tables; [] when the anchor does not exist (pfctl
+        then exits 1 with pfr_strerror(ENOENT), pfctl_table.c and pfctl_radix.c)."""
         res = self.run("pfctl", "-a", anchor, "-s", "Tables", check=False, mutating=False)
         if res.returncode != 0:
-            if "does not exist" in res.stderr:
+            if "Anchor or Ruleset does not exist" in res.stderr:
                 return []
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return [line.strip() for line in res.stdout.splitlines() if line.strip()]

@@ -339,8 +339,8 @@ class SimulatedRunner:
             if not name or "." in name:
                 err.append("jail: a name (without '.') is required here\n")
                 return 1
-            if name in st["jails"]:
-                err.append(f'jail: {name}: jail "{name}" already exists\n')
+            if name in st["jails"]:  # jail.c: jail_quoted_warnx(j, "already exists", NULL), exit 1
+                err.append(f'jail: "{name}" already exists\n')
                 return 1
             if not params.get("persist"):
                 err.append(f"jail: {name}: no command specified (use persist)\n")
@@ -359,7 +359,8 @@ class SimulatedRunner:
             ident = params.pop("name", None) or params.pop("jid", None)
             j = self._find(st, ident) if ident else None
             if j is None:
-                err.append(f'jail: {ident}: jail "{ident}" not found\n' if ident else "jail: -m needs name= or jid=\n")
+                # jail.c, JF_SET: jail_quoted_warnx(j, "not found", "no jail specified"), exit 1
+                err.append(f'jail: "{ident}" not found\n' if ident else "jail: no jail specified\n")
                 return 1
             if "path" in params:
                 err.append(f"jail: {j['name']}: path cannot be changed after creation\n")
@@ -459,8 +460,9 @@ class SimulatedRunner:
                 return 64
             i += 1
         if not fib.isdigit() or int(fib) >= int(st["sysctl"]["net.fibs"]):
-            err.append(f"route: fib number {fib} is ignored: Invalid argument\n")
-            return 1
+            # route.c: fiboptlist_csv() refuses a FIB >= net.fibs, then errx(EX_USAGE, ...)
+            err.append(f"route: invalid fib number: {fib}\n")
+            return 64
         table = st["routes"].setdefault(fib, {})
         if verb == "flush":
             table.clear()
@@ -666,6 +668,11 @@ class SimulatedRunner:
             out.extend(f"{line}\n" for line in lines)
             return 0
         if show == "Tables":
+            # pfctl_show_tables(): the kernel's pfr_get_tables() answers ENOENT for a
+            # missing anchor, radix_perror() prints pfr_strerror()'s text, exit 1.
+            if anchor and anchor not in tree:
+                err.append("pfctl: Anchor or Ruleset does not exist.\n")
+                return 1
             tables = pf["anchors"].get(anchor, {}).get("tables", {}) if anchor else {}
             out.extend(f"{t}\n" for t in sorted(tables))
             return 0
