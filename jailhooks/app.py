@@ -342,7 +342,7 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False) -> in
             conf = os.path.join(app.settings.section("managers")["iocroot"], "jails", iocage.iocage_name(jail),
                                 "config.json")
             try:
-                with open(conf) as fh:
+                with open(conf, encoding="utf-8") as fh:
                     hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
             except (OSError, ValueError):
                 hooks = None

@@ -91,7 +91,7 @@ def _write_with_backup(path: str, text: str) -> str:
     backup = f"{path}.jailhooks-{time.strftime('%Y%m%d%H%M%S')}.bak"
     shutil.copy2(path, backup)
     tmp = f"{path}.jailhooks.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:  # bytes round-trip unchanged
         fh.write(text)
     shutil.copymode(path, tmp)
     os.replace(tmp, path)
@@ -105,7 +105,7 @@ def _squash(line: str) -> str:
 def apply_jail_conf(path: str) -> tuple[list[str], str | None]:
     """Add the four hook lines to the global part of a jail.conf (before the
     first jail section) unless they are there.  (added lines, backup or None)."""
-    with open(path) as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
     lines = jail_conf_lines(prefix_paths()[0])
     present = {_squash(l) for l in text.splitlines()}
@@ -129,7 +129,7 @@ def apply_rc_conf(path: str) -> tuple[list[str], str | None]:
     index after the user's own, so existing hooks keep running."""
     import re
 
-    with open(path) as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
     program = prefix_paths()[0]
     added = []

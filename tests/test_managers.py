@@ -225,3 +225,14 @@ def test_install_apply_bastille_edits_the_jails_own_file(host, cli):
     assert hooks["exec.poststop"] == [f"{program} run poststop proxy"]
     assert hooks["exec.start"] == ["/bin/sh /etc/rc"]  # Bastille's own settings untouched
     assert cli("install", "bastille", "--apply").code == 64
+
+
+def test_a_jail_conf_that_is_not_utf8_is_read_and_kept_byte_for_byte(host, cli):
+    """A Latin-1 comment (an old file, a C locale) must neither break reading
+    nor be rewritten by --apply."""
+    conf = host.fixture_root / "jail.conf"
+    conf.write_bytes(b"# Jails de la soci\xe9t\xe9\nexec.clean;\nweb {\n\tpath = /j/web;\n\tip4.addr = 192.0.2.10;\n}\n")
+    assert jailconf.read(str(conf), "web")["ip4"] == ["192.0.2.10"]
+    assert cli("install", "jail.conf", "--apply").code == 0
+    data = conf.read_bytes()
+    assert data.startswith(b"# Jails de la soci\xe9t\xe9\n") and b"run prestart $name" in data

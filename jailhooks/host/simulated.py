@@ -70,7 +70,7 @@ class SimulatedRunner:
         """The host's state, under the lock.  Each anchor is a file of its own
         (like the kernel, a command costs the same with 10 anchors or 1,000)."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        with open(os.path.join(self.dir, "lock"), "a") as lock:
+        with open(os.path.join(self.dir, "lock"), "ab") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 before = self._bytes()
@@ -753,7 +753,7 @@ class SimulatedRunner:
             text, fname = input or "", "stdin"
         else:
             try:
-                with open(rules_file) as fh:
+                with open(rules_file, encoding="utf-8") as fh:
                     text, fname = fh.read(), rules_file
             except OSError as exc:
                 err.append(f"pfctl: cannot open the main config file!: {exc.strerror}\n")

@@ -18,7 +18,7 @@ def read(directory: str, jail: str) -> dict | None:
     for candidate in (safe, f"{safe}.norun"):
         path = os.path.join(directory, candidate)
         try:
-            with open(path) as fh:
+            with open(path, encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
             break
         except FileNotFoundError:

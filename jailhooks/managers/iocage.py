@@ -17,7 +17,7 @@ def read(iocroot: str, jail: str) -> dict | None:
     name = iocage_name(jail)
     path = os.path.join(iocroot, "jails", name, "config.json")
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             conf = json.load(fh)
     except FileNotFoundError:
         return None

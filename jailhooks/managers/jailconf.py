@@ -67,7 +67,7 @@ def parse(text: str, path: str) -> list[tuple[str | None, Statement]]:
             import glob
 
             for inc in sorted(glob.glob(target)):
-                with open(inc) as fh:
+                with open(inc, encoding="utf-8", errors="replace") as fh:
                     out.extend(parse(fh.read(), inc))
             i += 3
             continue
@@ -142,7 +142,7 @@ def jail_params(statements: list[tuple[str | None, Statement]], jail: str, path:
 def read(path: str, jail: str) -> dict | None:
     """Facts of JAIL from a jail.conf file, or None if it does not configure it."""
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
     except FileNotFoundError:
         return None
@@ -164,7 +164,7 @@ def facts(params: dict[str, list[str]]) -> dict:
 
 def exec_hooks(path: str, jail: str) -> dict[str, list[str]]:
     """The jail's exec.* commands after inheritance (for `install` and checks)."""
-    with open(path) as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         params = jail_params(parse(fh.read(), path), jail, path) or {}
     return {k: v for k, v in params.items() if k.startswith("exec.")}
 
@@ -172,5 +172,5 @@ def exec_hooks(path: str, jail: str) -> dict[str, list[str]]:
 def jail_names(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
-    with open(path) as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         return sorted({sec for sec, _ in parse(fh.read(), path) if sec and "*" not in sec})
