@@ -1,4 +1,4 @@
-"""The click command line: parsing and help only; the work is in app.py.
+"""The click command line: parsing and help only; the work is in app.py and commands.py.
 
 ``jailhooks run`` normally never reaches this module (main.py parses it
 without click); it is defined here too so that --help, usage errors and
@@ -12,6 +12,7 @@ import click
 
 from . import __version__
 from . import app as app_mod
+from . import commands
 from .context import COMPOSITE, PHASES
 from .errors import ExitCode
 from .integrations import MANAGERS
@@ -31,7 +32,7 @@ class Options:
 
 
 def call(opts: Options, fn, *args, strict: bool = True) -> int:
-    """Load the app, run one command of app.py, always close the registry."""
+    """Load the app, run one command (app.py or commands.py), always close the registry."""
     app = opts.app(strict)
     try:
         return fn(app, *args)
@@ -90,7 +91,7 @@ def run(opts: Options, phase, jails, path, ip4, ip6):
 @click.pass_obj
 def status(opts: Options, jail, as_json):
     """Leases, FIBs and anchors of every known jail, or of JAIL."""
-    return call(opts, app_mod.status, jail, as_json)
+    return call(opts, commands.status, jail, as_json)
 
 
 @cli.command()
@@ -99,14 +100,14 @@ def status(opts: Options, jail, as_json):
 @click.pass_obj
 def render(opts: Options, jail, path, ip4, ip6):
     """Print the exact anchor text that start would load; change nothing."""
-    return call(opts, app_mod.render, jail, path, _split(ip4), _split(ip6))
+    return call(opts, commands.render, jail, path, _split(ip4), _split(ip6))
 
 
 @cli.command()
 @click.pass_obj
 def sync(opts: Options):
     """Bring every running jail to its desired state; remove orphan anchors."""
-    return call(opts, app_mod.sync)
+    return call(opts, commands.sync)
 
 
 @cli.command()
@@ -114,7 +115,7 @@ def sync(opts: Options):
 @click.pass_obj
 def check(opts: Options, jail):
     """Check the config, the registry, pf's hooks and (with JAIL) one jail."""
-    return call(opts, app_mod.check, jail)
+    return call(opts, commands.check, jail)
 
 
 @cli.command()
@@ -123,7 +124,7 @@ def check(opts: Options, jail):
 @click.pass_obj
 def release(opts: Options, jail, force):
     """End JAIL's lease by hand: its UID block and FIB become free."""
-    return call(opts, app_mod.release, jail, force)
+    return call(opts, commands.release, jail, force)
 
 
 @cli.command()
@@ -134,7 +135,7 @@ def release(opts: Options, jail, force):
 def install(opts: Options, manager, jail, apply):
     """Print what MANAGER's configuration needs so that jailhooks runs at every
     start and stop (with JAIL: its FIB and source-address settings too)."""
-    return call(opts, app_mod.install, manager, jail, apply)
+    return call(opts, commands.install, manager, jail, apply)
 
 
 @cli.command()
@@ -142,7 +143,7 @@ def install(opts: Options, manager, jail, apply):
 @click.pass_obj
 def plugins(opts: Options, as_json):
     """List the loaded plugins, where each came from, and its hooks."""
-    return call(opts, app_mod.plugins_report, as_json, strict=False)
+    return call(opts, commands.plugins_report, as_json, strict=False)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -174,14 +175,14 @@ def registry():
 @click.pass_obj
 def registry_migrate(opts: Options):
     """Create or upgrade the schema of a PostgreSQL registry (never done automatically)."""
-    return call(opts, app_mod.registry_migrate)
+    return call(opts, commands.registry_migrate)
 
 
 @registry.command("export")
 @click.pass_obj
 def registry_export(opts: Options):
     """Print every lease as JSON (to move between SQLite and PostgreSQL)."""
-    return call(opts, app_mod.registry_export)
+    return call(opts, commands.registry_export)
 
 
 @registry.command("import")
@@ -189,7 +190,7 @@ def registry_export(opts: Options):
 @click.pass_obj
 def registry_import(opts: Options, file):
     """Add the leases of an export (all or nothing; overlaps are refused)."""
-    return call(opts, app_mod.registry_import, file.read(), file.name)
+    return call(opts, commands.registry_import, file.read(), file.name)
 
 
 @cli.group()
@@ -203,7 +204,7 @@ def lease():
 @click.pass_obj
 def lease_move(opts: Options, jail, to_host):
     """JAIL moved to HOST: its UID block follows it; its FIB does not."""
-    return call(opts, app_mod.lease_move, jail, to_host)
+    return call(opts, commands.lease_move, jail, to_host)
 
 
 def click_main(argv: list[str]) -> int:

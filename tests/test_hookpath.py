@@ -170,3 +170,12 @@ def test_ipv4_checks_do_not_import_ipaddress():
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
                          env={"PYTHONPATH": str(REPO)})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_hook_path_loads_no_admin_command(env):
+    """status, sync, check, install and the rest live in commands.py, which
+    only the click CLI imports."""
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    modules = loaded(env, "run", "prestart", "web")["modules"]
+    assert "jailhooks.app" in modules
+    assert not {"jailhooks.commands", "jailhooks.cli", "jailhooks.integrations"} & set(modules)

@@ -1,0 +1,260 @@
+"""The admin commands (status, render, sync, check, release, install, the
+registry and plugins): called by the click CLI only, so that the hook path
+(app.py) does not load them.  Each returns an exit code; errors are
+JailhooksError subclasses, turned into an exit code by main.py.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .app import App, report
+from .context import Jail
+from .engine import Outcome
+from .errors import DataError, ExitCode, UsageError
+
+
+# -- status -------------------------------------------------------------------------
+
+def known_jails(app: App) -> dict[str, Jail]:
+    """Running jails, jails with a lease, and jails in the config."""
+    found: dict[str, Jail] = {}
+    for j in app.host.jails():
+        found[j["name"]] = Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls")
+    names = set(app.settings.jails) | {lease.jail for lease in app.registry.leases()}
+    for name in sorted(names - set(found)):
+        found[name] = app.engine.resolve(name)
+    return dict(sorted(found.items()))
+
+
+def status_records(app: App, name: str | None) -> list[dict[str, Any]]:
+    jails = known_jails(app)
+    if name is not None:
+        jails = {name: jails.get(name) or app.engine.resolve(name)}
+    records = []
+    for jail in jails.values():
+        rec: dict[str, Any] = {"jail": jail.name, "running": jail.jid is not None, "jid": jail.jid,
+                               "path": jail.path, "ip4": list(jail.ip4), "ip6": list(jail.ip6)}
+        ctx = app.context(jail, "status")
+        for plugin, extra in app.plugins.collect("jailhooks_status", ctx=ctx):
+            rec.update(extra)
+        records.append(rec)
+    return records
+
+
+def status(app: App, name: str | None, as_json: bool) -> int:
+    records = status_records(app, name)
+    if as_json:
+        import json
+
+        app.out.write(json.dumps(records, indent=2) + "\n")
+        return 0
+    if not records:
+        app.out.write("no jails known\n")
+        return 0
+    header = f"{'JAIL':<16} {'JID':>4} {'UIDS':<21} {'FIB':>4} {'ANCHOR':<28} RULES"
+    app.out.write(header + "\n")
+    for r in records:
+        uids = "-" if not r.get("uid_range") else f"{r['uid_range'][0]}-{r['uid_range'][1]}"
+        anchor = r.get("anchor", "-") + ("" if r.get("anchor_loaded") else " (not loaded)")
+        app.out.write(f"{r['jail']:<16} {r['jid'] if r['jid'] is not None else '-':>4} {uids:<21} "
+                      f"{r.get('fib') if r.get('fib') is not None else '-':>4} {anchor:<28} {r.get('rules', '-')}\n")
+    return 0
+
+
+# -- render, sync, check, release, plugins ---------------------------------------------
+
+def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: list[str] | None) -> int:
+    from .plugins.pf import render as render_anchor
+
+    jail = app.engine.resolve(name, path, ip4, ip6)
+    app.out.write(render_anchor(app.context(jail, "render")))
+    return 0
+
+
+def sync(app: App) -> int:
+    engine = app.engine
+    code = 0
+    running = app.host.jails()
+    for j in running:
+        jail = Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls")
+        outcome = Outcome(jail.name, ("sync",))
+        with engine.jail_lock(jail.name):
+            ctx = engine.context(jail, "sync")
+            for impl in app.plugins.ordered("jailhooks_sync"):
+                try:
+                    engine._call(ctx, impl)
+                except Exception as exc:
+                    engine._fail(outcome, "sync", impl.plugin_name, exc)
+            engine._notes(outcome, "sync", ctx)
+        report(app, outcome)
+        code = code or outcome.exit_code
+    for plugin, lines in app.plugins.collect("jailhooks_cleanup", settings=app.settings, host=app.host,
+                                             running=[j["name"] for j in running], dry_run=app.dry_run):
+        for line in lines:
+            app.say(f"sync: {plugin}: {line}")
+    app.say(f"sync: {len(running)} running jail(s)")
+    return int(code)
+
+
+def check(app: App, name: str | None) -> int:
+    jail = app.engine.resolve(name) if name else None
+    findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
+    problems = app.registry.check()
+    findings += [("error", "registry", p) for p in problems] or [("ok", "registry", "integrity check passed")]
+    for plugin, found in app.plugins.collect("jailhooks_check", settings=app.settings, host=app.host,
+                                             registry=app.registry, jail=jail):
+        findings += [(level, plugin, msg) for level, msg in found]
+    for level, who, msg in findings:
+        line = f"{level:<7} {who}: {msg}"
+        (app.err if level == "error" else app.out).write(line + "\n")
+    return int(ExitCode.FAILED) if any(level == "error" for level, _, _ in findings) else 0
+
+
+def release(app: App, name: str, force: bool) -> int:
+    from . import validate
+
+    try:
+        validate.jail_name(name)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    with app.engine.jail_lock(name):
+        if app.host.jail(name) is not None and not force:
+            raise UsageError(f"jail {name} is running: its UIDs would be handed to another jail "
+                             "(stop it first, or --force)")
+        lease = app.registry.release(name)
+    if lease is None:
+        app.warn(f"{name}: no lease")
+        return int(ExitCode.DATAERR)
+    app.say(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
+            + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
+    return 0
+
+
+def install(app: App, manager: str, jail: str | None, apply: bool = False) -> int:
+    """Print the configuration MANAGER needs; with APPLY, add the lines that
+    only need adding (jail.conf, ezjail's rc.conf), keeping a backup."""
+    from . import integrations
+    from .managers import iocage
+
+    if apply:
+        sec = app.settings.section("managers")
+        if manager == "jail.conf":
+            path, edit = sec["jail_conf"], integrations.apply_jail_conf
+        elif manager == "ezjail":
+            path, edit = sec["rc_conf"], integrations.apply_rc_conf
+        elif manager == "bastille" and jail is not None:
+            import os
+
+            from . import validate
+
+            try:
+                validate.jail_name(jail)
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
+            # Bastille runs jail(8) on this file: lines outside the section apply to the jail
+            path, edit = os.path.join(sec["bastille_jails"], jail, "jail.conf"), integrations.apply_jail_conf
+        else:
+            raise UsageError(f"install --apply: {manager} keeps its settings itself; run the printed commands "
+                             "(they go through its own tool, which validates them)" if manager != "bastille"
+                             else "install bastille --apply needs the jail's name")
+        if app.dry_run:
+            app.say(f"would add to {path}:")
+            app.out.write(integrations.render(manager, None, None, []))
+            return 0
+        try:
+            added, backup = edit(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        if not added:
+            app.say(f"{path}: jailhooks lines already there; nothing changed")
+        else:
+            app.say(f"{path}: added {len(added)} line(s); the old file is {backup}")
+            for line in added:
+                app.say(f"  {line}")
+        if jail is None:
+            return 0
+
+    fib, families, hooks = None, [], None
+    if jail is not None:
+        facts = app.engine.resolve(jail)
+        lease = app.registry.get(jail)
+        fib = lease.fib if lease else None
+        if app.settings.for_jail("saddr", jail).get("saddrsel_off", True):
+            families = [f for f, a in (("ip4", facts.ip4), ("ip6", facts.ip6)) if a]
+        if manager == "iocage":
+            import json
+            import os
+
+            conf = os.path.join(app.settings.section("managers")["iocroot"], "jails", iocage.iocage_name(jail),
+                                "config.json")
+            try:
+                with open(conf, encoding="utf-8") as fh:
+                    hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
+            except (OSError, ValueError):
+                hooks = None
+    app.out.write(integrations.render(manager, jail, fib, families, hooks))
+    return 0
+
+
+def registry_migrate(app: App) -> int:
+    reg = app.registry
+    if not hasattr(reg, "migrate"):
+        app.say("registry: SQLite migrates itself (it belongs to this host alone)")
+        return 0
+    before, after = reg.migrate()
+    app.say(f"registry {reg.shown}: schema {before} -> {after}" if before != after
+            else f"registry {reg.shown}: schema {after}, up to date")
+    return 0
+
+
+def registry_export(app: App) -> int:
+    import json
+
+    app.out.write(json.dumps({"jailhooks_registry": 1, "leases": app.registry.export()}, indent=2) + "\n")
+    return 0
+
+
+def registry_import(app: App, text: str, source: str) -> int:
+    import json
+
+    try:
+        doc = json.loads(text)
+        leases = doc["leases"] if isinstance(doc, dict) else None
+        if not isinstance(leases, list):
+            raise ValueError("no \"leases\" list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
+    added, same = app.registry.import_leases(leases)
+    app.say(f"registry: {added} lease(s) imported, {same} already there")
+    return 0
+
+
+def lease_move(app: App, jail: str, to_host: str) -> int:
+    from . import validate
+    from .config import host_label
+
+    try:
+        validate.jail_name(jail)
+        host_label(to_host)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if not to_host:
+        raise UsageError("lease move: --to HOST is required")
+    lease = app.registry.move(jail, to_host)
+    app.say(f"{jail}: lease (UIDs {lease.uid_first}-{lease.uid_last}) now held by {to_host}; its FIB stays behind")
+    return 0
+
+
+def plugins_report(app: App, as_json: bool) -> int:
+    """Every plugin, broken ones included (with their error; exit 78 then)."""
+    rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks, "error": i.error}
+            for i in app.plugins.infos]
+    if as_json:
+        import json
+
+        app.out.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        for r in rows:
+            detail = f"BROKEN: {r['error']}" if r["error"] else ", ".join(r["hooks"])
+            app.out.write(f"{r['name']:<14} {r['source']}\n    {detail}\n")
+    return int(ExitCode.CONFIG) if any(r["error"] for r in rows) else 0
