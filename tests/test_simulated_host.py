@@ -164,3 +164,20 @@ def test_host_reads_a_missing_anchor_as_no_tables(sim):
     sim.add_fault(["pfctl", "-a", "jailhooks/other"], rc=1, stderr="pfctl: Operation not permitted.\n")
     with pytest.raises(CommandError, match="Operation not permitted"):
         host.pf_tables("jailhooks/other")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PATHS = st.lists(st.sampled_from(["a", "b", "jailhooks"]), min_size=1, max_size=3).map("/".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_PATHS, max_size=4, unique=True), _PATHS)
+def test_anchor_lookup_agrees_with_the_whole_tree(tmp_path_factory, loaded, asked):
+    """The one-anchor lookup that `-s rules/nat/Tables` uses says what the full
+    tree (`-s Anchors`) says."""
+    sim = SimulatedRunner(str(tmp_path_factory.mktemp("sim")))
+    for name in loaded:
+        assert run(sim, "/sbin/pfctl", "-a", name, "-f", "-", input="pass out quick all\n").returncode == 0
+    with sim.state() as state:
+        assert sim._anchor_exists(state, asked) == (asked in sim._anchor_tree(state))
