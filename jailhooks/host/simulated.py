@@ -283,8 +283,6 @@ class SimulatedRunner:
 
     # -- jail(8) --------------------------------------------------------------------------
     def _cmd_jail(self, st, args, input, out, err) -> int:
-        import ipaddress  # 2 ms to import: only in the commands that parse addresses
-
         try:
             opts, rest = getopt(args, "cdmrRqf:")
         except GetoptError:
@@ -329,6 +327,8 @@ class SimulatedRunner:
                 return 1
             params[bool_key] = value
         try:
+            if params.get("ip4.addr") or params.get("ip6.addr"):
+                import ipaddress  # 2 ms: only when addresses are given (not for poststart's jail -m)
             ip4 = [str(ipaddress.IPv4Address(a)) for a in params["ip4.addr"].split(",")] if params.get("ip4.addr") else None
             ip6 = [str(ipaddress.IPv6Address(a)) for a in params["ip6.addr"].split(",")] if params.get("ip6.addr") else None
         except ValueError as exc:
