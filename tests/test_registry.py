@@ -149,6 +149,8 @@ reg = SqliteRegistry(sys.argv[1], 30)
 i = 0
 while True:
     reg.allocate_uids(f"j{i % 50}", 1000, (100000, 199999))
+    if i == 0:
+        print("allocating", flush=True)
     if i % 2:
         reg.release(f"j{(i * 7) % 50}")
     i += 1
@@ -160,11 +162,15 @@ def test_kill_9_during_allocation_leaves_a_consistent_registry(tmp_path):
     rng = random.Random(7)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for _ in range(20):
-        procs = [subprocess.Popen([sys.executable, "-c", ALLOCATE_FOREVER, str(tmp_path)], env=env) for _ in range(3)]
-        time.sleep(rng.uniform(0.15, 0.5))
+        procs = [subprocess.Popen([sys.executable, "-c", ALLOCATE_FOREVER, str(tmp_path)], env=env,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(3)]
+        for p in procs:  # kill in the allocation loop, however long start-up takes here
+            assert p.stdout.readline() == "allocating\n"
+        time.sleep(rng.uniform(0.0, 0.2))
         for p in procs:
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
+            p.stdout.close()
         reg = SqliteRegistry(str(tmp_path), 5)
         assert_consistent(reg)
         reg.close()
