@@ -67,7 +67,20 @@ def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: li
     from .plugins.pf import render as render_anchor
 
     jail = app.engine.resolve(name, path, ip4, ip6)
-    app.out.write(render_anchor(app.context(jail, "render")))
+    ctx = app.context(jail, "render")
+    lease = ctx.lease
+    if lease is None and app.plugins.pm.get_plugin("uids") is not None:
+        # the block start would allocate, on a copy of the registry that is never saved
+        from .context import Context
+        from .plugins.uids import allocate
+        from .registry import open_registry
+
+        scratch = open_registry(app.settings, dry_run=True)
+        try:
+            lease = allocate(Context(jail, "render", app.settings, app.host, scratch, True, app.plugins))[0]
+        finally:
+            scratch.close()
+    app.out.write(render_anchor(ctx, lease))
     return 0
 
 

@@ -202,17 +202,19 @@ JAIL_FIELDS: dict[str, Field] = {
     "path": Field(absolute_path, None),
     "ip4": Field(one_or_list(lambda v: validate.jail_address(v, 4)), list),
     "ip6": Field(one_or_list(lambda v: validate.jail_address(v, 6)), list),
+    "vnet": Field(boolean, False, "the jail has a network stack of its own (vnet); jls says so once it runs"),
 }
 
 
 # Plain classes, not dataclasses: @dataclass costs about 0.8 ms per class to
 # define, and this module is imported on every jail start.
 class JailConfig:
-    __slots__ = ("name", "path", "ip4", "ip6", "sections")
+    __slots__ = ("name", "path", "ip4", "ip6", "sections", "vnet")
 
     def __init__(self, name: str, path: str | None = None, ip4: list[str] | None = None,
-                 ip6: list[str] | None = None, sections: dict[str, dict] | None = None):
+                 ip6: list[str] | None = None, sections: dict[str, dict] | None = None, vnet: bool = False):
         self.name = name
+        self.vnet = vnet
         self.path = path
         self.ip4 = ip4 if ip4 is not None else []
         self.ip6 = ip6 if ip6 is not None else []
@@ -346,7 +348,8 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
         core = {k: v for k, v in jtable.items() if not isinstance(v, dict) or k in JAIL_FIELDS}
         parsed, found = _check_fields(core, JAIL_FIELDS, ".")
         add(where, found)
-        jc = JailConfig(jname, parsed.get("path"), parsed.get("ip4", []), parsed.get("ip6", []))
+        jc = JailConfig(jname, parsed.get("path"), parsed.get("ip4", []), parsed.get("ip6", []),
+                        vnet=parsed.get("vnet", False))
         for sub, subtable in jtable.items():
             if sub in core:
                 continue

@@ -29,6 +29,7 @@ class Jail(NamedTuple):
     hostname: Optional[str] = None
     jid: Optional[int] = None
     source: str = ""  # where the facts came from: options, jls, config, a plugin
+    vnet: bool = False  # a network stack of its own (jls: vnet=new)
 
     @property
     def addresses(self) -> tuple[str, ...]:

@@ -93,7 +93,7 @@ class Engine:
             path = None if path is None else _path(path)
         except ValueError as exc:
             raise DataError(f"jail {name}: {exc}") from None
-        found = None
+        found = vnet = None
         for impl in self.plugins.ordered("jailhooks_jail_facts"):
             kwargs = {"name": name, "settings": self.settings, "host": self.host}
             try:
@@ -104,8 +104,17 @@ class Engine:
                 message, code = describe(exc)
                 errors.append(Failure(impl.plugin_name, "facts", message, code))
                 continue
+            if isinstance(found, Jail) and found.vnet and not found.addresses and vnet is None:
+                # jls shows no addresses for a VNET jail (they live in its own
+                # stack): keep its kernel facts, take the addresses from the
+                # next source that has them (its manager or the config)
+                vnet, found = found, None
+                continue
             if found is not None:
                 break
+        if vnet is not None:
+            found = vnet if not isinstance(found, Jail) else vnet._replace(
+                ip4=found.ip4, ip6=found.ip6, source=f"{vnet.source} + {found.source}")
         jail = found if isinstance(found, Jail) else Jail(name, source="none")
         changes: dict[str, Any] = {}
         if path is not None:

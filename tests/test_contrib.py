@@ -76,4 +76,5 @@ def test_pf_conf_fragment_has_the_hooks_in_order():
     from jailhooks.host.pfsyntax import parse
 
     rs = parse((CONTRIB / "pf.conf").read_text().replace("$ext_if", "em0").replace('ext_if = "em0"', ""), in_anchor=False)
-    assert [r.kind for r in rs.rules][:3] == ["nat-anchor", "rdr-anchor", "anchor"]
+    assert [r.kind for r in rs.rules][:2] == ["nat-anchor", "rdr-anchor"]
+    assert [r.anchor for r in rs.rules if r.kind == "anchor"] == ["jailhooks/*"]

@@ -93,7 +93,10 @@ def test_check_audits_users_against_the_block(env, cli, tmp_path):
     assert res.code == 1
     assert "jail web: user bob (1001) is outside its block 100000-100999" in res.out
     assert "jail web: user eve (101005) is inside the block of jail mail" in res.err
-    assert "alice" not in res.out + res.err and "www" not in res.out + res.err
+    assert "alice" not in res.out + res.err
+    # the accounts outside the block, and what the default match (address) does with them
+    assert ("jail web: 4 account(s) outside its UID block 100000-100999: root (0), www (80), bob (1001), "
+            "eve (101005); the jail's rules (pf.allow/block) apply to them, its users' rules (pf.users) do not") in res.out
 
 
 def test_a_temp_file_left_by_a_killed_run_is_cleaned_up(jail):

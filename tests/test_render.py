@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from jailhooks import validate
 from jailhooks.host.pfsyntax import parse
 from jailhooks.pf.render import AnchorSpec, Names, render_anchor
-from jailhooks.pf.rules import Filter, Nat
+from jailhooks.pf.rules import Filter, Nat, Rdr
 
 GOLDEN = Path(__file__).parent / "golden"
 WEB = Names.of("web", "jailhooks")
@@ -36,6 +36,16 @@ CASES = {
         contributions=(("pf", (DNS,)),
                        ("dbaccess", (Filter(proto=("tcp",), to=("<db_servers>",), port=(5432,)),
                                      Filter(action="block", proto=("tcp",), port=("6000:6063",), log=True))))),
+    "users-forward-and-nat": AnchorSpec(
+        Names.of("mail", "jailhooks"), ip4=("10.0.0.5",), uid_range=(101000, 101999), match="address",
+        contributions=(("pf", (DNS, Filter(proto=("tcp",), port=(25, 587)), Filter(proto=("tcp",), port=(443,)),
+                               Filter(action="block", proto=("tcp",), port=(25, 465, 587), users=True),
+                               Filter(proto=("tcp",), port=(443,), users=True),
+                               Rdr(port=8080, to_port=80, peers=("198.51.100.0/24",)))),
+                       ("saddr", (Nat("em0", "203.0.113.5"),)))),
+    "vnet": AnchorSpec(Names.of("vj", "jailhooks"), ip4=("192.0.2.50",), uid_range=(103000, 103999), match="address",
+                       vnet=True, contributions=(("pf", (DNS, HTTP, Filter(direction="in", proto=("tcp",), port=(22,)))),
+                                                 ("saddr", (Nat("em0", "203.0.113.50"),)))),
     "default-pass": AnchorSpec(WEB, ip4=("192.0.2.10",), match="address", default="pass",
                                contributions=(("pf", (Filter(action="block", proto=("tcp",), port=(25,), log=True),)),)),
 }

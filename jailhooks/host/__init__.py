@@ -38,7 +38,7 @@ class Host:
         return res
 
     # -- jails ----------------------------------------------------------------
-    JLS_PARAMS = ("jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr")
+    JLS_PARAMS = ("jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr", "vnet")
 
     def jail(self, name: str) -> dict[str, Any] | None:
         """Facts of a running jail from ``jls --libxo json -j NAME ...``, or None."""
@@ -144,6 +144,7 @@ def parse_jls_json(res: Result) -> list[dict[str, Any]]:
                 "hostname": str(j.get("host.hostname", "")) or None,
                 "ip4": [str(a) for a in j.get("ip4.addr", []) or []],
                 "ip6": [str(a) for a in j.get("ip6.addr", []) or []],
+                "vnet": j.get("vnet") == "new",  # jailsys: new (own stack) or inherit
             })
         except (KeyError, TypeError, ValueError):
             raise CommandError(list(res.argv), res.returncode, note="unexpected jls JSON") from None

@@ -25,7 +25,7 @@ _UNQUOTED_CHARS = _NAME_CHARS | {"*"}
 SERVICES = {
     20: "ftp-data", 21: "ftp", 22: "ssh", 23: "telnet", 25: "smtp", 53: "domain",
     80: "http", 110: "pop3", 123: "ntp", 143: "imap", 443: "https", 587: "submission",
-    993: "imaps", 995: "pop3s", 3306: "mysql", 5432: "postgresql",
+    993: "imaps", 995: "pop3s", 3306: "mysql", 5432: "postgresql", 8080: "http-alt",
 }
 ICMP6_TYPES = {"echoreq", "echorep", "neighbrsol", "neighbradv", "routersol", "routeradv", "unreach", "toobig", "timex"}
 ICMP_TYPES = {"echoreq", "echorep", "unreach", "timex", "paramprob"}
@@ -66,6 +66,7 @@ class Rule:
         self.flags: str | None = None
         self.state: str | None = None
         self.target: Host | None = None
+        self.target_port = ""  # rdr: -> ADDR port N
 
 
 class Ruleset:
@@ -78,7 +79,7 @@ class Ruleset:
         """Printed rules of one class: 'filter' (-s rules) or 'nat' (-s nat)."""
         out: list[str] = []
         for r in self.rules:
-            if (kind == "nat") == (r.kind in ("nat", "nat-anchor", "rdr-anchor")):
+            if (kind == "nat") == (r.kind in ("nat", "rdr", "nat-anchor", "rdr-anchor")):
                 out.extend(expand(r))
         return out
 
@@ -246,7 +247,7 @@ def parse(text: str, in_anchor: bool) -> Ruleset:
         if head == "table":
             _table(p, rs)
             continue
-        if head in ("nat", "nat-anchor", "rdr-anchor"):
+        if head in ("nat", "rdr", "nat-anchor", "rdr-anchor"):
             kind_stage = 3
         elif head in ("pass", "block", "anchor"):
             kind_stage = 4
@@ -259,7 +260,7 @@ def parse(text: str, in_anchor: bool) -> Ruleset:
             if in_anchor:
                 raise PfSyntaxError(lineno)  # nested anchors: outside the subset
             rs.rules.append(_anchor_rule(p))
-        elif head == "nat":
+        elif head in ("nat", "rdr"):
             rs.rules.append(_nat(p))
         else:
             rs.rules.append(_filter(p))
@@ -331,8 +332,8 @@ def _anchor_rule(p: _Parser) -> Rule:
 
 
 def _nat(p: _Parser) -> Rule:
-    r = Rule(kind="nat", line=p.line)
-    p.take("nat")
+    """nat, and rdr (whose target may carry one port: ``-> ADDR port N``)."""
+    r = Rule(kind=p.take("nat", "rdr"), line=p.line)
     p.take("on")
     r.interface = p.name()
     _af_proto(p, r)
@@ -346,6 +347,8 @@ def _nat(p: _Parser) -> Rule:
     r.target = target[0]
     if r.af and r.af != r.target.af:
         raise PfSyntaxError(p.line, "no translation address with matching address family found.")
+    if r.kind == "rdr" and p.accept("port"):
+        r.target_port = p.port()[0]
     p.done()  # "... -> ADDR tag X" is a syntax error in 15.1 (tag comes before ->)
     return r
 
@@ -434,7 +437,7 @@ def expand(r: Rule) -> list[str]:
                                     break
                                 af = h.af
                         else:
-                            if r.kind == "nat" and r.target and af and r.target.af != af:
+                            if r.kind in ("nat", "rdr") and r.target and af and r.target.af != af:
                                 continue
                             for icmp in r.icmp_types or [""]:
                                 lines.append(_print(r, af, proto, src, sport, dst, dport, icmp))
@@ -442,7 +445,7 @@ def expand(r: Rule) -> list[str]:
 
 
 def _print(r: Rule, af: int, proto: str, src: Host, sport: str, dst: Host, dport: str, icmp: str) -> str:
-    out = [r.kind if r.kind == "nat" else r.action]
+    out = [r.action if r.kind == "filter" else r.kind]
     if r.kind == "filter":
         out.append(f" {r.direction}")
         if r.log:
@@ -460,10 +463,12 @@ def _print(r: Rule, af: int, proto: str, src: Host, sport: str, dst: Host, dport
     else:
         out.append(f" from {src.text}{_port_text(sport) if sport else ''}")
         out.append(f" to {dst.text}{_port_text(dport) if dport else ''}")
-    if r.kind == "nat":
+    if r.kind in ("nat", "rdr"):
         if r.tag:
             out.append(f" tag {r.tag}")
         out.append(f" -> {r.target.text}")  # type: ignore[union-attr]
+        if r.target_port:  # print_pool(): " port %u", numeric
+            out.append(f" port {r.target_port}")
         return "".join(out)
     if r.user:
         out.append(f" user {r.user}")

@@ -174,7 +174,7 @@ class SimulatedRunner:
 
     # -- jls(8) ---------------------------------------------------------------------------
     JLS_PARAMS = {"jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr", "ip4.saddrsel",
-                  "ip6.saddrsel", "persist", "dying"}
+                  "ip6.saddrsel", "persist", "dying", "vnet"}
 
     def _cmd_jls(self, st, args, input, out, err) -> int:
         json_mode = False
@@ -223,7 +223,8 @@ class SimulatedRunner:
     def _value(j: dict, p: str) -> Any:
         return {"jid": j["jid"], "name": j["name"], "path": j["path"], "host.hostname": j["hostname"],
                 "ip4.addr": j["ip4"], "ip6.addr": j["ip6"], "ip4.saddrsel": j["ip4.saddrsel"],
-                "ip6.saddrsel": j["ip6.saddrsel"], "persist": j["persist"], "dying": False}[p]
+                "ip6.saddrsel": j["ip6.saddrsel"], "persist": j["persist"], "dying": False,
+                "vnet": j.get("vnet", "inherit")}[p]
 
     def _jls_json(self, j: dict, params: list[str], verbose: bool, n: bool) -> str:
         import json  # only when a jail is listed: most hook runs list none
@@ -322,7 +323,12 @@ class SimulatedRunner:
                     return 1
                 params[bool_key] = value == "true"
                 continue
-            if bool_key not in ("name", "jid", "path", "host.hostname", "ip4.addr", "ip6.addr"):
+            if key == "vnet" and not eq:  # "vnet;" as Bastille writes it: the new stack
+                value = "new"
+            elif key == "vnet" and value not in ("new", "inherit"):
+                err.append(f"jail: vnet: unknown value \"{value}\"\n")
+                return 1
+            if bool_key not in ("name", "jid", "path", "host.hostname", "ip4.addr", "ip6.addr", "vnet"):
                 err.append(f"jail: unknown parameter: {key}\n")
                 return 1
             params[bool_key] = value
@@ -351,6 +357,7 @@ class SimulatedRunner:
                                  "hostname": params.get("host.hostname", ""), "ip4": ip4 or [],
                                  "ip6": ip6 or [], "ip4.saddrsel": params.get("ip4.saddrsel", True),
                                  "ip6.saddrsel": params.get("ip6.saddrsel", True), "persist": True,
+                                 "vnet": params.get("vnet", "inherit"),
                                  "cpusetid": 2 + jid}
             if not quiet:
                 out.append(f"{name}: created\n")

@@ -11,4 +11,4 @@ def jailhooks_jail_facts(name, settings):
     jc = settings.jails.get(name)
     if jc is None:
         return None
-    return Jail(name=name, path=jc.path, ip4=tuple(jc.ip4), ip6=tuple(jc.ip6), source="config")
+    return Jail(name=name, path=jc.path, ip4=tuple(jc.ip4), ip6=tuple(jc.ip6), source="config", vnet=jc.vnet)

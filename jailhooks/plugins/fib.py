@@ -121,8 +121,17 @@ def _add_routes(ctx, fib, undo: bool) -> int:
     return added
 
 
+def _vnet(ctx) -> bool:
+    """A VNET jail routes in its own stack: a host FIB does not apply to it."""
+    if ctx.jail.vnet and ctx.config("fib")["mode"] != "none":
+        ctx.note("VNET jail: it has routing tables of its own, no FIB set up")
+    return ctx.jail.vnet
+
+
 @hookimpl
 def jailhooks_create(ctx):
+    if _vnet(ctx):
+        return
     got = _ensure(ctx)
     if got:
         ctx.note(f"make it hold from creation: exec.fib = {got[0]}; in the jail's jail.conf section "
@@ -131,6 +140,8 @@ def jailhooks_create(ctx):
 
 @hookimpl
 def jailhooks_prestart(ctx):
+    if _vnet(ctx):
+        return
     got = _ensure(ctx)
     if got:
         added = _add_routes(ctx, got[0], undo=True)

@@ -12,4 +12,4 @@ def jailhooks_jail_facts(name, host):
     if found is None:
         return None
     return Jail(name=name, path=found["path"], ip4=tuple(found["ip4"]), ip6=tuple(found["ip6"]),
-                hostname=found["hostname"], jid=found["jid"], source="jls")
+                hostname=found["hostname"], jid=found["jid"], source="jls", vnet=found["vnet"])

@@ -12,8 +12,8 @@ from __future__ import annotations
 from .. import hookimpl, validate
 from ..config import Field, Section, boolean, choice, one_or_list, table_of, list_of
 from ..errors import DataError, JailhooksError
-from ..pf.render import AnchorSpec, Names, render_anchor
-from ..pf.rules import Filter
+from ..pf.render import AnchorSpec, Names, render_anchor, resolve_match
+from ..pf.rules import Filter, Rdr
 
 
 def _anchor_parent(v):
@@ -23,32 +23,50 @@ def _anchor_parent(v):
 def _rule(peer_key: str):
     """A policy rule table; PEER_KEY is "to" (outbound) or "from" (inbound)."""
     return table_of({
-        "proto": Field(one_or_list(lambda v: v if v in ("tcp", "udp", "icmp", "icmp6") else _bad_proto(v)), list),
+        "proto": Field(one_or_list(_proto), list),
         peer_key: Field(one_or_list(validate.destination), list),
         "port": Field(one_or_list(validate.port), list),
         "log": Field(boolean, False),
     })
 
 
-def _bad_proto(v):
-    raise ValueError(f"protocol {v!r} is not one of tcp, udp, icmp, icmp6")
+def _proto(v):
+    if v not in ("tcp", "udp", "icmp", "icmp6"):
+        raise ValueError(f"protocol {v!r} is not one of tcp, udp, icmp, icmp6")
+    return v
 
 
+def _forward(v):
+    """A port forward: { proto, port, to_port, from }, checked as an Rdr."""
+    fields = table_of({"proto": Field(one_or_list(_proto), lambda: ["tcp"]), "port": Field(validate.port),
+                       "to_port": Field(validate.port, None), "from": Field(one_or_list(validate.destination), list)})
+    r = fields(v)
+    Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
+    return r
+
+
+USERS = table_of({
+    "allow": Field(list_of(_rule("to")), list, "what the jail's users may send (narrows the jail's allow)"),
+    "block": Field(list_of(_rule("to")), list, "what the jail's users may not send"),
+})
 POLICY = {
     "match": Field(choice("auto", "address", "uid", "both"), "auto",
-                   "auto: both when the jail has a UID block, else address"),
+                   "auto: address when the jail has addresses, else uid"),
     "default": Field(choice("block", "pass"), "block", "what happens to everything else the jail sends"),
     "log": Field(boolean, True, "log what the default block drops"),
     "interface": Field(lambda v: validate.interface(v), ""),
-    "allow": Field(list_of(_rule("to")), list, "outbound traffic the jail may send"),
-    "inbound": Field(list_of(_rule("from")), list, "traffic the jail may receive (passed in the anchor)"),
+    "allow": Field(list_of(_rule("to")), list, "outbound traffic the jail (every process in it) may send"),
+    "block": Field(list_of(_rule("to")), list, "outbound traffic the jail may not send (before any allow)"),
+    "users": Field(USERS, dict, "rules for the jail's users, the UIDs of its block"),
+    "inbound": Field(list_of(_rule("from")), list, "traffic the jail may receive (passed in the anchor, with state)"),
 }
 SECTION = Section(
     "pf",
     fields={"parent": Field(_anchor_parent, "jailhooks", "the anchor under which each jail's anchor lives"),
             **POLICY},
     jail_fields={**{k: Field(v.check) for k, v in POLICY.items()},
-                 "inherit_allow": Field(boolean, doc="also apply the global [pf] allow rules (default true)")},
+                 "inherit_allow": Field(boolean, doc="also apply the global [pf] allow rules (default true)"),
+                 "rdr": Field(list_of(_forward), doc="port forwards from the jail's NAT address")},
 )
 
 
@@ -61,6 +79,11 @@ def names(ctx):
     return Names.of(ctx.jail.name, ctx.settings.section("pf")["parent"])
 
 
+def _filters(rules: list, **kw) -> list:
+    return [Filter(proto=tuple(r["proto"]), to=tuple(r["to"]), port=tuple(r["port"]), log=r["log"], **kw)
+            for r in rules]
+
+
 @hookimpl
 def jailhooks_pf_rules(ctx):
     """The policy from the config, as contributions like any plugin's."""
@@ -68,34 +91,39 @@ def jailhooks_pf_rules(ctx):
     own = ctx.settings.jails.get(ctx.jail.name)
     own = own.sections.get("pf", {}) if own else {}
     allow = (glob["allow"] if own.get("inherit_allow", True) else []) + own.get("allow", [])
-    rules = [Filter(action="pass", proto=tuple(r["proto"]), to=tuple(r["to"]), port=tuple(r["port"]), log=r["log"])
-             for r in allow]
+    users = own.get("users", glob["users"])
+    rules = _filters(glob["block"] + own.get("block", []), action="block")
+    rules += _filters(allow, action="pass")
+    rules += _filters(users.get("block", []), action="block", users=True)
+    rules += _filters(users.get("allow", []), action="pass", users=True)
     rules += [Filter(action="pass", direction="in", proto=tuple(r["proto"]), peers=tuple(r["from"]),
                      port=tuple(r["port"]), log=r["log"]) for r in own.get("inbound", glob["inbound"])]
+    rules += [Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
+              for r in own.get("rdr", [])]
     return rules
 
 
-def spec(ctx, plugins):
-    """Everything the renderer needs; rules collected from every plugin."""
+def spec(ctx, plugins, lease=None):
+    """Everything the renderer needs; rules collected from every plugin.
+    LEASE: the jail's lease (default: what the registry holds)."""
     pol = ctx.config("pf")
-    lease = ctx.lease
-    match = pol["match"]
-    if match == "auto":
-        match = "both" if lease else "address"
+    lease = lease or ctx.lease
     contributions = []
     for plugin, rules in plugins.collect("jailhooks_pf_rules", ctx=ctx):
         if not isinstance(rules, (list, tuple)):
             raise DataError(f"plugin {plugin}: jailhooks_pf_rules must return a list of rules")
         contributions.append((plugin, tuple(rules)))
+    vnet = bool(getattr(ctx.jail, "vnet", False))
     return AnchorSpec(names=names(ctx), ip4=ctx.jail.ip4, ip6=ctx.jail.ip6,
-                      uid_range=lease.uid_range if lease else None, match=match,
+                      uid_range=lease.uid_range if lease else None,
+                      match=resolve_match(pol["match"], bool(ctx.jail.addresses)),
                       interface=pol["interface"] or None, default=pol["default"], log_blocked=pol["log"],
-                      contributions=tuple(contributions))
+                      contributions=tuple(contributions), vnet=vnet)
 
 
-def render(ctx):
+def render(ctx, lease=None):
     try:
-        return render_anchor(spec(ctx, ctx.plugins))
+        return render_anchor(spec(ctx, ctx.plugins, lease))
     except ValueError as exc:
         raise DataError(str(exc)) from None
 
@@ -160,7 +188,8 @@ def jailhooks_destroy(ctx):
 def jailhooks_status(ctx):
     n = names(ctx)
     is_loaded = loaded(ctx.host, n.anchor)
-    return {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count_rules(ctx.host, n.anchor) if is_loaded else 0}
+    return {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count_rules(ctx.host, n.anchor) if is_loaded else 0,
+            "match": resolve_match(ctx.config("pf")["match"], bool(ctx.jail.addresses)), "vnet": ctx.jail.vnet}
 
 
 @hookimpl
@@ -204,4 +233,41 @@ def jailhooks_check(settings, host, registry, jail):
         n = Names.of(jail.name, parent)
         if jail.jid is not None and not loaded(host, n.anchor):
             found.append(("error", f"jail {jail.name} runs without its anchor {n.anchor} (jailhooks sync)"))
+        found += accounts_outside(settings, registry, jail)
     return found
+
+
+MEANING = {
+    "address": ("ok", "the jail's rules (pf.allow/block) apply to them, its users' rules (pf.users) do not"),
+    "both": ("warning", "match = \"both\" passes only the block's UIDs: these can send nothing the default "
+                        "block holds (match = \"address\" lets the jail's rules apply to them)"),
+    "uid": ("warning", "match = \"uid\" cannot see them: whatever they send passes unfiltered by this jail's "
+                       "rules (give the jail an address of its own)"),
+}
+
+
+def accounts_outside(settings, registry, jail) -> list[tuple[str, str]]:
+    """The jail's accounts outside its UID block (root, www, package users
+    such as postfix 125), and what the match mode does with their traffic."""
+    from .. import jailfs
+
+    lease = registry.get(jail.name)
+    if lease is None or not jail.path:
+        return []
+    match = resolve_match(settings.for_jail("pf", jail.name)["match"], bool(jail.addresses))
+    if jail.vnet:
+        return [("ok", f"jail {jail.name} is a VNET jail: pf sees its packets as they enter the host, "
+                       "by address, with no UID")]
+    outside = []
+    for line in (jailfs.read_text(jail.path, "etc/passwd") or "").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and not line.startswith("#") and parts[2].isdigit():
+            uid = int(parts[2])
+            if not lease.uid_first <= uid <= lease.uid_last:
+                outside.append((uid, validate.shown(parts[0], 32)))
+    if not outside:
+        return []
+    level, meaning = MEANING[match]
+    names = ", ".join(f"{name} ({uid})" for uid, name in sorted(outside))
+    return [(level, f"jail {jail.name}: {len(outside)} account(s) outside its UID block "
+                    f"{lease.uid_first}-{lease.uid_last}: {names}; {meaning}")]

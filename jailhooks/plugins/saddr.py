@@ -59,6 +59,10 @@ def jailhooks_pf_rules(ctx):
 
 
 def _families(ctx):
+    """Families to turn saddrsel off for; none for a VNET jail, whose own
+    stack chooses its source addresses."""
+    if ctx.jail.vnet:
+        return []
     return [f for f, addrs in (("ip4", ctx.jail.ip4), ("ip6", ctx.jail.ip6)) if addrs]
 
 

@@ -66,11 +66,16 @@ def jailhooks_check_config(settings):
     return problems
 
 
-def _ensure_lease(ctx):
+def allocate(ctx):
+    """(lease, created): the jail's lease, made now if it had none."""
     sec = ctx.config("uids")
     pool = (sec["first"], sec["last"])
     fixed = tuple(sec["range"]) if sec.get("range") else None
-    lease, created = ctx.registry.allocate_uids(ctx.jail.name, sec["block"], pool, fixed)
+    return ctx.registry.allocate_uids(ctx.jail.name, sec["block"], pool, fixed)
+
+
+def _ensure_lease(ctx):
+    lease, created = allocate(ctx)
     if created:
         ctx.on_undo(f"release UIDs {lease.uid_first}-{lease.uid_last}", lambda: ctx.registry.release(ctx.jail.name))
         ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last} (new lease)")

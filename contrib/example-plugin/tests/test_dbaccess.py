@@ -40,7 +40,7 @@ def render(config, jail, capsys):
 
 def test_allowed_jail_gets_the_rule(config, capsys):
     text = render(config, "app1", capsys)
-    assert "# rules from plugin jailhooks_dbaccess" in text
+    assert "# from plugin jailhooks_dbaccess" in text
     assert "pass out quick proto tcp from <jail_app1> to 192.0.2.50 port 5432 keep state" in text
 
 
