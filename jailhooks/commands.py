@@ -15,11 +15,19 @@ from .errors import DataError, ExitCode, UsageError
 
 # -- status -------------------------------------------------------------------------
 
+def running_jail(app: App, j: dict[str, Any]) -> Jail:
+    """A jail as ``jls`` lists it; a VNET jail's addresses (which jls does not
+    show) come from the other facts sources, as for ``run``."""
+    if j["vnet"] and not (j["ip4"] or j["ip6"]):
+        return app.engine.resolve(j["name"])
+    return Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls", j["vnet"])
+
+
 def known_jails(app: App) -> dict[str, Jail]:
     """Running jails, jails with a lease, and jails in the config."""
     found: dict[str, Jail] = {}
     for j in app.host.jails():
-        found[j["name"]] = Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls")
+        found[j["name"]] = running_jail(app, j)
     names = set(app.settings.jails) | {lease.jail for lease in app.registry.leases()}
     for name in sorted(names - set(found)):
         found[name] = app.engine.resolve(name)
@@ -89,7 +97,7 @@ def sync(app: App) -> int:
     code = 0
     running = app.host.jails()
     for j in running:
-        jail = Jail(j["name"], j["path"], tuple(j["ip4"]), tuple(j["ip6"]), j["hostname"], j["jid"], "jls")
+        jail = running_jail(app, j)
         outcome = Outcome(jail.name, ("sync",))
         with engine.jail_lock(jail.name):
             ctx = engine.context(jail, "sync")

@@ -67,9 +67,11 @@ def test_sample_config_is_valid_and_has_the_promised_policy(tmp_path, monkeypatc
     path.write_text(text)
     app = load_app(str(path))
     assert app.settings.for_jail("pf", "mail")["allow"][0]["port"] == ["25", "587"]  # only mail may send SMTP
-    web = app.settings.for_jail("pf", "web")["allow"]
-    assert [r["port"] for r in web] == [["80", "443"]]
+    web = app.settings.for_jail("pf", "web")
+    assert [r["port"] for r in web["allow"]] == [["80", "443"], ["5432"], ["25"]]
+    assert web["users"]["block"][0]["port"] == ["25", "465", "587"]  # web's customers may not send mail
     assert app.settings.section("pf")["allow"][0]["port"] == ["53"]  # and DNS for everyone
+    # what these rules do to packets: tests/test_policy.py
 
 
 def test_pf_conf_fragment_has_the_hooks_in_order():
