@@ -248,3 +248,59 @@ def test_every_address_of_a_jail_is_in_its_table(site):
     _, texts, _ = site
     table = next(line for line in texts["jailhooks/web"].splitlines() if line.startswith("table"))
     assert "192.0.2.10" in table and str(ipaddress.ip_address("2001:db8::10")) in table
+
+
+# -- the policy through the CLI ----------------------------------------------------------------
+
+def test_render_of_a_jail_without_a_lease_is_what_start_loads(env, cli):
+    env.write_config(f'[jail.web]\npath = "{env.jail_root("web")}"\nip4 = "192.0.2.10"\n'
+                     '[jail.web.pf]\nallow = [{ proto = "tcp", port = 443 }]\n'
+                     '[jail.web.pf.users]\nblock = [{ proto = "tcp", port = 25 }]\n'
+                     '[jail.other]\nip4 = "192.0.2.11"\n')
+    assert cli("run", "create", "other").code == 0  # takes the first block: web's is the next one
+    rendered = cli("render", "web")
+    assert rendered.code == 0, rendered.err
+    assert "user 100999 >< 102000" in rendered.out  # the block start will allocate: 101000-101999
+    assert cli("status", "--json", "web").json()[0]["uid_range"] is None  # render allocated nothing
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    rs = parse(rendered.out, in_anchor=True)
+    loaded = env.anchor("jailhooks/web")
+    assert loaded["filter"] == rs.lines("filter") and loaded["tables"] == rs.tables
+    assert cli("render", "web").out == rendered.out
+
+
+def test_uid_match_with_nat_still_defines_the_table_the_nat_rule_needs(env, cli):
+    env.write_config('[saddr]\nnat_interface = "em0"\n[jail.app]\nip4 = "10.0.0.5"\n'
+                     '[jail.app.saddr]\nnat = "203.0.113.5"\n[jail.app.pf]\nmatch = "uid"\n')
+    env.create_jail("app", ip4="10.0.0.5")
+    assert cli("run", "start", "app").code == 0
+    loaded = env.anchor("jailhooks/app")
+    assert loaded["tables"] == {"jail_app": ["10.0.0.5"]}
+    assert loaded["nat"] == ["nat on em0 inet from <jail_app> to any tag JH_app -> 203.0.113.5"]
+    assert all("user" in r or "tagged" in r for r in loaded["filter"])
+
+
+def test_a_pass_for_the_users_cannot_widen_the_jails_own(env, cli):
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n[jail.web.pf]\nallow = [{ proto = "tcp", port = 443 }]\n'
+                     '[jail.web.pf.users]\nallow = [{ proto = "tcp", port = 22 }]\n')
+    res = cli("render", "web")
+    assert res.code == 65
+    assert ("jail web: a pass for the jail's users (proto tcp to any port 22, from pf) is not within one of the "
+            "jail's own passes") in res.err
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n[jail.web.pf]\nallow = [{ proto = "tcp", port = [80, 443] }]\n'
+                     '[jail.web.pf.users]\nallow = [{ proto = "tcp", port = 443 }]\n')
+    assert cli("render", "web").code == 0
+
+
+def test_check_says_what_the_match_mode_does_with_a_vnet_jail_and_with_accounts_outside_the_block(env, cli):
+    root = env.jail_root("shop")
+    (root / "etc" / "passwd").write_text("root:*:0:0::0:0:Charlie &:/root:/bin/sh\n"
+                                         "www:*:80:80::0:0:World Wide Web Owner:/nonexistent:/usr/sbin/nologin\n")
+    env.write_config(f'[jail.shop]\npath = "{root}"\n[jail.vj]\npath = "{env.jail_root("vj")}"\nip4 = "192.0.2.50"\n'
+                     'vnet = true\n')
+    assert cli("run", "create", "shop").code == 0 and cli("run", "create", "vj").code == 0
+    out = cli("check", "shop")
+    assert ("jail shop: 2 account(s) outside its UID block 100000-100999: root (0), www (80); match = \"uid\" "
+            "cannot see them") in out.out
+    assert "jail vj is a VNET jail" in cli("check", "vj").out
