@@ -119,7 +119,7 @@ def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = Fal
 # -- run ----------------------------------------------------------------------------
 
 def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: list[str] | None = None,
-        ip6: list[str] | None = None) -> int:
+        ip6: list[str] | None = None, force: bool = False) -> int:
     from .engine import expand_phase
 
     expand_phase(phase)  # a bad phase is a usage error before anything runs
@@ -134,6 +134,10 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         facts_errors: list = []
         try:
             jail = engine.resolve(name, path, ip4, ip6, errors=facts_errors if down else None)
+            if phase == "destroy" and jail.jid is not None and not force:
+                # destroy frees the UID block and FIB for the next jail while this one still runs
+                raise UsageError(f"jail {jail.name} is running (jid {jail.jid}): stop it before destroy, "
+                                 "or use --force")
             outcome = engine.run(phase, jail)
         except JailhooksError as exc:
             app.warn(f"{safe_name(name)}: {exc}")

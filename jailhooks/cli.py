@@ -79,10 +79,14 @@ def cli(ctx: click.Context, config, dry_run, verbose, quiet):
 @click.argument("phase", type=click.Choice(PHASES + tuple(COMPOSITE)))
 @click.argument("jails", nargs=-1, required=True)
 @with_facts
+@click.option("--force", is_flag=True, help="destroy: even if the jail is running.")
 @click.pass_obj
-def run(opts: Options, phase, jails, path, ip4, ip6):
-    """Run PHASE for each JAIL (start = prestart + poststart, stop = prestop + poststop)."""
-    return call(opts, app_mod.run, phase, list(jails), path, _split(ip4), _split(ip6))
+def run(opts: Options, phase, jails, path, ip4, ip6, force):
+    """Run PHASE for each JAIL (start = prestart + poststart, stop = prestop + poststop).
+
+    Put -- before the jail names when a name could look like an option
+    (jailhooks run prestart -- NAME), as the lines jailhooks prints do."""
+    return call(opts, app_mod.run, phase, list(jails), path, _split(ip4), _split(ip6), force)
 
 
 @cli.command()

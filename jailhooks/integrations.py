@@ -23,7 +23,8 @@ def prefix_paths() -> tuple[str, str]:
 
 def jail_conf_lines(program: str) -> list[str]:
     width = max(len(p) for p in PHASES)
-    return [f'exec.{p:<{width}} += "{program} run {p} $name";' for p in PHASES]
+    # "--": a jail named "--help" or "-h" stays a name, never an option
+    return [f'exec.{p:<{width}} += "{program} run {p} -- $name";' for p in PHASES]
 
 
 def per_jail_params(fib: int | None, families: list[str]) -> list[str]:
@@ -50,7 +51,7 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
     elif manager == "ezjail":
         out.append("# ezjail-admin rewrites /usr/local/etc/ezjail/NAME, dropping hand-added hooks; rc.conf's")
         out.append("# global jail_exec_* variables survive and apply to every rc.d/jail (and so ezjail) jail:")
-        out += [f"jail_exec_{p}0='{program} run {p} $name'" for p in PHASES]
+        out += [f"jail_exec_{p}0='{program} run {p} -- $name'" for p in PHASES]
         out.append("# (index 0: a jail's own jail_NAME_exec_prestart0 would override the global one)")
         if jail and fib is not None:
             out.append(f"ezjail-admin config -f {fib} {jail}")
@@ -108,20 +109,24 @@ def apply_jail_conf(path: str) -> tuple[list[str], str | None]:
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
     lines = jail_conf_lines(prefix_paths()[0])
+    # lines of an older jailhooks, without "--" before $name: upgraded in place
+    older = {_squash(l.replace(" -- $name", " $name")): l for l in lines}
     present = {_squash(l) for l in text.splitlines()}
-    missing = [l for l in lines if _squash(l) not in present]
-    if not missing:
+    missing = [l for l in lines if _squash(l) not in present and _squash(l.replace(" -- $name", " $name")) not in present]
+    upgraded = [l for l in lines if _squash(l.replace(" -- $name", " $name")) in present]
+    if not missing and not upgraded:
         return [], None
     block = "# jailhooks: per-jail firewall (jailhooks install jail.conf)\n" + "\n".join(missing) + "\n\n"
-    out, inserted = [], False
+    out, inserted = [], not missing
     for line in text.splitlines(keepends=True):  # before the first "name {" line: still the global part
         if not inserted and line.rstrip().endswith("{") and not line.lstrip().startswith(("#", "//")):
             out.append(block)
             inserted = True
-        out.append(line)
+        newer = older.get(_squash(line.rstrip("\n")))
+        out.append(newer + "\n" if newer else line)
     if not inserted:
         out.append(("\n" if text and not text.endswith("\n") else "") + block)
-    return missing, _write_with_backup(path, "".join(out))
+    return missing + upgraded, _write_with_backup(path, "".join(out))
 
 
 def apply_rc_conf(path: str) -> tuple[list[str], str | None]:
@@ -134,10 +139,10 @@ def apply_rc_conf(path: str) -> tuple[list[str], str | None]:
     program = prefix_paths()[0]
     added = []
     for phase in PHASES:
-        command = f"{program} run {phase} $name"
+        command = f"{program} run {phase} -- $name"
         values = {int(m.group(1)): m.group(3) for m in
                   re.finditer(rf"^\s*jail_exec_{phase}(\d+)=(['\"]?)(.*?)\2\s*$", text, re.M)}
-        if command in values.values():
+        if command in values.values() or command.replace(" -- ", " ") in values.values():
             continue
         index = 0
         while index in values:  # rc.d/jail stops at the first gap

@@ -14,12 +14,34 @@ from .errors import ConfigError, ExitCode, JailhooksError
 
 GLOBAL_FLAGS = {"--dry-run": "dry_run", "-q": "quiet", "--quiet": "quiet"}
 RUN_VALUES = {"--path": "path", "--ip4": "ip4", "--ip6": "ip6"}
+RUN_FLAGS = {"--force": "force"}
+
+
+def refuse_option_like_names(argv: list[str]) -> None:
+    """A jail manager substitutes the jail's name into ``jailhooks run PHASE
+    NAME``: a jail named ``--help`` or ``-h`` must not become an option that
+    prints help and exits 0, letting jail(8) start the jail without its rules.
+    So after ``run PHASE``, anything that looks like an option and is none of
+    run's own is a usage error (exit 64); ``--`` ends the options."""
+    from .errors import UsageError
+
+    if "run" not in argv:
+        return
+    rest = argv[argv.index("run") + 1:]
+    if "--" in rest:
+        rest = rest[:rest.index("--")]
+    if len(rest) < 2 or rest[0].startswith("-"):
+        return  # "jailhooks run --help" is a person asking
+    for tok in rest[1:]:
+        if tok.startswith("-") and tok.partition("=")[0] not in (*RUN_VALUES, *RUN_FLAGS):
+            raise UsageError(f"run: {tok!r} is not an option of run; if it is a jail's name, "
+                             "put -- before the names (jailhooks run PHASE -- NAME)")
 
 
 def parse_run(argv: list[str]) -> dict | None:
     """The options of a well-formed ``run`` command line, or None."""
     opts: dict = {"config": None, "dry_run": False, "quiet": False, "verbose": 0,
-                  "path": None, "ip4": [], "ip6": [], "args": []}
+                  "path": None, "ip4": [], "ip6": [], "args": [], "force": False}
     seen_run = False
     it = iter(argv)
     for tok in it:
@@ -37,6 +59,8 @@ def parse_run(argv: list[str]) -> dict | None:
             opts["verbose"] += 1
         elif name == "run" and not seen_run:
             seen_run = True
+        elif name in RUN_FLAGS and not eq and seen_run:
+            opts[RUN_FLAGS[name]] = True
         elif name in RUN_VALUES and seen_run:
             value = value if eq else next(it, None)
             if value is None or value.startswith("-"):
@@ -77,7 +101,7 @@ def fast_run(opts: dict) -> int:
             gc.enable()
         try:
             return app_mod.run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
-                               opts["ip6"] or None)
+                               opts["ip6"] or None, opts["force"])
         finally:
             app.close()
     finally:
@@ -90,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "-v" in argv or "--verbose" in argv
     try:
+        refuse_option_like_names(argv)
         opts = parse_run(argv)
         if opts is not None:
             return fast_run(opts)

@@ -189,12 +189,12 @@ def test_install_apply_jail_conf_adds_lines_once_with_a_backup(host, cli):
     res = cli("install", "jail.conf", "--apply")
     assert res.code == 0 and "added 4 line(s)" in res.out
     text = conf.read_text()
-    assert text.index("run prestart $name") < text.index("web {")  # in the global part
+    assert text.index("run prestart -- $name") < text.index("web {")  # in the global part
     backups = list(conf.parent.glob("jail.conf.jailhooks-*.bak"))
     assert len(backups) == 1 and backups[0].read_text().startswith("# my jails\nexec.clean;\nweb {")
     hooks = jailconf.exec_hooks(str(conf), "web")
     program = os.path.join(sys.prefix, "bin", "jailhooks")
-    assert hooks["exec.prestart"] == [f"{program} run prestart web"]
+    assert hooks["exec.prestart"] == [f"{program} run prestart -- web"]
     again = cli("install", "jail.conf", "--apply")
     assert "already there; nothing changed" in again.out and conf.read_text() == text
 
@@ -207,8 +207,8 @@ def test_install_apply_ezjail_keeps_the_users_hooks(host, cli, tmp_path):
     text = rc.read_text()
     program = os.path.join(sys.prefix, "bin", "jailhooks")
     assert 'jail_exec_prestart0="/usr/local/sbin/mount-data"' in text  # still index 0
-    assert f"jail_exec_prestart1='{program} run prestart $name'" in text  # next free index, no gap
-    assert f"jail_exec_poststop0='{program} run poststop $name'" in text
+    assert f"jail_exec_prestart1='{program} run prestart -- $name'" in text  # next free index, no gap
+    assert f"jail_exec_poststop0='{program} run poststop -- $name'" in text
     assert cli("install", "ezjail", "--apply").out.endswith("nothing changed\n")
 
 
@@ -222,7 +222,7 @@ def test_install_apply_bastille_edits_the_jails_own_file(host, cli):
     assert cli("install", "bastille", "proxy", "--apply").code == 0
     hooks = jailconf.exec_hooks(str(conf), "proxy")  # as `jail -f FILE -c proxy` would see them
     program = os.path.join(sys.prefix, "bin", "jailhooks")
-    assert hooks["exec.poststop"] == [f"{program} run poststop proxy"]
+    assert hooks["exec.poststop"] == [f"{program} run poststop -- proxy"]
     assert hooks["exec.start"] == ["/bin/sh /etc/rc"]  # Bastille's own settings untouched
     assert cli("install", "bastille", "--apply").code == 64
 
@@ -235,4 +235,4 @@ def test_a_jail_conf_that_is_not_utf8_is_read_and_kept_byte_for_byte(host, cli):
     assert jailconf.read(str(conf), "web")["ip4"] == ["192.0.2.10"]
     assert cli("install", "jail.conf", "--apply").code == 0
     data = conf.read_bytes()
-    assert data.startswith(b"# Jails de la soci\xe9t\xe9\n") and b"run prestart $name" in data
+    assert data.startswith(b"# Jails de la soci\xe9t\xe9\n") and b"run prestart -- $name" in data
