@@ -69,6 +69,10 @@ class Context:
         self.dry_run = dry_run
         self.plugins = plugins  # the Plugins object, for plugins that gather others' contributions
         self.plugin = ""  # name of the plugin being called (set by the engine)
+        # True when this run began on a jail that was already running (a re-run
+        # of start): its undo must give the jail back its previous state, not
+        # take its rules away
+        self.was_running = False
         self._undo: list[tuple[str, str, Callable[[], None]]] = []
         self._notes: dict[str, list[str]] = {}
 

@@ -156,8 +156,12 @@ class Engine:
 
     def _up(self, phases: tuple[str, ...], jail: Jail, outcome: Outcome) -> None:
         undo: list = []
+        # poststart alone comes right after jail(8) made the jail; a create or
+        # prestart on a jail with a jid is a re-run on a running jail
+        was_running = jail.jid is not None and phases[0] != "poststart"
         for phase in phases:
             ctx = self.context(jail, phase)
+            ctx.was_running = was_running
             ctx._undo = undo  # one undo stack for the whole run (start = prestart + poststart)
             for impl in self.plugins.ordered(f"jailhooks_{phase}"):
                 try:

@@ -56,8 +56,18 @@ class Plugins:
             self.pm.register(obj, name=name)
         except Exception as exc:  # pluggy validation: wrong signature, unknown hook
             raise PluginLoadError(f"plugin {name} ({source}) cannot be registered: {exc}") from None
+        callers = self.pm.get_hookcallers(obj) or []
+        # The engine calls each implementation itself (to blame and undo per
+        # plugin), so a wrapper would never run its code around the others: a
+        # wrapper that raises to refuse a start would be silently ignored.
+        wrappers = sorted(hc.name for hc in callers for impl in hc.get_hookimpls()
+                          if impl.plugin is obj and (impl.hookwrapper or getattr(impl, "wrapper", False)))
+        if wrappers:
+            self.pm.unregister(obj)
+            raise PluginLoadError(f"plugin {name} ({source}): wrapper hook implementations are not supported "
+                                  f"({', '.join(wrappers)}); use a plain hookimpl")
         self._rank[name] = len(self._rank)
-        hooks = sorted(h.name for h in self.pm.get_hookcallers(obj) or [])
+        hooks = sorted(h.name for h in callers)
         self.infos.append(PluginInfo(name, source, module, hooks=hooks))
 
     def ordered(self, hook: str, down: bool = False) -> list[Any]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 
-from jailhooks.host.pfsyntax import Host, Rule, parse
+from jailhooks.pf.syntax import Address, Rule, parse
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Firewall:
         return [pattern] if pattern in self.parsed else []
 
     # -- matching --------------------------------------------------------------------------
-    def _host(self, hosts: list[Host], addr: str, ruleset) -> bool:
+    def _host(self, hosts: list[Address], addr: str, ruleset) -> bool:
         ip = ipaddress.ip_address(addr)
         for h in hosts:
             if h.text == "any":

@@ -285,7 +285,7 @@ def test_poststart_refuses_a_jail_without_its_anchor(web, cli):
     web.create_jail("web", ip4="192.0.2.10")
     res = cli("run", "poststart", "web")
     assert res.code == 1
-    assert "anchor jailhooks/web is not loaded" in res.err
+    assert "anchor jailhooks/web does not hold the rules start loads" in res.err
 
 
 def test_check_finds_missing_hooks_in_the_main_ruleset(web, cli, tmp_path):

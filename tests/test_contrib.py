@@ -75,7 +75,7 @@ def test_sample_config_is_valid_and_has_the_promised_policy(tmp_path, monkeypatc
 
 
 def test_pf_conf_fragment_has_the_hooks_in_order():
-    from jailhooks.host.pfsyntax import parse
+    from jailhooks.pf.syntax import parse
 
     rs = parse((CONTRIB / "pf.conf").read_text().replace("$ext_if", "em0").replace('ext_if = "em0"', ""), in_anchor=False)
     assert [r.kind for r in rs.rules][:2] == ["nat-anchor", "rdr-anchor"]

@@ -64,3 +64,79 @@ def test_destroy_of_a_running_jail_is_refused_unless_forced(env, cli):
     assert cli("status", "--json", "web").json() == before  # lease, FIB and anchor kept
     assert cli("run", "destroy", "--force", "web").code == 0
     assert cli("status", "--json", "web").json()[0]["uid_range"] is None
+
+
+# -- plugins that would be ignored ---------------------------------------------------------------
+
+@pytest.mark.parametrize("marker", ["wrapper=True", "hookwrapper=True"])
+def test_a_wrapper_hook_implementation_is_refused_at_load(env, cli, tmp_path, monkeypatch, marker):
+    module = f"refuser_{marker.split('=')[0]}"
+    (tmp_path / f"{module}.py").write_text(
+        "from jailhooks import hookimpl\n"
+        f"@hookimpl({marker})\n"
+        "def jailhooks_prestart(ctx):\n"
+        "    raise RuntimeError('this jail may not start')\n"
+        "    yield\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    env.config.write_text(f'plugins = ["{module}"]\n' + env.config.read_text())
+    res = cli("run", "start", "web")
+    assert res.code == 78
+    assert f"plugin {module} (config): wrapper hook implementations are not supported (jailhooks_prestart)" \
+        in res.err
+    assert env.host_state()["pf"]["anchors"] == {}
+
+
+# -- a running jail keeps its rules ------------------------------------------------------------------
+
+START = '[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n[jail.web.pf]\nallow = [{{ proto = "tcp", port = {port} }}]\n'
+
+
+def test_a_failed_rerun_of_start_on_a_running_jail_keeps_its_previous_anchor(env, cli):
+    root = env.jail_root("web")
+    env.write_config(START.format(root=root, port=443))
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    before = env.anchor("jailhooks/web")
+    env.write_config(START.format(root=root, port=22))  # a new policy ...
+    env.sim.add_fault(["jail", "-m"], rc=1, stderr="jail: web: some failure\n")  # ... and a later step fails
+    res = cli("run", "start", "web")
+    assert res.code == 1 and "reload the previous anchor jailhooks/web" in res.err
+    assert env.anchor("jailhooks/web") == before  # its last good rules, not none
+    env.sim.clear_faults()
+    assert cli("check", "web").code == 0
+
+
+def test_a_failing_poststart_after_jail8_created_the_jail_takes_the_rules_away(env, cli):
+    env.write_config(START.format(root=env.jail_root("web"), port=443))
+    assert cli("run", "prestart", "web").code == 0
+    env.create_jail("web", ip4="192.0.2.10")
+    env.sim.add_fault(["jail", "-m"], rc=1)
+    assert cli("run", "poststart", "web").code == 1  # jail(8) now removes the jail ...
+    assert env.anchor("jailhooks/web") is None  # ... and no rule stays for its address
+
+
+def test_loaded_means_the_rules_start_loads_are_there(env, cli):
+    env.write_config(START.format(root=env.jail_root("web"), port=443))
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-F", "rules"], None, 5, True).returncode == 0
+    status = cli("status", "--json", "web").json()[0]
+    assert status["anchor_loaded"] is False and status["rules"] == 0
+    res = cli("check", "web")
+    assert res.code == 1 and "jail web runs without the rules of its anchor jailhooks/web" in res.err
+    assert cli("run", "poststart", "web").code == 1
+    assert cli("sync").code == 0
+    assert cli("status", "--json", "web").json()[0]["anchor_loaded"] is True
+
+
+def test_check_without_a_name_finds_every_running_jail_without_its_rules(env, cli):
+    env.write_config(START.format(root=env.jail_root("web"), port=443) + '[jail.db]\nip4 = "192.0.2.30"\n')
+    for name, ip in (("web", "192.0.2.10"), ("db", "192.0.2.30")):
+        env.create_jail(name, ip4=ip)
+        assert cli("run", "start", name).code == 0
+    assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/db", "-F", "all"], None, 5, True).returncode == 0
+    res = cli("check")
+    assert res.code == 1
+    assert "jail db runs without the rules of its anchor jailhooks/db" in res.err
+    assert "jail web runs without" not in res.err

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from jailhooks.host import parse_jls_json
-from jailhooks.host.pfsyntax import parse
+from jailhooks.pf.syntax import parse
 from jailhooks.host.runner import Result
 from jailhooks.host.simulated import SimulatedRunner
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jailhooks.host.pfsyntax import parse
+from jailhooks.pf.syntax import parse
 
 from .pfeval import Firewall, Packet
 

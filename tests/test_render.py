@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jailhooks import validate
-from jailhooks.host.pfsyntax import parse
+from jailhooks.pf.syntax import parse
 from jailhooks.pf.render import AnchorSpec, Names, render_anchor
 from jailhooks.pf.rules import Filter, Nat, Rdr
 

@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from .pfsyntax import PfSyntaxError, parse
+from ..pf.syntax import PfSyntaxError, parse
 from .runner import CommandTimeout, Result
 
 DEFAULT_PARENT = "jailhooks"

@@ -9,6 +9,8 @@ anchor text is rendered from the policy in the config plus every plugin's
 """
 from __future__ import annotations
 
+import os
+
 from .. import hookimpl, validate
 from ..config import Field, Section, boolean, choice, one_or_list, table_of, list_of
 from ..errors import DataError, JailhooksError
@@ -128,22 +130,74 @@ def render(ctx, lease=None):
         raise DataError(str(exc)) from None
 
 
-def count_rules(host, anchor: str) -> int:
-    return len(host.pf_rules(anchor, "rules")) + len(host.pf_rules(anchor, "nat"))
+class Expected:
+    """What a loaded anchor must hold: the rules TEXT expands into, counted
+    as pfctl lists them (one line per expanded rule), and its table."""
+
+    def __init__(self, text: str) -> None:
+        from ..pf.syntax import parse
+
+        rs = parse(text, in_anchor=True)
+        self.filter, self.nat, self.tables = len(rs.lines("filter")), len(rs.lines("nat")), sorted(rs.tables)
 
 
-def loaded(host, anchor: str) -> bool:
-    """Does the anchor hold anything?  Asked of the anchor itself (not by
-    listing every anchor, which costs more the more jails there are)."""
-    return bool(host.pf_rules(anchor, "rules") or host.pf_rules(anchor, "nat") or host.pf_tables(anchor))
+def inspect(host, anchor: str, text: str | None) -> tuple[bool, int]:
+    """(complete, rules): does the anchor hold every rule TEXT loads (a flushed
+    rule class or a lost table is not "loaded"), and how many rules it holds.
+    Asked of the anchor itself, not by listing every anchor."""
+    rules, nat = host.pf_rules(anchor, "rules"), host.pf_rules(anchor, "nat")
+    count = len(rules) + len(nat)
+    if text is None:
+        return bool(count or host.pf_tables(anchor)), count
+    want = Expected(text)
+    tables = sorted(host.pf_tables(anchor)) if want.tables else []
+    return (len(rules), len(nat), tables) == (want.filter, want.nat, want.tables), count
+
+
+# The text last loaded into each jail's anchor, kept in the state directory:
+# when a run on a jail that is already running fails after loading a new
+# anchor, the undo puts this back instead of leaving the jail without rules.
+def _kept(settings, jail: str) -> tuple[str, str]:
+    return os.path.join(settings.state_dir, "anchors"), f"{validate.anchor_component(jail)}.conf"
+
+
+def last_loaded(settings, jail: str) -> str | None:
+    from .. import jailfs
+
+    directory, name = _kept(settings, jail)
+    return jailfs.read_text(directory, name) if os.path.isdir(directory) else None
+
+
+def keep(ctx, text: str | None) -> None:
+    from .. import jailfs
+
+    if ctx.dry_run:
+        return
+    directory, name = _kept(ctx.settings, ctx.jail.name)
+    if text is None:
+        if os.path.isdir(directory):
+            jailfs.remove(directory, name)
+        return
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    jailfs.write_text(directory, name, text, mode=0o600)
+
+
+def load(ctx, anchor: str, text: str) -> None:
+    ctx.host.pf_load(anchor, text)
+    keep(ctx, text)
 
 
 @hookimpl
 def jailhooks_prestart(ctx):
     n = names(ctx)
     text = render(ctx)
-    ctx.host.pf_load(n.anchor, text)
-    ctx.on_undo(f"flush anchor {n.anchor}", lambda: ctx.host.pf_flush(n.anchor))
+    previous = last_loaded(ctx.settings, ctx.jail.name) if ctx.was_running else None
+    load(ctx, n.anchor, text)
+    if ctx.was_running:  # a re-run on a running jail: it must keep its last good rules
+        if previous is not None:
+            ctx.on_undo(f"reload the previous anchor {n.anchor}", lambda: load(ctx, n.anchor, previous))
+    else:
+        ctx.on_undo(f"flush anchor {n.anchor}", lambda: (ctx.host.pf_flush(n.anchor), keep(ctx, None)))
     ctx.note(f"anchor {n.anchor} loaded ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rules)")
 
 
@@ -152,12 +206,14 @@ def jailhooks_poststart(ctx):
     """Fail closed: the jail must not run without its anchor (someone may have
     flushed it, or pf may have been reloaded without the hooks, since prestart)."""
     n = names(ctx)
-    # jail(8) removes the jail again if poststart fails (here or in a later
-    # plugin): take the rules away too.  Registered first, so it also runs when
-    # the check below cannot even ask pf.
-    ctx.on_undo(f"flush anchor {n.anchor}", lambda: ctx.host.pf_flush(n.anchor))
-    if not ctx.dry_run and not loaded(ctx.host, n.anchor):
-        raise JailhooksError(f"anchor {n.anchor} is not loaded; refusing to leave the jail running without it")
+    if not ctx.was_running:
+        # jail(8) removes the jail again if poststart fails (here or in a later
+        # plugin): take the rules away too.  Registered first, so it also runs
+        # when the check below cannot even ask pf.
+        ctx.on_undo(f"flush anchor {n.anchor}", lambda: (ctx.host.pf_flush(n.anchor), keep(ctx, None)))
+    if not ctx.dry_run and not inspect(ctx.host, n.anchor, render(ctx))[0]:
+        raise JailhooksError(f"anchor {n.anchor} does not hold the rules start loads; refusing to leave the jail "
+                             "running without them (jailhooks sync reloads them)")
 
 
 def _teardown(ctx):
@@ -171,6 +227,7 @@ def _teardown(ctx):
             errors.append(str(exc))
     if errors:
         raise JailhooksError("; ".join(errors))
+    keep(ctx, None)
     ctx.note(f"anchor {n.anchor} flushed, states killed")
 
 
@@ -187,16 +244,19 @@ def jailhooks_destroy(ctx):
 @hookimpl
 def jailhooks_status(ctx):
     n = names(ctx)
-    is_loaded = loaded(ctx.host, n.anchor)
-    return {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count_rules(ctx.host, n.anchor) if is_loaded else 0,
+    try:
+        wanted = render(ctx)
+    except DataError:
+        wanted = None  # a policy that cannot be rendered: report what is there
+    is_loaded, count = inspect(ctx.host, n.anchor, wanted)
+    return {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count,
             "match": resolve_match(ctx.config("pf")["match"], bool(ctx.jail.addresses)), "vnet": ctx.jail.vnet}
 
 
 @hookimpl
 def jailhooks_sync(ctx):
     n = names(ctx)
-    text = render(ctx)
-    ctx.host.pf_load(n.anchor, text)
+    load(ctx, n.anchor, render(ctx))
     ctx.note(f"anchor {n.anchor} reloaded")
 
 
@@ -230,11 +290,24 @@ def jailhooks_check(settings, host, registry, jail):
         else:
             found.append(("error", f"main ruleset lacks {kind} {wildcard} (see contrib/pf.conf)"))
     if jail is not None:
-        n = Names.of(jail.name, parent)
-        if jail.jid is not None and not loaded(host, n.anchor):
-            found.append(("error", f"jail {jail.name} runs without its anchor {n.anchor} (jailhooks sync)"))
+        running = [jail.name] if jail.jid is not None else []
+    else:
+        running = [j["name"] for j in host.jails() if _valid_name(j["name"])]
+    for name in running:  # every running jail must hold the rules start loaded for it
+        anchor = Names.of(name, parent).anchor
+        if not inspect(host, anchor, last_loaded(settings, name))[0]:
+            found.append(("error", f"jail {name} runs without the rules of its anchor {anchor} (jailhooks sync)"))
+    if jail is not None:
         found += accounts_outside(settings, registry, jail)
     return found
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate.jail_name(name)
+        return True
+    except ValueError:
+        return False
 
 
 MEANING = {

@@ -1,6 +1,8 @@
 """A model of the part of pfctl's pf.conf grammar that jailhooks relies on.
 
-Used by the simulated host: it parses what ``pfctl -f`` is given, refuses
+Pure (no I/O).  The pf plugin uses it to count the rules an anchor text
+expands into (what "loaded" must find); the simulated host uses it to parse
+what ``pfctl -f`` is given: it refuses
 what FreeBSD 15.1's parse.y refuses (for this subset, with the same
 ``FILE:LINE: message`` errors), and prints rules the way ``print_rule()``
 does, so ``pfctl -s rules`` / ``-s nat`` / ``-nv`` output matches a real host
@@ -39,7 +41,7 @@ class PfSyntaxError(Exception):
         super().__init__(message)
 
 
-class Host:
+class Address:
     __slots__ = ("text", "af")
 
     def __init__(self, text: str, af: int = 0) -> None:
@@ -58,14 +60,14 @@ class Rule:
         self.log = self.quick = self.icmp6 = False
         self.af = 0
         self.protos: list[str] = []
-        self.src: list[Host] = []
+        self.src: list[Address] = []
         self.src_ports: list[str] = []
-        self.dst: list[Host] = []
+        self.dst: list[Address] = []
         self.dst_ports: list[str] = []
         self.icmp_types: list[str] = []
         self.flags: str | None = None
         self.state: str | None = None
-        self.target: Host | None = None
+        self.target: Address | None = None
         self.target_port = ""  # rdr: -> ADDR port N
 
 
@@ -138,27 +140,27 @@ class _Parser:
             return items
         return item()
 
-    def host(self) -> list[Host]:
+    def host(self) -> list[Address]:
         tok = self.take()
         if tok == "any":
-            return [Host("any")]
+            return [Address("any")]
         if tok == "<":
             name = self.name()
             self.take(">")
-            return [Host(f"<{name}>")]
+            return [Address(f"<{name}>")]
         if tok == "{":  # nested list (macro that expands to a list)
             self.i -= 1
             return self.list_or_one(self.host)
         if validate.dotted_quad(tok):
-            return [Host(tok, 4)]
+            return [Address(tok, 4)]
         import ipaddress  # 2 ms: only for networks and IPv6
 
         try:
             if "/" in tok:
                 net = ipaddress.ip_network(tok, strict=False)
-                return [Host(f"{net.network_address}/{net.prefixlen}", net.version)]
+                return [Address(f"{net.network_address}/{net.prefixlen}", net.version)]
             addr = ipaddress.ip_address(tok)
-            return [Host(str(addr), addr.version)]
+            return [Address(str(addr), addr.version)]
         except ValueError:
             raise PfSyntaxError(self.line, "could not parse host specification") from None
 
@@ -300,14 +302,14 @@ def _af_proto(p: _Parser, r: Rule) -> None:
 
 def _fromto(p: _Parser, r: Rule) -> None:
     if p.accept("all"):
-        r.src, r.dst = [Host("any")], [Host("any")]
+        r.src, r.dst = [Address("any")], [Address("any")]
         return
     if p.accept("from"):
         r.src = p.list_or_one(p.host)
         if p.accept("port"):
             r.src_ports = p.list_or_one(p.port)
     else:
-        r.src = [Host("any")]
+        r.src = [Address("any")]
     p.take("to")
     r.dst = p.list_or_one(p.host)
     if p.accept("port"):
@@ -323,7 +325,7 @@ def _anchor_rule(p: _Parser) -> Rule:
         r.direction = p.take()
     if p.accept("on"):
         r.interface = p.name()
-    r.src, r.dst = [Host("any")], [Host("any")]
+    r.src, r.dst = [Address("any")], [Address("any")]
     if p.peek() in ("all", "from", "to", "inet", "inet6", "proto"):
         _af_proto(p, r)
         _fromto(p, r)
@@ -367,7 +369,7 @@ def _filter(p: _Parser) -> Rule:
     if p.peek() in ("all", "from", "to"):
         _fromto(p, r)
     else:
-        r.src, r.dst = [Host("any")], [Host("any")]
+        r.src, r.dst = [Address("any")], [Address("any")]
     while p.peek() is not None:
         word = p.take()
         if word == "user":
@@ -444,7 +446,7 @@ def expand(r: Rule) -> list[str]:
     return lines
 
 
-def _print(r: Rule, af: int, proto: str, src: Host, sport: str, dst: Host, dport: str, icmp: str) -> str:
+def _print(r: Rule, af: int, proto: str, src: Address, sport: str, dst: Address, dport: str, icmp: str) -> str:
     out = [r.action if r.kind == "filter" else r.kind]
     if r.kind == "filter":
         out.append(f" {r.direction}")
