@@ -127,9 +127,18 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         raise UsageError("run: give at least one jail name")
     if len(names) > 1 and (path or ip4 or ip6):
         raise UsageError("run: --path/--ip4/--ip6 describe one jail; give one jail name with them")
-    engine = app.engine
     code = ExitCode.OK
     down = expand_phase(phase)[0] not in UP_PHASES
+    registry_error = None
+    if down:  # a stop must take the rules away even when the registry cannot be opened
+        try:
+            app.registry
+        except JailhooksError as exc:
+            from .registry import UnavailableRegistry
+
+            registry_error = exc
+            app._registry = UnavailableRegistry(exc)
+    engine = app.engine
     for name in names:
         facts_errors: list = []
         try:
@@ -144,6 +153,11 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
             code = code or exc.exit_code
             continue
         outcome.failures[:0] = facts_errors
+        if registry_error is not None:
+            from .engine import Failure
+
+            outcome.failures.insert(0, Failure("registry", phase, f"{registry_error}; the jail's lease was not "
+                                               "updated (the rest of the phase ran)", int(registry_error.exit_code)))
         report(app, outcome)
         if not outcome.ok and not code:
             code = outcome.exit_code

@@ -140,3 +140,28 @@ def test_check_without_a_name_finds_every_running_jail_without_its_rules(env, cl
     assert res.code == 1
     assert "jail db runs without the rules of its anchor jailhooks/db" in res.err
     assert "jail web runs without" not in res.err
+
+
+# -- a registry that cannot be opened ------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["garbage", "directory"])
+def test_stop_takes_the_rules_away_when_the_registry_cannot_be_opened(env, cli, damage):
+    env.write_config(START.format(root=env.jail_root("web"), port=443))
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    db = env.state / "registry.sqlite"
+    for extra in env.state.glob("registry.sqlite-*"):
+        extra.unlink()
+    db.unlink()
+    if damage == "garbage":
+        db.write_bytes(b"SQLite format 2\x00" + b"\xff" * 4000)
+    else:
+        db.mkdir()
+    env.sim.add_state("192.0.2.10", "198.51.100.7", "jailhooks:web")
+    res = cli("run", "stop", "web")
+    assert res.code != 0
+    assert f"registry {db}" in res.err and "the jail's lease was not updated" in res.err
+    assert env.anchor("jailhooks/web") is None and env.host_state()["states"] == []
+    # and the way up fails closed: nothing is loaded
+    res = cli("run", "start", "web")
+    assert res.code != 0 and env.anchor("jailhooks/web") is None

@@ -38,6 +38,30 @@ class Registry(Protocol):
     def close(self) -> None: ...
 
 
+class UnavailableRegistry:
+    """Stands in for a registry that cannot be opened, on the way down only:
+    it knows no lease, and every change fails with the reason, so a stop still
+    takes the jail's rules away and reports that its lease was not updated."""
+
+    fleet = False
+    host_name = ""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get(self, jail: str) -> None:
+        return None
+
+    def leases(self) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        raise self.error
+
+
 def open_registry(settings, dry_run: bool = False) -> "Registry":
     """SQLite in the state directory, or PostgreSQL when [registry] url is set."""
     reg = settings.registry

@@ -13,7 +13,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..errors import JailhooksError, LockTimeout
+from ..errors import DataError, JailhooksError, LockTimeout
 from .sql import SqlRegistry
 
 SCHEMA_VERSION = 1
@@ -60,8 +60,9 @@ class SqliteRegistry(SqlRegistry):
             self._migrate()
         except sqlite3.OperationalError as exc:
             raise self._error(exc) from None
-        except sqlite3.DatabaseError as exc:
-            raise JailhooksError(f"registry {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # not a database, truncated, garbage
+            raise DataError(f"registry {self.path}: {exc}; restore it from a backup (it is never recreated "
+                            "behind your back)") from None
 
     def _pragma_wal(self) -> None:
         mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
@@ -71,7 +72,7 @@ class SqliteRegistry(SqlRegistry):
     def _error(self, exc: sqlite3.OperationalError) -> JailhooksError:
         if "locked" in str(exc) or "busy" in str(exc):
             return LockTimeout(f"registry {self.path}: still locked after {self.lock_timeout:g}s; try again")
-        return JailhooksError(f"registry {self.path}: {exc}")
+        return JailhooksError(f"registry {self.path}: {exc} (it must be a file root can read and write)")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
