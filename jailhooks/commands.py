@@ -15,6 +15,11 @@ from .errors import DataError, ExitCode, UsageError
 
 # -- status -------------------------------------------------------------------------
 
+def warn_rejected(app: App) -> None:
+    for shown, why in app.host.rejected:
+        app.warn(f"jls lists a jail jailhooks refuses, left alone: {shown}: {why}")
+
+
 def running_jail(app: App, j: dict[str, Any]) -> Jail:
     """A jail as ``jls`` lists it; a VNET jail's addresses (which jls does not
     show) come from the other facts sources, as for ``run``."""
@@ -28,6 +33,7 @@ def known_jails(app: App) -> dict[str, Jail]:
     found: dict[str, Jail] = {}
     for j in app.host.jails():
         found[j["name"]] = running_jail(app, j)
+    warn_rejected(app)
     names = set(app.settings.jails) | {lease.jail for lease in app.registry.leases()}
     for name in sorted(names - set(found)):
         found[name] = app.engine.resolve(name)
@@ -96,6 +102,7 @@ def sync(app: App) -> int:
     engine = app.engine
     code = 0
     running = app.host.jails()
+    warn_rejected(app)
     for j in running:
         jail = running_jail(app, j)
         outcome = Outcome(jail.name, ("sync",))

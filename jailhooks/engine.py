@@ -98,11 +98,14 @@ class Engine:
             kwargs = {"name": name, "settings": self.settings, "host": self.host}
             try:
                 found = impl.function(**{a: kwargs[a] for a in impl.argnames})
+                if found is not None:
+                    found = _checked_facts(found, name, impl.plugin_name)
             except Exception as exc:
                 if errors is None:
                     raise
                 message, code = describe(exc)
                 errors.append(Failure(impl.plugin_name, "facts", message, code))
+                found = None
                 continue
             if isinstance(found, Jail) and found.vnet and not found.addresses and vnet is None:
                 # jls shows no addresses for a VNET jail (they live in its own
@@ -228,6 +231,28 @@ class Engine:
             yield
         finally:
             os.close(fd)
+
+
+def _checked_facts(found: Any, name: str, plugin: str) -> Jail:
+    """A facts source's answer, validated like any input: it is a Jail, of the
+    jail asked about (no source renames a jail), with valid addresses and path."""
+    if not isinstance(found, Jail):
+        raise DataError(f"plugin {plugin}: jailhooks_jail_facts returned {type(found).__name__}, not a Jail")
+    if found.name != name:
+        raise DataError(f"plugin {plugin}: facts for jail {name} name another jail ({validate.shown(str(found.name))})")
+    try:
+        return found._replace(ip4=tuple(validate.jail_address(a, 4) for a in found.ip4),
+                              ip6=tuple(validate.jail_address(a, 6) for a in found.ip6),
+                              path=None if found.path is None else _path(found.path),
+                              jid=None if found.jid is None else _jid(found.jid), vnet=bool(found.vnet))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"plugin {plugin}: facts of jail {name}: {exc}") from None
+
+
+def _jid(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"jid {value!r} is not a positive integer")
+    return value
 
 
 def _path(value: str) -> str:

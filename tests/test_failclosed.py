@@ -165,3 +165,85 @@ def test_stop_takes_the_rules_away_when_the_registry_cannot_be_opened(env, cli, 
     # and the way up fails closed: nothing is loaded
     res = cli("run", "start", "web")
     assert res.code != 0 and env.anchor("jailhooks/web") is None
+
+
+# -- values from outside --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["evil\npass out quick all\n#", "a b", "x;pass", "-x", "1234"])
+def test_names_from_jls_never_reach_a_rule(env, cli, name):
+    """A jailed root with children.max names its child jails; the kernel takes
+    almost any name without a dot."""
+    env.write_config(START.format(root=env.jail_root("web"), port=443))
+    env.create_jail("web", ip4="192.0.2.10")
+    res = env.sim.run(["/usr/sbin/jail", "-c", f"name={name}", f"path={env.jail_root('web')}", "ip4.addr=192.0.2.10",
+                       "persist"], None, 5, True)
+    if res.returncode != 0:
+        pytest.skip(f"the simulated jail(8) refuses this name: {res.stderr}")
+    res = cli("sync")
+    assert res.code == 0, res.err
+    assert "jls lists a jail jailhooks refuses, left alone" in res.err
+    anchors = env.host_state()["pf"]["anchors"]
+    assert list(anchors) == ["jailhooks/web"]
+    assert not any("pass out quick all" in line for a in anchors.values() for line in a["filter"])
+    status = cli("status", "--json")
+    assert status.code == 0 and [r["jail"] for r in status.json()] == ["web"]
+
+
+FACTS = '''
+from jailhooks import hookimpl
+from jailhooks.context import Jail
+
+@hookimpl(tryfirst=True)
+def jailhooks_jail_facts(name):
+    return {answer}
+'''
+
+
+@pytest.mark.parametrize("answer,message", [
+    ("Jail('mail', ip4=('192.0.2.20',))", "facts for jail web name another jail (mail)"),
+    ("Jail(name, ip4=('192.0.2.10\\\\npass out quick all',))", "facts of jail web"),
+    ("Jail(name, path='../../etc')", "facts of jail web"),
+    ("{'name': name}", "returned dict, not a Jail"),
+])
+def test_facts_from_a_plugin_are_validated(env, cli, tmp_path, monkeypatch, answer, message):
+    module = f"facts_{abs(hash(answer))}"
+    (tmp_path / f"{module}.py").write_text(FACTS.format(answer=answer))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    env.config.write_text(f'plugins = ["{module}"]\n' + env.config.read_text())
+    res = cli("run", "start", "web")
+    assert res.code == 65 and message in res.err
+    assert env.host_state()["pf"]["anchors"] == {}
+    assert cli("run", "stop", "web").code == 65  # the way down goes on to the next source, and says so
+
+
+RULES = '''
+from jailhooks import hookimpl
+from jailhooks.pf.rules import Filter, Nat
+
+class Sneaky(Filter):
+    pass
+
+@hookimpl
+def jailhooks_pf_rules(ctx):
+    return [{answer}]
+'''
+
+
+@pytest.mark.parametrize("answer,message", [
+    ('Filter(proto="tcp")._replace(proto=("tcp\\\\npass out quick all\\\\n#",))', "invalid Filter: protocol"),
+    ('Filter._make(("pass", "out", (), ("any\\\\npass out quick all",), (), (), False, False))', "invalid Filter"),
+    ('Nat("em0", "203.0.113.5")._replace(interface="em0 all\\\\npass")', "invalid Nat"),
+    ('Sneaky(action="block")._replace(action="pass out quick all #")', "invalid Filter: action"),
+    ('{"action": "block", "proto": "tcp", "port": 25}', "returned dict, not a Filter, Nat or Rdr"),
+])
+def test_rules_from_a_plugin_are_validated_when_the_anchor_is_rendered(env, cli, tmp_path, monkeypatch, answer,
+                                                                      message):
+    module = f"rules_{abs(hash(answer))}"
+    (tmp_path / f"{module}.py").write_text(RULES.format(answer=answer))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config('[pf]\ndefault = "pass"\n[jail.web]\nip4 = "192.0.2.10"\n')
+    env.config.write_text(f'plugins = ["{module}"]\n' + env.config.read_text())
+    res = cli("run", "start", "web")
+    assert res.code == 65 and f"plugin {module}: " in res.err and message in res.err, res.err
+    assert env.host_state()["pf"]["anchors"] == {}

@@ -18,6 +18,7 @@ class Host:
         self.runner = runner
         self.commands = commands
         self.timeout = timeout
+        self.rejected: list[tuple[str, str]] = []  # jails jls listed that failed validation
 
     @property
     def mode(self) -> str:
@@ -48,12 +49,29 @@ class Host:
                 return None
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         jails = parse_jls_json(res)
-        return jails[0] if jails else None
+        if not jails:
+            return None
+        try:
+            return checked_jls_entry(jails[0])
+        except ValueError as exc:
+            raise CommandError(list(res.argv), 0, note=f"jls reports an invalid jail: {exc}") from None
 
     def jails(self) -> list[dict[str, Any]]:
-        """Every running jail (jls lists only live ones unless -d)."""
+        """Every running jail (jls lists only live ones unless -d) whose name and
+        addresses are valid.  A jailed root with children.max names its child
+        jails, and the kernel takes almost any name without a dot: the others
+        are left out and kept in ``self.rejected`` (shown name, reason) for the
+        caller to report; they never reach a rule, a path or a command."""
         res = self.run("jls", "--libxo", "json", *self.JLS_PARAMS, mutating=False)
-        return parse_jls_json(res)
+        valid, self.rejected = [], []
+        for j in parse_jls_json(res):
+            try:
+                checked_jls_entry(j)
+            except ValueError as exc:
+                self.rejected.append((repr(j["name"])[:80], str(exc)))
+                continue
+            valid.append(j)
+        return valid
 
     def jail_set(self, name: str, *params: str) -> None:
         """``jail -m name=NAME PARAM...``: change a running jail (runs no exec.* hooks)."""
@@ -120,6 +138,16 @@ class Host:
                 return None
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return res.stdout.strip()
+
+
+def checked_jls_entry(j: dict[str, Any]) -> dict[str, Any]:
+    """J with its name and addresses validated as any other input (ValueError)."""
+    from .. import validate
+
+    validate.jail_name(j["name"])
+    j["ip4"] = [validate.jail_address(a, 4) for a in j["ip4"]]
+    j["ip6"] = [validate.jail_address(a, 6) for a in j["ip6"]]
+    return j
 
 
 def parse_jls_json(res: Result) -> list[dict[str, Any]]:
