@@ -143,6 +143,7 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         facts_errors: list = []
         try:
             jail = engine.resolve(name, path, ip4, ip6, errors=facts_errors if down else None)
+            require_known(app, jail, up=not down)
             if phase == "destroy" and jail.jid is not None and not force:
                 # destroy frees the UID block and FIB for the next jail while this one still runs
                 raise UsageError(f"jail {jail.name} is running (jid {jail.jid}): stop it before destroy, "
@@ -162,6 +163,18 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         if not outcome.ok and not code:
             code = outcome.exit_code
     return int(code)
+
+
+def require_known(app: App, jail: Jail, up: bool) -> None:
+    """Refuse a jail jailhooks knows nothing of, before touching anything: on
+    the way up it needs facts (jls, its manager, [jail.NAME] or --path/--ip4),
+    else a typo would get a lease and an anchor; otherwise facts or a lease."""
+    from .errors import UnknownJail
+
+    if jail.source != "none" or not up and app.registry.get(jail.name) is not None:
+        return
+    raise UnknownJail(f"unknown jail {jail.name}: not running, not in its manager's files nor in [jail.{jail.name}]"
+                      + (" (or give --path/--ip4)" if up else ", and it holds no lease"))
 
 
 def safe_name(name: str) -> str:

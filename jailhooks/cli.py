@@ -69,7 +69,7 @@ def cli(ctx: click.Context, config, dry_run, verbose, quiet):
     """Per-jail outbound firewalling for FreeBSD jail hosts.
 
     Exit status follows sysexits(3): 0 ok, 1 a phase failed, 64 usage,
-    65 bad data, 69 pool exhausted, 70 internal error, 75 lock timeout,
+    65 bad data, 68 unknown jail, 69 pool exhausted, 70 internal error, 75 lock timeout,
     77 permission, 78 config or plugin error.
     """
     ctx.obj = Options(config, dry_run, verbose, quiet)

@@ -43,7 +43,11 @@ def known_jails(app: App) -> dict[str, Jail]:
 def status_records(app: App, name: str | None) -> list[dict[str, Any]]:
     jails = known_jails(app)
     if name is not None:
-        jails = {name: jails.get(name) or app.engine.resolve(name)}
+        from .app import require_known
+
+        jail = jails.get(name) or app.engine.resolve(name)
+        require_known(app, jail, up=False)
+        jails = {name: jail}
     records = []
     for jail in jails.values():
         rec: dict[str, Any] = {"jail": jail.name, "running": jail.jid is not None, "jid": jail.jid,
@@ -126,6 +130,10 @@ def sync(app: App) -> int:
 
 def check(app: App, name: str | None) -> int:
     jail = app.engine.resolve(name) if name else None
+    if jail is not None:
+        from .app import require_known
+
+        require_known(app, jail, up=False)
     findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
     problems = app.registry.check()
     findings += [("error", "registry", p) for p in problems] or [("ok", "registry", "integrity check passed")]

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # a phase failed (a plugin or a host command)
     USAGE = 64  # EX_USAGE
     DATAERR = 65  # EX_DATAERR: bad input data (jail name, address, symlink in a jail)
+    NOHOST = 68  # EX_NOHOST: no such jail (nothing describes it, and it holds no lease)
     UNAVAILABLE = 69  # EX_UNAVAILABLE: a pool (UIDs, FIBs) is exhausted
     SOFTWARE = 70  # EX_SOFTWARE: a bug in jailhooks or a plugin
     TEMPFAIL = 75  # EX_TEMPFAIL: lock wait exceeded; try again
@@ -30,6 +31,10 @@ class UsageError(JailhooksError):
 
 class DataError(JailhooksError):
     exit_code = ExitCode.DATAERR
+
+
+class UnknownJail(JailhooksError):
+    exit_code = ExitCode.NOHOST
 
 
 class PoolExhausted(JailhooksError):

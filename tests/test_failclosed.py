@@ -247,3 +247,29 @@ def test_rules_from_a_plugin_are_validated_when_the_anchor_is_rendered(env, cli,
     res = cli("run", "start", "web")
     assert res.code == 65 and f"plugin {module}: " in res.err and message in res.err, res.err
     assert env.host_state()["pf"]["anchors"] == {}
+
+
+# -- unknown jails, the host's own root, the pool's bound ------------------------------------------------
+
+def test_an_unknown_jail_is_refused_before_anything_is_touched(env, cli):
+    for args in (("run", "start", "nosuch"), ("run", "stop", "nosuch"), ("status", "nosuch"), ("check", "nosuch")):
+        res = cli(*args)
+        assert res.code == 68 and "unknown jail nosuch" in res.err, args
+    assert env.host_state()["pf"]["anchors"] == {} and cli("status", "--json").json() == []
+    assert cli("run", "start", "nosuch", "--ip4", "192.0.2.99").code == 0  # described on the command line
+
+
+def test_a_jail_on_the_hosts_root_never_touches_the_hosts_files(env, cli, tmp_path):
+    env.write_config('[jail.svc]\npath = "/"\nip4 = "192.0.2.10"\n')
+    res = cli("run", "start", "svc")
+    assert res.code == 0, res.err
+    assert "jail path is / (the host's root): etc/pw.conf and etc/adduser.conf left alone" in res.out
+
+
+def test_the_pool_ends_where_pf_can_still_name_the_block(env, cli):
+    env.write_config('[uids]\nfirst = 4294966294\nlast = 4294967294\nblock = 1000\n[jail.web]\nip4 = "192.0.2.10"\n')
+    res = cli("check")
+    assert res.code == 78 and "uids.last: 4294967294 is outside 1..4294967293" in res.err
+    env.write_config('[uids]\nfirst = 4294966294\nlast = 4294967293\nblock = 1000\n[jail.web]\nip4 = "192.0.2.10"\n')
+    assert cli("run", "start", "web").code == 0
+    assert any("user 4294966293 >< 4294967294" in r for r in env.anchor("jailhooks/web")["filter"])

@@ -9,12 +9,16 @@ created inside the jail land in the block.  destroy ends the lease.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from .. import hookimpl, jailfs
 from ..config import Field, Section, boolean, integer, list_of
 
 UID_MAX_USABLE = 4294967294  # (uid_t)-1 is "no change"; pf rejects uids >= UID_MAX
+# pf matches a block as "user FIRST-1 >< LAST+1", and LAST+1 must itself be a
+# uid pfctl takes (below UID_MAX): so no block may end above this
+POOL_LAST_MAX = UID_MAX_USABLE - 1
 RESERVED = {65533: "nogroup", 65534: "nobody", 4294967295: "(uid_t)-1"}
 DEFAULT_FIRST, DEFAULT_LAST, DEFAULT_BLOCK = 100_000, 999_999_999, 1000
 
@@ -22,13 +26,13 @@ SECTION = Section(
     "uids",
     fields={
         "first": Field(integer(1, UID_MAX_USABLE), DEFAULT_FIRST, "lowest UID of the pool"),
-        "last": Field(integer(1, UID_MAX_USABLE), DEFAULT_LAST, "highest UID of the pool"),
+        "last": Field(integer(1, POOL_LAST_MAX), DEFAULT_LAST, "highest UID of the pool"),
         "block": Field(integer(1, 100_000_000), DEFAULT_BLOCK, "UIDs per jail"),
         "write_pw_conf": Field(boolean, True, "write etc/pw.conf and etc/adduser.conf in the jail"),
     },
     jail_fields={
         "block": Field(integer(1, 100_000_000)),
-        "range": Field(list_of(integer(1, UID_MAX_USABLE))),
+        "range": Field(list_of(integer(1, POOL_LAST_MAX))),
         "write_pw_conf": Field(boolean),
     },
 )
@@ -118,6 +122,11 @@ def _write_user_conf(ctx, lease) -> None:
         return
     if not ctx.jail.path:
         ctx.note("jail path unknown: etc/pw.conf not written")
+        return
+    if os.path.realpath(ctx.jail.path) == "/":
+        # a jail on the host's own root (jail(8)'s default path, service jails):
+        # its etc/pw.conf is the host's, never jailhooks' to change
+        ctx.note("jail path is / (the host's root): etc/pw.conf and etc/adduser.conf left alone")
         return
     first, last = str(lease.uid_first), str(lease.uid_last)
     wanted = {
