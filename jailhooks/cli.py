@@ -172,7 +172,7 @@ def sim(opts: Options, tool, args):
 
 @cli.group()
 def registry():
-    """The lease registry: schema, export and import."""
+    """The lease registry: schema, export, import and recovery."""
 
 
 @registry.command("migrate")
@@ -195,6 +195,16 @@ def registry_export(opts: Options):
 def registry_import(opts: Options, file):
     """Add the leases of an export (all or nothing; overlaps are refused)."""
     return call(opts, commands.registry_import, file.read(), file.name)
+
+
+@registry.command("recover")
+@click.argument("jails", nargs=-1)
+@click.pass_obj
+def registry_recover(opts: Options, jails):
+    """Rebuild lost leases from the jails' own etc/pw.conf (the configured and
+    running jails, and JAILS).  All or nothing: a claim that overlaps another
+    or the registry is refused, and nothing changes."""
+    return call(opts, commands.registry_recover, list(jails))
 
 
 @cli.group()

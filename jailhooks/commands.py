@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import validate
 from .app import App, report
 from .context import Jail
 from .engine import Outcome
@@ -161,6 +162,13 @@ def release(app: App, name: str, force: bool) -> int:
     if lease is None:
         app.warn(f"{name}: no lease")
         return int(ExitCode.DATAERR)
+    if not app.dry_run:
+        from .plugins.uids import forget_claim
+
+        try:
+            forget_claim(app.engine.resolve(name).path, name)
+        except DataError as exc:  # a symlink planted in the jail: the lease is released all the same
+            app.warn(f"{name}: etc/pw.conf left as it is: {exc}")
     app.say(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
             + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
     return 0
@@ -262,6 +270,43 @@ def registry_import(app: App, text: str, source: str) -> int:
         raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
     added, same = app.registry.import_leases(leases)
     app.say(f"registry: {added} lease(s) imported, {same} already there")
+    return 0
+
+
+def registry_recover(app: App, names: list[str]) -> int:
+    """Leases rebuilt from the marker jailhooks keeps in each jail's etc/pw.conf."""
+    from .plugins.uids import claim_of
+    from .registry.sql import checked_lease
+
+    paths = {name: jc.path for name, jc in app.settings.jails.items()}
+    paths.update({j["name"]: j["path"] for j in app.host.jails()})
+    for name in names:
+        paths[name] = app.engine.resolve(name).path
+    claims, problems = [], []
+    for name, path in sorted(paths.items()):
+        claim = claim_of(path)
+        if claim is None:
+            continue
+        if claim["jail"] != name:  # a jail's files are its root's: it may claim anything
+            problems.append(f"jail {name}: its etc/pw.conf claims the block of jail "
+                            f"{validate.shown(str(claim['jail']))}; not recovered")
+            continue
+        try:
+            claims.append(checked_lease(claim, f"jail {name}'s etc/pw.conf"))
+        except DataError as exc:
+            problems.append(str(exc))
+    claims.sort(key=lambda lease: lease.uid_first)
+    for a, b in zip(claims, claims[1:]):
+        if b.uid_first <= a.uid_last:
+            problems.append(f"jails {a.jail} and {b.jail} both claim UIDs {b.uid_first}-{min(a.uid_last, b.uid_last)}")
+    if problems:
+        for problem in problems:
+            app.warn(f"registry recover: {problem}")
+        raise DataError(f"registry recover: {len(problems)} problem(s); nothing was changed")
+    records = [{"jail": c.jail, "uid_first": c.uid_first, "uid_last": c.uid_last} for c in claims]
+    added, same = app.registry.import_leases(records)
+    app.say(f"registry recover: {added} lease(s) rebuilt from the jails' etc/pw.conf, {same} already there "
+            "(FIBs are allocated again at each jail's next start)")
     return 0
 
 

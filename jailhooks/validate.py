@@ -210,3 +210,28 @@ def port(value: object) -> str:
         if 1 <= low <= high <= 65535:
             return f"{low}:{high}"
     raise ValueError(f"port {value!r} is not a number 1-65535 or a range 'LOW:HIGH'")
+
+
+# UIDs: (uid_t)-1 means "no change", and pf matches a block as
+# "user FIRST-1 >< LAST+1" with LAST+1 below UID_MAX (4294967295): so no block
+# may end above 4294967293.  Below 1000: the system's and the ports' users.
+UID_BLOCK_MIN, UID_BLOCK_MAX = 1000, 4294967293
+RESERVED_UIDS = {65533: "nogroup", 65534: "nobody"}
+
+
+def uid_block(first: object, last: object) -> tuple[int, int]:
+    """A UID block jailhooks may hand out or accept (import, recovery)."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
+        raise ValueError(f"UIDs {first!r}-{last!r} are not integers")
+    if not UID_BLOCK_MIN <= first <= last <= UID_BLOCK_MAX:  # type: ignore[operator]
+        raise ValueError(f"UIDs {first}-{last} are not a block within {UID_BLOCK_MIN}-{UID_BLOCK_MAX}")
+    hit = [f"{uid} ({who})" for uid, who in RESERVED_UIDS.items() if first <= uid <= last]  # type: ignore[operator]
+    if hit:
+        raise ValueError(f"UIDs {first}-{last} contain reserved ids {', '.join(hit)}")
+    return first, last  # type: ignore[return-value]
+
+
+def fib_number(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 65536:
+        raise ValueError(f"FIB {value!r} is not a number 0-65535")
+    return value

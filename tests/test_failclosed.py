@@ -273,3 +273,94 @@ def test_the_pool_ends_where_pf_can_still_name_the_block(env, cli):
     env.write_config('[uids]\nfirst = 4294966294\nlast = 4294967293\nblock = 1000\n[jail.web]\nip4 = "192.0.2.10"\n')
     assert cli("run", "start", "web").code == 0
     assert any("user 4294966293 >< 4294967294" in r for r in env.anchor("jailhooks/web")["filter"])
+
+
+# -- leases lost or shared ------------------------------------------------------------------------------
+
+LOST = '[jail.web]\npath = "{web}"\nip4 = "192.0.2.10"\n[jail.mail]\npath = "{mail}"\nip4 = "192.0.2.20"\n'
+
+
+def _lose_registry(env):
+    for f in env.state.glob("registry.sqlite*"):
+        f.unlink()
+
+
+@pytest.mark.parametrize("how", ["removed", "truncated"])
+def test_a_lost_registry_is_never_a_fresh_start_and_recover_rebuilds_it(env, cli, how):
+    env.write_config(LOST.format(web=env.jail_root("web"), mail=env.jail_root("mail")))
+    assert cli("run", "create", "web").code == 0 and cli("run", "create", "mail").code == 0
+    before = {r["jail"]: r["uid_range"] for r in cli("status", "--json").json()}
+    _lose_registry(env)
+    if how == "truncated":
+        (env.state / "registry.sqlite").write_bytes(b"")  # sqlite takes an empty file as a new database
+    pw_mail = (env.root / "jails/mail/etc/pw.conf").read_text()
+    # mail starts first: it would get web's block 100000-100999, and web's users would become mail's
+    res = cli("run", "start", "mail")
+    assert res.code == 65 and "run `jailhooks registry recover`" in res.err
+    assert (env.root / "jails/mail/etc/pw.conf").read_text() == pw_mail
+    assert cli("status", "--json", "mail").json()[0]["uid_range"] is None
+    res = cli("registry", "recover")
+    assert res.code == 0 and "2 lease(s) rebuilt" in res.out
+    assert {r["jail"]: r["uid_range"] for r in cli("status", "--json").json()} == before
+    assert cli("registry", "recover").out.startswith("registry recover: 0 lease(s) rebuilt")
+
+
+def test_a_new_jail_never_gets_a_block_another_jail_holds(env, cli):
+    env.write_config(LOST.format(web=env.jail_root("web"), mail=env.jail_root("mail")))
+    assert cli("run", "create", "web").code == 0
+    _lose_registry(env)
+    res = cli("run", "create", "mail")  # mail is new, but web's files say it holds 100000-100999
+    assert res.code == 65 and "are held by jail web" in res.err
+    assert cli("registry", "recover").code == 0
+    assert cli("run", "create", "mail").code == 0
+    assert cli("status", "--json", "mail").json()[0]["uid_range"] == [101000, 101999]
+
+
+def test_recover_refuses_claims_a_jail_could_forge(env, cli):
+    env.write_config(LOST.format(web=env.jail_root("web"), mail=env.jail_root("mail")))
+    assert cli("run", "create", "web").code == 0 and cli("run", "create", "mail").code == 0
+    _lose_registry(env)
+    pw = env.root / "jails/mail/etc/pw.conf"  # mail's root rewrites its marker to take web's block
+    pw.write_text(pw.read_text().replace("101000-101999 of jail mail", "100000-100999 of jail mail"))
+    res = cli("registry", "recover")
+    assert res.code == 65 and "jails mail and web both claim UIDs 100000-100999" in res.err
+    assert [r["uid_range"] for r in cli("status", "--json").json()] == [None, None]  # nothing recovered
+    pw.write_text(pw.read_text().replace("100000-100999 of jail mail", "100000-100999 of jail web"))
+    res = cli("registry", "recover")
+    assert res.code == 65 and "jail mail: its etc/pw.conf claims the block of jail web" in res.err
+
+
+@pytest.mark.parametrize("lease,message", [
+    ({"jail": "evil\npass all", "uid_first": 200000, "uid_last": 200999}, "may only contain letters"),
+    ({"jail": "a", "uid_first": 65000, "uid_last": 65999}, "reserved ids 65533 (nogroup), 65534 (nobody)"),
+    ({"jail": "a", "uid_first": -5, "uid_last": 10}, "not a block within 1000-4294967293"),
+    ({"jail": "a", "uid_first": 4294967000, "uid_last": 4294967296}, "not a block within"),
+    ({"jail": "a", "uid_first": 200000, "uid_last": 200999, "fib": -1}, "FIB -1 is not a number"),
+    ({"jail": "a", "uid_first": "200000", "uid_last": 200999}, "are not integers"),
+    ("not a lease", "not a JSON object"),
+])
+def test_registry_import_validates_every_lease(env, cli, tmp_path, lease, message):
+    f = tmp_path / "leases.json"
+    f.write_text(json.dumps({"leases": [lease]}))
+    res = cli("registry", "import", str(f))
+    assert res.code == 65 and message in res.err, res.err
+    assert cli("status", "--json").json() == []
+
+
+def test_registry_import_refuses_a_shared_exclusive_fib(env, cli, tmp_path):
+    f = tmp_path / "leases.json"
+    f.write_text(json.dumps({"leases": [
+        {"jail": "a", "uid_first": 200000, "uid_last": 200999, "fib": 2, "fib_exclusive": True},
+        {"jail": "b", "uid_first": 201000, "uid_last": 201999, "fib": 2, "fib_exclusive": True}]}))
+    res = cli("registry", "import", str(f))
+    assert res.code == 65 and "FIB 2 of jail b is exclusive, and jail a holds it too" in res.err
+
+
+def test_a_jail_made_again_after_destroy_or_release_is_not_taken_for_a_lost_lease(env, cli):
+    env.write_config(LOST.format(web=env.jail_root("web"), mail=env.jail_root("mail")))
+    assert cli("run", "create", "web").code == 0
+    assert cli("run", "destroy", "web").code == 0
+    assert "# jailhooks: UIDs" not in (env.root / "jails/web/etc/pw.conf").read_text()
+    assert cli("run", "create", "web").code == 0
+    assert cli("release", "web").code == 0
+    assert cli("run", "create", "web").code == 0

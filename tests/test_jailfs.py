@@ -28,7 +28,8 @@ def test_write_and_keep_other_settings(jail, env, cli):
     env.write_config(f'[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n')
     assert cli("run", "create", "web").code == 0
     text = (root / "etc" / "pw.conf").read_text()
-    assert text == "# site defaults\ndefaultshell = sh\nminuid = 100000\nmaxuid = 100999\nmingid = 100000\nmaxgid = 100999\n"
+    assert text == ("# site defaults\ndefaultshell = sh\nminuid = 100000\nmaxuid = 100999\nmingid = 100000\nmaxgid = 100999\n"
+                    "# jailhooks: UIDs 100000-100999 of jail web (jailhooks registry recover reads this)\n")
     assert oct(os.stat(root / "etc" / "pw.conf").st_mode & 0o777) == "0o640"
     assert (root / "etc" / "adduser.conf").read_text() == "uidstart=100000\n"
 

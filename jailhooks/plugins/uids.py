@@ -13,6 +13,7 @@ import os
 import sys
 
 from .. import hookimpl, jailfs
+from ..errors import DataError, JailhooksError
 from ..config import Field, Section, boolean, integer, list_of
 
 UID_MAX_USABLE = 4294967294  # (uid_t)-1 is "no change"; pf rejects uids >= UID_MAX
@@ -78,8 +79,77 @@ def allocate(ctx):
     return ctx.registry.allocate_uids(ctx.jail.name, sec["block"], pool, fixed)
 
 
+MARK = "# jailhooks: UIDs "
+
+
+def marker(lease) -> str:
+    """The line jailhooks keeps in a jail's etc/pw.conf: which block it gave
+    which jail, so that a lost registry can be rebuilt from the jails."""
+    return f"{MARK}{lease.uid_first}-{lease.uid_last} of jail {lease.jail} (jailhooks registry recover reads this)"
+
+
+def claim_of(path: str | None) -> dict | None:
+    """The block a jail's etc/pw.conf says jailhooks gave it, as a lease
+    record (unvalidated: a jail's own files are hostile), or None."""
+    if not path or os.path.realpath(path) == "/":
+        return None
+    try:
+        text = jailfs.read_text(path, "etc/pw.conf") or ""
+    except JailhooksError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            words = line[len(MARK):].split()
+            if len(words) >= 4 and words[1:3] == ["of", "jail"] and words[0].count("-") == 1:
+                first, last = words[0].split("-")
+                if first.isdigit() and last.isdigit():
+                    return {"jail": words[3], "uid_first": int(first), "uid_last": int(last)}
+    return None
+
+
+def forget_claim(path: str | None, jail: str) -> bool:
+    """After a release: take the marker out of the jail's etc/pw.conf, so that
+    a jail made again under that name is not taken for a lost lease.  Best
+    effort (the jail's root may be gone already); True if one was removed."""
+    claim = claim_of(path)
+    if claim is None or claim["jail"] != jail:
+        return False
+    text = jailfs.read_text(path, "etc/pw.conf") or ""  # type: ignore[arg-type]
+    kept = [line for line in text.splitlines() if not line.startswith(MARK)]
+    jailfs.write_text(path, "etc/pw.conf", "\n".join(kept) + "\n" if kept else "")  # type: ignore[arg-type]
+    return True
+
+
+def _check_claims(ctx, lease) -> None:
+    """A new lease must not be a block that a jail on this host already holds
+    according to its own files: a lost or replaced registry must never hand
+    one jail's block to another (their users would swap identities)."""
+    own = claim_of(ctx.jail.path)
+    if own is not None and own["jail"] == ctx.jail.name:
+        raise DataError(f"jail {ctx.jail.name}: its etc/pw.conf says jailhooks gave it UIDs {own['uid_first']}-"
+                        f"{own['uid_last']}, but the registry has no lease for it: the registry was lost or "
+                        "replaced; run `jailhooks registry recover` (nothing was changed)")
+    paths = {name: jc.path for name, jc in ctx.settings.jails.items()}
+    try:
+        paths.update({j["name"]: j["path"] for j in ctx.host.jails()})
+    except JailhooksError:
+        pass  # the configured jails are still checked
+    for name, path in sorted(paths.items()):
+        claim = claim_of(path) if name != ctx.jail.name else None
+        if claim and claim["uid_first"] <= lease.uid_last and lease.uid_first <= claim["uid_last"]:
+            raise DataError(f"jail {ctx.jail.name}: UIDs {lease.uid_first}-{lease.uid_last} are held by jail {name} "
+                            f"(its etc/pw.conf: {claim['uid_first']}-{claim['uid_last']}), which the registry does "
+                            "not know: run `jailhooks registry recover` (nothing was changed)")
+
+
 def _ensure_lease(ctx):
     lease, created = allocate(ctx)
+    if created and not ctx.dry_run:
+        try:
+            _check_claims(ctx, lease)
+        except DataError:
+            ctx.registry.release(ctx.jail.name)
+            raise
     if created:
         ctx.on_undo(f"release UIDs {lease.uid_first}-{lease.uid_last}", lambda: ctx.registry.release(ctx.jail.name))
         ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last} (new lease)")
@@ -136,6 +206,9 @@ def _write_user_conf(ctx, lease) -> None:
     for rel, (values, sep) in wanted.items():
         old = jailfs.read_text(ctx.jail.path, rel)
         new = set_keys(old or "", values, sep)
+        if rel == "etc/pw.conf":
+            lines = [line for line in new.splitlines() if not line.startswith(MARK)]
+            new = "\n".join(lines + [marker(lease)]) + "\n"
         if old == new:
             continue
         shown = f"{ctx.jail.path.rstrip('/')}/{rel}"
@@ -163,6 +236,8 @@ def jailhooks_prestart(ctx):
 def jailhooks_destroy(ctx):
     lease = ctx.registry.release(ctx.jail.name)
     ctx.note(f"released UIDs {lease.uid_first}-{lease.uid_last}" if lease else "no lease")
+    if lease and not ctx.dry_run:
+        forget_claim(ctx.jail.path, ctx.jail.name)
 
 
 @hookimpl

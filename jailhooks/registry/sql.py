@@ -23,6 +23,33 @@ COLUMNS = "jail, uid_first, uid_last, fib, fib_exclusive, host, created"
 _COLUMNS = COLUMNS
 
 
+def checked_lease(item: Any, what: str) -> Lease:
+    """A lease from outside (an export file, a jail's own files), validated
+    with the same checks as allocation; DataError naming WHAT and the lease."""
+    from .. import validate
+    from ..config import host_label
+
+    try:
+        if not isinstance(item, dict):
+            raise ValueError("not a JSON object")
+        first, last = validate.uid_block(item["uid_first"], item["uid_last"])
+        fib = item.get("fib")
+        created = item.get("created") or 0.0
+        if isinstance(created, bool) or not isinstance(created, (int, float)):
+            raise ValueError(f"created {created!r} is not a time")
+        if not isinstance(item.get("fib_exclusive", False), bool):
+            raise ValueError("fib_exclusive is not true or false")
+        return Lease(jail=validate.jail_name(item["jail"]), uid_first=first, uid_last=last,
+                     fib=None if fib is None else validate.fib_number(fib),
+                     fib_exclusive=bool(item.get("fib_exclusive")), host=host_label(item.get("host") or ""),
+                     created=float(created))
+    except KeyError as exc:
+        raise DataError(f"{what}: lease {validate.shown(repr(item), 120)}: missing {exc}") from None
+    except ValueError as exc:
+        who = validate.shown(str(item.get("jail", "?"))) if isinstance(item, dict) else "?"
+        raise DataError(f"{what}: lease of {who}: {exc}") from None
+
+
 def _lease(row: tuple) -> Lease:
     return Lease(jail=row[0], uid_first=int(row[1]), uid_last=int(row[2]), fib=row[3], fib_exclusive=bool(row[4]),
                  host=row[5], created=float(row[6]))
@@ -246,16 +273,7 @@ class SqlRegistry:
         added = same = 0
         with self._tx() as db:
             for item in leases:
-                try:
-                    lease = Lease(jail=str(item["jail"]), uid_first=int(item["uid_first"]),
-                                  uid_last=int(item["uid_last"]),
-                                  fib=None if item.get("fib") is None else int(item["fib"]),
-                                  fib_exclusive=bool(item.get("fib_exclusive")), host=str(item.get("host") or ""),
-                                  created=float(item.get("created") or 0.0))
-                except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    raise DataError(f"import: bad lease {item!r}: {exc}") from None
-                if lease.uid_last < lease.uid_first:
-                    raise DataError(f"import: jail {lease.jail}: UID range {lease.uid_first}-{lease.uid_last} is empty")
+                lease = checked_lease(item, "import")
                 row = db.execute(f"SELECT {_COLUMNS} FROM leases WHERE jail = ?", (lease.jail,)).fetchone()
                 if row:
                     if _lease(row).uid_range != lease.uid_range:
@@ -268,6 +286,14 @@ class SqlRegistry:
                 if other and other[2] >= lease.uid_first:
                     raise DataError(f"import: UIDs {lease.uid_first}-{lease.uid_last} of jail {lease.jail} overlap "
                                     f"the block of jail {other[0]}")
+                if lease.fib is not None:
+                    host = lease.host or self.host_name
+                    clash = db.execute("SELECT jail FROM leases WHERE fib = ? AND host = ? AND (fib_exclusive = 1 OR ?)",
+                                       (lease.fib, host, bool(lease.fib_exclusive))).fetchone()
+                    if clash:
+                        raise DataError(f"import: FIB {lease.fib} of jail {lease.jail} is "
+                                        f"{'exclusive' if lease.fib_exclusive else 'shared'}, and jail {clash[0]} "
+                                        f"holds it {'too' if lease.fib_exclusive else 'exclusively'}")
                 db.execute(f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (lease.jail, lease.uid_first, lease.uid_last, lease.fib, int(lease.fib_exclusive),
                             lease.host or self.host_name, lease.created or time.time()))
