@@ -11,7 +11,7 @@ from . import validate
 from .app import App, report
 from .context import Jail
 from .engine import Outcome
-from .errors import DataError, ExitCode, UsageError
+from .errors import DataError, ExitCode, JailhooksError, UsageError
 
 
 # -- status -------------------------------------------------------------------------
@@ -162,6 +162,13 @@ def release(app: App, name: str, force: bool) -> int:
     if lease is None:
         app.warn(f"{name}: no lease")
         return int(ExitCode.DATAERR)
+    if lease.fib is not None and lease.fib_exclusive:
+        from .plugins.fib import clear_fib
+
+        try:  # its next owner must not inherit this jail's routes
+            clear_fib(app.host, app.settings.for_jail("fib", name), lease.fib)
+        except JailhooksError as exc:
+            app.warn(f"{name}: FIB {lease.fib} not emptied: {exc}")
     if not app.dry_run:
         from .plugins.uids import forget_claim
 

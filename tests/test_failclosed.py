@@ -364,3 +364,48 @@ def test_a_jail_made_again_after_destroy_or_release_is_not_taken_for_a_lost_leas
     assert cli("run", "create", "web").code == 0
     assert cli("release", "web").code == 0
     assert cli("run", "create", "web").code == 0
+
+
+# -- FIBs never pass routes on -----------------------------------------------------------------------
+
+FIBS = '''[fib]
+mode = "exclusive"
+connected = [{{ net = "192.0.2.0/24", interface = "em0" }}]
+[jail.a]
+path = "{a}"
+ip4 = "192.0.2.10"
+[jail.a.fib]
+gateway = "192.0.2.1"
+[jail.b]
+path = "{b}"
+ip4 = "192.0.2.20"
+'''
+
+
+@pytest.mark.parametrize("how", ["destroy", "release"])
+def test_a_freed_fib_keeps_no_routes_for_its_next_owner(env, cli, how):
+    env.write_config(FIBS.format(a=env.jail_root("a"), b=env.jail_root("b")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=2"], None, 5, True)
+    assert cli("run", "create", "a").code == 0 and cli("run", "prestart", "a").code == 0
+    fib = cli("status", "--json", "a").json()[0]["fib"]
+    assert "default4" in env.host_state()["routes"][str(fib)]
+    # a's config loses its default route before a goes: the route must go all the same
+    env.write_config(FIBS.format(a=env.jail_root("a"), b=env.jail_root("b")).replace('gateway = "192.0.2.1"', ""))
+    assert cli(*(["run", "destroy"] if how == "destroy" else ["release"]), "a").code == 0
+    assert env.host_state()["routes"][str(fib)] == {}
+    assert cli("run", "create", "b").code == 0 and cli("run", "prestart", "b").code == 0
+    assert cli("status", "--json", "b").json()[0]["fib"] == fib
+    assert "default4" not in env.host_state()["routes"][str(fib)]  # b's config gives it no default route
+
+
+def test_a_new_owner_never_inherits_routes_left_in_its_fib(env, cli):
+    env.write_config(FIBS.format(a=env.jail_root("a"), b=env.jail_root("b")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=2"], None, 5, True)
+    for cmd in (["-n", "add", "-net", "192.0.2.0/24", "-iface", "em0", "-fib", "1"],
+                ["-n", "add", "default", "192.0.2.1", "-fib", "1"]):  # left by hand, or by an older jailhooks
+        assert env.sim.run(["/sbin/route", *cmd], None, 5, True).returncode == 0
+    assert cli("run", "create", "b").code == 0 and cli("run", "prestart", "b").code == 0
+    assert "default4" not in env.host_state()["routes"]["1"]
+    env.sim.run(["/sbin/route", "-n", "add", "default", "192.0.2.1", "-fib", "1"], None, 5, True)
+    res = cli("check", "b")
+    assert res.code == 1 and "FIB 1 has a default route (-4) that its config does not give it" in res.err

@@ -59,6 +59,7 @@ def test_routes_connected_first_idempotent_and_removed_at_destroy(env, cli):
     set_fibs(env, 2)
     assert cli("run", "prestart", "a", "--ip4", "192.0.2.10").code == 0
     assert route_log(env) == [
+        "route -q -n flush -fib 1",  # a new owner: whatever was left in the FIB goes first
         "route -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1",
         "route -q -n -4 add default 192.0.2.1 -fib 1",
         "route -q -n -4 add -net 10.0.0.0/8 192.0.2.254 -fib 1",

@@ -471,8 +471,9 @@ class SimulatedRunner:
             err.append(f"route: invalid fib number: {fib}\n")
             return 64
         table = st["routes"].setdefault(fib, {})
-        if verb == "flush":
-            table.clear()
+        if verb == "flush":  # route.c flushroutes_fib(): every RTF_GATEWAY route; interface routes stay
+            for key in [k for k, r in table.items() if not r["iface"]]:
+                del table[key]
             return 0
         if dest is None:
             err.append("route: no destination given\n")

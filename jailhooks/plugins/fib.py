@@ -77,6 +77,8 @@ def _ensure(ctx):
         fib, new = ctx.registry.allocate_fib(ctx.jail.name, range(first, fibs), exclusive=True)
     if new:
         ctx.on_undo(f"forget FIB {fib}", lambda: ctx.registry.clear_fib(ctx.jail.name))
+        if sec["mode"] == "exclusive":  # whatever a previous owner left in it (a default route) goes first
+            flush_routes(ctx.host, fib)
     ctx.note(f"FIB {fib} ({sec['mode']}{', new' if new else ''})")
     return fib, new
 
@@ -149,14 +151,23 @@ def jailhooks_prestart(ctx):
             ctx.note(f"{added} route(s) added to FIB {got[0]}")
 
 
-def _delete_routes(ctx, fib):
+def flush_routes(host, fib: int) -> None:
+    """Every gateway route of FIB (route(8) flush: the default route and the
+    routes through a gateway; interface routes stay)."""
+    host.run("route", "-q", "-n", "flush", "-fib", str(fib))
+
+
+def clear_fib(host, sec, fib: int) -> None:
+    """Empty an exclusive FIB that is being freed, so that its next owner does
+    not inherit routes (a default route its config says it must not have)."""
+    flush_routes(host, fib)
     errors = []
-    for family, _add, delete in reversed(route_plan(ctx.config("fib"))):
-        try:
-            _route(ctx, family, "delete", delete, fib)
-        except CommandError as exc:
-            if "not in table" not in str(exc):
-                errors.append(str(exc))
+    for family, _add, delete in reversed(route_plan(sec)):
+        if delete[0] == "default" or delete[-1] in [r["net"] for r in sec["routes"]]:
+            continue  # gateway routes: flushed above
+        res = host.run("route", "-q", "-n", family, "delete", *delete, "-fib", str(fib), check=False)
+        if res.returncode != 0 and "not in table" not in res.stdout + res.stderr:
+            errors.append(f"route delete {' '.join(delete)} -fib {fib}: {(res.stderr or res.stdout).strip()}")
     if errors:
         raise DataError("; ".join(errors))
 
@@ -167,7 +178,7 @@ def jailhooks_destroy(ctx):
     if lease is None or lease.fib is None:
         return
     if lease.fib_exclusive:  # a shared FIB's routes serve other jails too
-        _delete_routes(ctx, lease.fib)
+        clear_fib(ctx.host, ctx.config("fib"), lease.fib)
         ctx.note(f"routes of FIB {lease.fib} removed")
     ctx.registry.clear_fib(ctx.jail.name)
 
@@ -194,8 +205,17 @@ def jailhooks_check(settings, host, registry, jail):
             found.append(("error", f"jail {lease.jail}: FIB {lease.fib} does not exist (net.fibs={fibs})"))
     if jail is not None:
         lease = registry.get(jail.name)
+        sec = settings.for_jail("fib", jail.name)
+        if lease and lease.fib is not None and lease.fib_exclusive and not sec["gateway"]:
+            for family in ("-4", "-6"):
+                res = host.run("route", "-n", family, "get", "-fib", str(lease.fib), "default", check=False,
+                               mutating=False)
+                if res.returncode == 0:
+                    found.append(("error", f"jail {jail.name}: FIB {lease.fib} has a default route ({family}) that "
+                                           "its config does not give it (jailhooks sync does not remove it: "
+                                           f"route -n flush -fib {lease.fib}, then jailhooks sync)"))
         if lease and lease.fib is not None:
-            for family, _add, delete in route_plan(settings.for_jail("fib", jail.name)):
+            for family, _add, delete in route_plan(sec):
                 dest = delete[-1]
                 res = host.run("route", "-n", family, "get", "-fib", str(lease.fib), dest, check=False,
                                mutating=False)
