@@ -154,6 +154,9 @@ def release(app: App, name: str, force: bool) -> int:
         validate.jail_name(name)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+    from .engine import canonical
+
+    name = canonical(app.settings, name)
     with app.engine.jail_lock(name):
         if app.host.jail(name) is not None and not force:
             raise UsageError(f"jail {name} is running: its UIDs would be handed to another jail "

@@ -263,8 +263,15 @@ def read_toml(path: str | None) -> tuple[dict, str]:
         import tomllib
     else:  # pragma: no cover - exercised on 3.9/3.10 in CI
         import tomli as tomllib
+    import stat
+
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a FIFO at the config path must not hang a jail start
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError("not a regular file", path)
+            os.set_blocking(fh.fileno(), True)
             return tomllib.load(fh), path
     except FileNotFoundError:
         if explicit:
@@ -272,6 +279,8 @@ def read_toml(path: str | None) -> tuple[dict, str]:
         return {}, "(built-in defaults)"
     except PermissionError:
         raise ConfigError("permission denied", path) from None
+    except IsADirectoryError:
+        raise ConfigError("not a regular file", path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path) from None
     except UnicodeDecodeError:

@@ -87,6 +87,7 @@ class Engine:
             validate.jail_name(name)
         except ValueError as exc:
             raise DataError(str(exc)) from None
+        name = canonical(self.settings, name)
         try:
             ip4 = [validate.jail_address(a, 4) for a in ip4 or []] or None
             ip6 = [validate.jail_address(a, 6) for a in ip6 or []] or None
@@ -231,6 +232,15 @@ class Engine:
             yield
         finally:
             os.close(fd)
+
+
+def canonical(settings: Settings, name: str) -> str:
+    """The name the kernel knows the jail by (see managers.canonical_name)."""
+    if not settings.section("managers"):
+        return name
+    from .managers import canonical_name
+
+    return canonical_name(settings, name)
 
 
 def _checked_facts(found: Any, name: str, plugin: str) -> Jail:

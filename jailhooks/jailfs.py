@@ -22,6 +22,9 @@ _SYMLINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # Linux: ELOOP; FreeBSD O_NOFOLLO
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
+
+MAX_FILE = 1 << 20  # a jail's pw.conf or passwd is never this large; a bigger one is refused, not cut
+
 def _split(relpath: str) -> list[str]:
     parts = [p for p in relpath.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
@@ -88,7 +91,11 @@ def read_text(root: str, relpath: str) -> str | None:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                     raise DataError(f"{shown} is not a regular file")
                 os.set_blocking(fh.fileno(), True)
-                return fh.read(1 << 20).decode("utf-8", "replace")
+                data = fh.read(MAX_FILE + 1)
+                if len(data) > MAX_FILE:
+                    raise DataError(f"{shown} is larger than {MAX_FILE >> 20} MiB; left as it is")
+                # surrogateescape: bytes that are not UTF-8 come back unchanged on write
+                return data.decode("utf-8", "surrogateescape")
     except FileNotFoundError:
         return None
 
@@ -114,7 +121,7 @@ def write_text(root: str, relpath: str, text: str, mode: int = 0o644) -> None:
                          0o600, dir_fd=dfd)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(text.encode())
+                    fh.write(text.encode("utf-8", "surrogateescape"))
                     fh.flush()
                     os.fchmod(fh.fileno(), mode)
                     os.fsync(fh.fileno())

@@ -111,7 +111,19 @@ def fast_run(opts: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    import os
+
+    # Every file jailhooks makes for itself (registry, locks, caches, backups)
+    # is root's alone, whatever umask the jail manager runs it with; files it
+    # writes into jails get their mode explicitly.
+    umask = os.umask(0o077)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        os.umask(umask)
+
+
+def _main(argv: list[str]) -> int:
     verbose = "-v" in argv or "--verbose" in argv
     try:
         refuse_option_like_names(argv)

@@ -4,7 +4,9 @@ two jails.  Each test drives the CLI or a shim as a user or an attacker would.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -409,3 +411,100 @@ def test_a_new_owner_never_inherits_routes_left_in_its_fib(env, cli):
     env.sim.run(["/sbin/route", "-n", "add", "default", "192.0.2.1", "-fib", "1"], None, 5, True)
     res = cli("check", "b")
     assert res.code == 1 and "FIB 1 has a default route (-4) that its config does not give it" in res.err
+
+
+# -- one jail, one name --------------------------------------------------------------------------
+
+def test_an_iocage_jail_has_one_name_whichever_one_is_typed(host, cli):
+    """iocage's hook runs as ioc-NAME (the kernel's name); an admin types NAME."""
+    assert iocage_hook(host, "prestart", "ioc-nextcloud").returncode == 0
+    lease = cli("status", "--json", "ioc-nextcloud").json()[0]["uid_range"]
+    anchor = host.anchor("jailhooks/ioc-nextcloud")
+    res = cli("run", "prestart", "nextcloud")
+    assert res.code == 0 and "ioc-nextcloud: prestart: uids: UIDs" in res.out
+    assert len(cli("status", "--json").json()) == 1  # no second lease
+    assert cli("status", "--json", "nextcloud").json()[0]["uid_range"] == lease
+    assert host.anchor("jailhooks/ioc-nextcloud") == anchor and host.anchor("jailhooks/nextcloud") is None
+    assert cli("render", "nextcloud").out == cli("render", "ioc-nextcloud").out
+
+
+# -- files: never damaged, never hung on, never readable by others -------------------------------------
+
+def test_pw_conf_bytes_survive_and_a_huge_one_is_refused_untouched(env, cli):
+    root = env.jail_root("web")
+    original = b"# d\xe9faut du site\ndefaultshell = sh\n"
+    (root / "etc" / "pw.conf").write_bytes(original)
+    env.write_config(f'[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n')
+    assert cli("run", "create", "web").code == 0
+    written = (root / "etc" / "pw.conf").read_bytes()
+    assert written.startswith(original) and b"minuid = 100000" in written
+    assert cli("run", "destroy", "web").code == 0
+    huge = b"# x\n" * 300_000
+    (root / "etc" / "pw.conf").write_bytes(huge)
+    res = cli("run", "create", "web")
+    assert res.code == 65 and "is larger than 1 MiB; left as it is" in res.err
+    assert (root / "etc" / "pw.conf").read_bytes() == huge
+    assert cli("status", "--json", "web").json()[0]["uid_range"] is None  # undone
+
+
+def test_undo_restores_pw_conf_byte_for_byte(env, cli, tmp_path, monkeypatch):
+    root = env.jail_root("web")
+    original = b"# \xff\xfe not UTF-8\nminuid = 5000\n"
+    (root / "etc" / "pw.conf").write_bytes(original)
+    (tmp_path / "failpre.py").write_text("from jailhooks import hookimpl\n@hookimpl\ndef jailhooks_prestart(ctx):\n"
+                                         "    raise RuntimeError('no')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config(f'[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n')
+    env.config.write_text('plugins = ["failpre"]\n' + env.config.read_text())
+    assert cli("run", "prestart", "web").code == 1
+    assert (root / "etc" / "pw.conf").read_bytes() == original
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_config_path_that_is_not_a_file_is_one_line_and_exit_78(env, cli, tmp_path, kind):
+    path = tmp_path / "weird.toml"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    proc = subprocess.run([sys.executable, "-m", "jailhooks", "--config", str(path), "status"],
+                          capture_output=True, text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 78 and proc.stderr == f"jailhooks: {path}: not a regular file\n"
+
+
+@pytest.mark.parametrize("kind", ["self", "loop", "fifo"])
+def test_a_jail_conf_that_includes_itself_or_a_fifo_is_one_line(env, cli, tmp_path, kind):
+    import os
+
+    conf = tmp_path / "jail.conf"
+    other = tmp_path / "other.conf"
+    if kind == "self":
+        conf.write_text(f'.include "{conf}";\nweb {{ ip4.addr = 192.0.2.10; }}\n')
+    elif kind == "loop":
+        conf.write_text(f'.include "{other}";\n')
+        other.write_text(f'.include "{conf}";\n')
+    else:
+        os.mkfifo(other)
+        conf.write_text(f'.include "{other}";\n')
+    env.write_config(f'[managers]\njail_conf = "{conf}"\njail_conf_d = "{tmp_path / "none"}"\n')
+    res = cli("run", "start", "web")
+    assert res.code == 65 and len(res.err.strip().splitlines()) == 1, res.err
+    assert ("includes a file that is being read" in res.err) if kind != "fifo" else ("not a regular file" in res.err)
+
+
+def test_jailhooks_own_files_are_private_whatever_the_umask(env, tmp_path):
+    import os
+    import stat
+
+    env.write_config(START.format(root=env.jail_root("web"), port=443))
+    env.create_jail("web", ip4="192.0.2.10")
+    proc = subprocess.run(["/bin/sh", "-c", 'umask 000; exec "$@"', "sh", sys.executable, "-m",
+                           "jailhooks", "--config", str(env.config), "run", "start", "web"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    for path in env.state.rglob("*"):
+        if "simhost" in path.parts:  # the stand-in for FreeBSD, made by this test too
+            continue
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, (path, oct(mode))

@@ -7,6 +7,7 @@ import os
 import re
 
 from ..errors import DataError
+from . import read_file
 
 
 def safename(name: str) -> str:
@@ -17,14 +18,9 @@ def read(directory: str, jail: str) -> dict | None:
     safe = safename(jail)
     for candidate in (safe, f"{safe}.norun"):
         path = os.path.join(directory, candidate)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
+        text = read_file(path)
+        if text is not None:
             break
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise DataError(f"{path}: {exc.strerror}") from None
     else:
         return None
     values: dict[str, str] = {}

@@ -13,6 +13,7 @@ import os
 import re
 
 from ..errors import DataError
+from . import read_file
 
 _TOKEN = (r'''
     (?P<ws>\s+) | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
@@ -42,8 +43,10 @@ class Statement:
         self.key, self.op, self.values, self.line = key, op, values, line
 
 
-def parse(text: str, path: str) -> list[tuple[str | None, Statement]]:
-    """(section or None, statement) in file order; includes are followed."""
+def parse(text: str, path: str, _within: tuple[str, ...] = ()) -> list[tuple[str | None, Statement]]:
+    """(section or None, statement) in file order; includes are followed
+    (an include of a file that is already being read is an error, not a loop)."""
+    within = _within + (os.path.realpath(path),)
     out: list[tuple[str | None, Statement]] = []
     toks = list(_tokens(text, path))
     i, section = 0, None
@@ -67,8 +70,9 @@ def parse(text: str, path: str) -> list[tuple[str | None, Statement]]:
             import glob
 
             for inc in sorted(glob.glob(target)):
-                with open(inc, encoding="utf-8", errors="replace") as fh:
-                    out.extend(parse(fh.read(), inc))
+                if os.path.realpath(inc) in within:
+                    raise DataError(f"{path}:{line}: .include {inc} includes a file that is being read (a loop)")
+                out.extend(parse(read_file(inc) or "", inc, within))
             i += 3
             continue
         i += 1
@@ -141,13 +145,9 @@ def jail_params(statements: list[tuple[str | None, Statement]], jail: str, path:
 
 def read(path: str, jail: str) -> dict | None:
     """Facts of JAIL from a jail.conf file, or None if it does not configure it."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
-    except FileNotFoundError:
+    text = read_file(path)
+    if text is None:
         return None
-    except OSError as exc:
-        raise DataError(f"{path}: {exc.strerror}") from None
     params = jail_params(parse(text, path), jail, path)
     if params is None:
         return None
@@ -164,13 +164,11 @@ def facts(params: dict[str, list[str]]) -> dict:
 
 def exec_hooks(path: str, jail: str) -> dict[str, list[str]]:
     """The jail's exec.* commands after inheritance (for `install` and checks)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        params = jail_params(parse(fh.read(), path), jail, path) or {}
+    params = jail_params(parse(read_file(path) or "", path), jail, path) or {}
     return {k: v for k, v in params.items() if k.startswith("exec.")}
 
 
 def jail_names(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return sorted({sec for sec, _ in parse(fh.read(), path) if sec and "*" not in sec})
+    return sorted({sec for sec, _ in parse(read_file(path) or "", path) if sec and "*" not in sec})

@@ -73,7 +73,8 @@ def jailhooks_jail_facts(name, settings):
             path = absolute_path(found["path"]) if found["path"] else None
         except ValueError as exc:
             raise DataError(f"{where}: jail {name}: {exc}") from None
-        return Jail(name=name, path=path, ip4=ip4, ip6=ip6, hostname=found.get("hostname"), source=reader)
+        return Jail(name=name, path=path, ip4=ip4, ip6=ip6, hostname=found.get("hostname"), source=reader,
+                    vnet=bool(found.get("vnet")))
     return None
 
 
