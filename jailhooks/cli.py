@@ -131,6 +131,40 @@ def release(opts: Options, jail, force):
     return call(opts, commands.release, jail, force)
 
 
+@cli.group()
+def hook():
+    """The hook of the managers that cannot pass a jail's name themselves."""
+
+
+@hook.command("iocage", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("phase")
+@click.argument("jail")
+@click.argument("previous", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def hook_iocage(opts: Options, phase, jail, previous):
+    """iocage's exec_PHASE: run PHASE for JAIL (ioc-NAME), then the jail's
+    PREVIOUS hook: on the way up only if jailhooks succeeded.
+
+    \b
+    Example (what `jailhooks install iocage web` prints):
+      iocage set exec_prestart="/usr/local/bin/jailhooks hook iocage prestart ioc-web" web
+    """
+    from .main import hook as run_hook
+
+    return call(opts, run_hook, "iocage", [phase, jail, *previous])
+
+
+@hook.command("pot")
+@click.argument("phase")
+@click.pass_obj
+def hook_pot(opts: Options, phase):
+    """pot's PHASE hook: the pot's name and addresses come from _POT_NAME,
+    _POT_IP and _POT_IP_LIST.  pot copies a one-line script calling this."""
+    from .main import hook as run_hook
+
+    return call(opts, run_hook, "pot", [phase])
+
+
 @cli.command()
 @click.argument("manager", type=click.Choice(MANAGERS))
 @click.argument("jail", required=False)

@@ -16,9 +16,10 @@ PHASES = ("prestart", "poststart", "prestop", "poststop")
 MANAGERS = ("jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot")
 
 
-def prefix_paths() -> tuple[str, str]:
-    """(the jailhooks program, the libexec dir of the shims) for this install."""
-    return (os.path.join(sys.prefix, "bin", "jailhooks"), os.path.join(sys.prefix, "libexec", "jailhooks"))
+def program_path() -> str:
+    """The jailhooks program of this install (pip or the port): every line
+    `install` prints calls it, so every path it prints exists."""
+    return os.path.join(sys.prefix, "bin", "jailhooks")
 
 
 def jail_conf_lines(program: str) -> list[str]:
@@ -34,7 +35,7 @@ def per_jail_params(fib: int | None, families: list[str]) -> list[str]:
 
 def render(manager: str, jail: str | None, fib: int | None, families: list[str],
            iocage_hooks: dict[str, str] | None = None) -> str:
-    program, libexec = prefix_paths()
+    program = program_path()
     out: list[str] = []
     if manager in ("jail.conf", "bastille", "appjail"):
         where = {"jail.conf": "the global part of /etc/jail.conf (outside any jail's { })",
@@ -66,15 +67,19 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
             for p in PHASES:
                 previous = (iocage_hooks or {}).get(f"exec_{p}", "/usr/bin/true")
                 chain = "" if previous in ("", "/usr/bin/true") else f" {previous}"
-                out.append(f'iocage set exec_{p}="{libexec}/iocage-hook {p} {kernel}{chain}" {name}')
+                out.append(f'iocage set exec_{p}="{program} hook iocage {p} {kernel}{chain}" {name}')
             if fib is not None:
                 out.append(f"iocage set exec_fib={fib} {name}")
             for f in families:
                 out.append(f"iocage set {f}_saddrsel=0 {name}")
     elif manager == "pot":
         name = jail or "NAME"
-        hook = f"{libexec}/pot-hook"
-        out.append(f"pot set-hook -p {name} -s {hook} -S {hook} -t {hook} -T {hook}")
+        out.append("# pot copies hook scripts into the pot: these are one-line calls of jailhooks, so an")
+        out.append("# upgrade of jailhooks reaches the pot without a new set-hook.")
+        out.append("d=$(mktemp -d) && for p in prestart poststart prestop poststop; do")
+        out.append(f"  printf '#!/bin/sh\\nexec %s hook pot %s\\n' '{program}' \"$p\" > \"$d/$p.sh\" && chmod 755 \"$d/$p.sh\"")
+        out.append(f'done && pot set-hook -p {name} -s "$d/prestart.sh" -S "$d/poststart.sh" '
+                   f'-t "$d/prestop.sh" -T "$d/poststop.sh"; rm -rf "$d"')
         out.append("# WARNING: pot ignores hook exit codes: a failing prestart does not stop the start.")
         out.append("# Run `jailhooks check` and `jailhooks sync` from cron to catch a pot without its rules.")
     else:
@@ -108,7 +113,7 @@ def apply_jail_conf(path: str) -> tuple[list[str], str | None]:
     first jail section) unless they are there.  (added lines, backup or None)."""
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
-    lines = jail_conf_lines(prefix_paths()[0])
+    lines = jail_conf_lines(program_path())
     # lines of an older jailhooks, without "--" before $name: upgraded in place
     older = {_squash(l.replace(" -- $name", " $name")): l for l in lines}
     present = {_squash(l) for l in text.splitlines()}
@@ -136,7 +141,7 @@ def apply_rc_conf(path: str) -> tuple[list[str], str | None]:
 
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
-    program = prefix_paths()[0]
+    program = program_path()
     added = []
     for phase in PHASES:
         command = f"{program} run {phase} -- $name"

@@ -81,6 +81,32 @@ def parse_run(argv: list[str]) -> dict | None:
     return opts
 
 
+def parse_hook(argv: list[str]) -> dict | None:
+    """``[globals] hook iocage|pot ARGS...``: what the managers that cannot
+    pass a name run at every start, so it is parsed here too, without click."""
+    opts: dict = {"config": None, "dry_run": False, "quiet": False, "verbose": 0}
+    it = iter(argv)
+    for tok in it:
+        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        if name == "--config":
+            opts["config"] = value if eq else next(it, None)
+            if not opts["config"]:
+                return None
+        elif name in GLOBAL_FLAGS and not eq:
+            opts[GLOBAL_FLAGS[name]] = True
+        elif name in ("-v", "--verbose") and not eq:
+            opts["verbose"] += 1
+        elif tok == "hook":
+            manager, args = next(it, None), list(it)
+            if manager not in ("iocage", "pot") or not args or args[0] in ("-h", "--help"):
+                return None
+            opts["manager"], opts["args"] = manager, args
+            return opts
+        else:
+            return None
+    return None
+
+
 def fast_run(opts: dict) -> int:
     import gc
 
@@ -100,6 +126,8 @@ def fast_run(opts: dict) -> int:
         if collecting:
             gc.enable()
         try:
+            if "manager" in opts:
+                return hook(app, opts["manager"], opts["args"])
             return app_mod.run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
                                opts["ip6"] or None, opts["force"])
         finally:
@@ -108,6 +136,19 @@ def fast_run(opts: dict) -> int:
         gc.unfreeze()
         if collecting:
             gc.enable()
+
+
+def hook(app, manager: str, args: list[str]) -> int:
+    """``jailhooks hook iocage|pot ...`` (managers/hooks.py)."""
+    import os
+
+    from . import app as app_mod
+    from .managers import hooks
+
+    def run(phase: str, names: list[str], ip4: list[str] | None, ip6: list[str] | None) -> int:
+        return app_mod.run(app, phase, names, None, ip4, ip6)
+
+    return hooks.iocage(run, args) if manager == "iocage" else hooks.pot(run, args, os.environ)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +168,7 @@ def _main(argv: list[str]) -> int:
     verbose = "-v" in argv or "--verbose" in argv
     try:
         refuse_option_like_names(argv)
-        opts = parse_run(argv)
+        opts = parse_run(argv) or parse_hook(argv)
         if opts is not None:
             return fast_run(opts)
         from .cli import click_main

@@ -171,8 +171,8 @@ def test_install_prints_what_hooks_holds(host, cli):
 
 def test_install_iocage_keeps_the_users_hook(host, cli):
     out = cli("install", "iocage", "nextcloud").out
-    assert ('iocage set exec_prestart="' + os.path.join(sys.prefix, "libexec", "jailhooks", "iocage-hook")
-            + ' prestart ioc-nextcloud /usr/local/sbin/backup-check" nextcloud') in out
+    assert ('iocage set exec_prestart="' + os.path.join(sys.prefix, "bin", "jailhooks")
+            + ' hook iocage prestart ioc-nextcloud /usr/local/sbin/backup-check" nextcloud') in out
     assert "iocage set ip4_saddrsel=0 nextcloud" in out
 
 
@@ -236,3 +236,46 @@ def test_a_jail_conf_that_is_not_utf8_is_read_and_kept_byte_for_byte(host, cli):
     assert cli("install", "jail.conf", "--apply").code == 0
     data = conf.read_bytes()
     assert data.startswith(b"# Jails de la soci\xe9t\xe9\n") and b"run prestart -- $name" in data
+
+
+def test_every_path_install_prints_exists_for_this_install(host, cli):
+    """pip or the port: the lines call the jailhooks program itself."""
+    import re
+
+    checked = set()
+    for manager in ("jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot"):
+        out = cli("install", manager, "nextcloud").out
+        for path in re.findall(r"(/[\w./-]+)", out):
+            if "jailhooks" in path and not path.endswith((".conf", ".sh")) and "/etc/" not in path:
+                assert os.path.exists(path), (manager, path)
+                checked.add((manager, path))
+    assert {m for m, _ in checked} == {"jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot"}
+
+
+def test_pot_scripts_as_install_prints_them_call_the_installed_command(host, cli, tmp_path):
+    """What `install pot` prints, run with a stand-in pot that copies the
+    scripts as pot set-hook does; then pot runs them for an alias pot."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    conf = tmp_path / "pot" / "conf"
+    conf.mkdir(parents=True)
+    (bindir / "pot").write_text(f"""#!/bin/sh
+shift 3  # set-hook -p NAME
+while [ $# -gt 1 ]; do
+  case $1 in -s) n=prestart;; -S) n=poststart;; -t) n=prestop;; -T) n=poststop;; esac
+  cp "$2" "{conf}/$n.sh"; shift 2
+done
+""")
+    (bindir / "pot").chmod(0o755)
+    printed = cli("install", "pot", "mypot").out.replace(os.path.join(sys.prefix, "bin", "jailhooks"), host.wrapper)
+    script = "\n".join(line for line in printed.splitlines() if not line.startswith("#"))
+    res = subprocess.run(["/bin/sh", "-c", script], env={**CLEAN_ENV, "PATH": f"{bindir}:/bin:/usr/bin"},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert (conf / "prestart.sh").read_text() == f"#!/bin/sh\nexec {host.wrapper} hook pot prestart\n"
+    env = {**CLEAN_ENV, "_POT_NAME": "mypot", "_POT_IP": "192.0.2.70", "_POT_IP_LIST": "_POT_IP_0 _POT_IP_1",
+           "_POT_IP_0": "192.0.2.70", "_POT_IP_1": "2001:db8::70"}
+    assert subprocess.run([str(conf / "prestart.sh")], env=env, capture_output=True, timeout=60).returncode == 0
+    assert list(host.anchor("jailhooks/mypot")["tables"].values()) == [["192.0.2.70", "2001:db8::70"]]
+    assert subprocess.run([str(conf / "poststop.sh")], env=env, capture_output=True, timeout=60).returncode == 0
+    assert host.anchor("jailhooks/mypot") is None
