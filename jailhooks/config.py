@@ -261,7 +261,7 @@ def read_toml(path: str | None) -> tuple[dict, str]:
     path = path or os.environ.get("JAILHOOKS_CONFIG") or default_config_path()
     if sys.version_info >= (3, 11):
         import tomllib
-    else:  # pragma: no cover - exercised on 3.9/3.10 in CI
+    else:  # pragma: no cover - exercised on 3.10 in CI
         import tomli as tomllib
     import stat
 
