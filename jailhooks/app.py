@@ -112,7 +112,7 @@ def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = Fal
         problems.extend(found)
     if problems:
         raise ConfigError(problems, source)
-    host = make_host(settings.host, dry_run=dry_run)
+    host = make_host(settings.host, dry_run=dry_run, announce=None if quiet else sys.stderr)
     return App(settings, plugins, host, dry_run=dry_run, quiet=quiet, verbose=verbose)
 
 
@@ -189,7 +189,8 @@ def safe_name(name: str) -> str:
 
 def report(app: App, outcome: Outcome) -> None:
     for phase, plugin, text in outcome.notes:
-        app.say(f"{outcome.jail}: {phase}: {plugin}: {text}")
+        # a dry run changed nothing: its notes say what the run would have done
+        app.say(f"{outcome.jail}: {phase}: {plugin}: {'(dry run, not done) ' if app.dry_run else ''}{text}")
         if not app.dry_run:
             to_syslog("LOG_INFO", f"{outcome.jail}: {phase}: {plugin}: {text}")
     for f in outcome.failures:

@@ -91,11 +91,21 @@ def run(opts: Options, phase, jails, path, ip4, ip6, force):
 
 @cli.command()
 @click.argument("jail", required=False)
-@click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per jail.")
+@click.option("--json", "as_json", is_flag=True,
+              help='A versioned JSON document: {"__version": "1", "jailhooks-status": {"jail": [...]}}.')
+@click.option("-H", "tabs", is_flag=True, help="For scripts: no header, fields separated by one tab.")
+@click.option("--json-array", "array", is_flag=True, hidden=True, help="The flat array of 0.1 (deprecated).")
 @click.pass_obj
-def status(opts: Options, jail, as_json):
-    """Leases, FIBs and anchors of every known jail, or of JAIL."""
-    return call(opts, commands.status, jail, as_json)
+def status(opts: Options, jail, as_json, tabs, array):
+    """Leases, FIBs and anchors of every known jail, or of JAIL.
+
+    \b
+    Examples:
+      jailhooks status
+      jailhooks status --json web
+      jailhooks status -H | while IFS="$(printf '\\t')" read -r name jid uids fib anchor loaded rules; do ...; done
+    """
+    return call(opts, commands.status, jail, as_json, tabs, array)
 
 
 @cli.command()
@@ -116,10 +126,14 @@ def sync(opts: Options):
 
 @cli.command()
 @click.argument("jail", required=False)
+@click.option("--json", "as_json", is_flag=True,
+              help='A versioned JSON document: {"__version": "1", "jailhooks-check": {"ok": ..., "finding": [...]}}.')
 @click.pass_obj
-def check(opts: Options, jail):
-    """Check the config, the registry, pf's hooks and (with JAIL) one jail."""
-    return call(opts, commands.check, jail)
+def check(opts: Options, jail, as_json):
+    """Check the config, the registry, pf's hooks and (with JAIL) one jail.
+
+    Exit status 1 if anything is wrong.  Example (cron): jailhooks -q check || mail -s jailhooks root"""
+    return call(opts, commands.check, jail, as_json)
 
 
 @cli.command()

@@ -51,33 +51,55 @@ def status_records(app: App, name: str | None) -> list[dict[str, Any]]:
         jails = {name: jail}
     records = []
     for jail in jails.values():
-        rec: dict[str, Any] = {"jail": jail.name, "running": jail.jid is not None, "jid": jail.jid,
-                               "path": jail.path, "ip4": list(jail.ip4), "ip6": list(jail.ip6)}
+        # jls's key names where jls has the value; each plugin's keys under its name
+        rec: dict[str, Any] = {"name": jail.name, "jid": jail.jid, "running": jail.jid is not None,
+                               "path": jail.path, "ip4.addr": list(jail.ip4), "ip6.addr": list(jail.ip6),
+                               "vnet": "new" if jail.vnet else "inherit", "source": jail.source, "plugins": {}}
         ctx = app.context(jail, "status")
         for plugin, extra in app.plugins.collect("jailhooks_status", ctx=ctx):
-            rec.update(extra)
+            rec["plugins"][plugin] = extra
         records.append(rec)
     return records
 
 
-def status(app: App, name: str | None, as_json: bool) -> int:
-    records = status_records(app, name)
-    if as_json:
-        import json
+STATUS_VERSION = "1"  # of the --json document; documented in README ("status --json")
 
-        app.out.write(json.dumps(records, indent=2) + "\n")
+
+def status(app: App, name: str | None, as_json: bool, tabs: bool = False, array: bool = False) -> int:
+    records = status_records(app, name)
+    if array:  # the flat array of 0.1 (one release, then removed)
+        app.out.write(_json([{"jail": r["name"], "running": r["running"], "jid": r["jid"], "path": r["path"],
+                              "ip4": r["ip4.addr"], "ip6": r["ip6.addr"],
+                              **{k: v for extra in r["plugins"].values() for k, v in extra.items()}}
+                             for r in records]))
         return 0
-    if not records:
+    if as_json:
+        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-status": {"jail": records}}))
+        return 0
+    rows = []
+    for r in records:
+        uids, fib, pf = (r["plugins"].get(p, {}) for p in ("uids", "fib", "pf"))
+        rows.append((r["name"], "-" if r["jid"] is None else str(r["jid"]),
+                     f"{uids['uid_range'][0]}-{uids['uid_range'][1]}" if uids.get("uid_range") else "-",
+                     "-" if fib.get("fib") is None else str(fib["fib"]), pf.get("anchor", "-"),
+                     "yes" if pf.get("anchor_loaded") else "no", str(pf.get("rules", "-"))))
+    if tabs:  # -H: no header, one tab-separated line per jail, as zfs and iocage do for scripts
+        for row in rows:
+            app.out.write("\t".join(row) + "\n")
+        return 0
+    if not rows:
         app.out.write("no jails known\n")
         return 0
-    header = f"{'JAIL':<16} {'JID':>4} {'UIDS':<21} {'FIB':>4} {'ANCHOR':<28} RULES"
-    app.out.write(header + "\n")
-    for r in records:
-        uids = "-" if not r.get("uid_range") else f"{r['uid_range'][0]}-{r['uid_range'][1]}"
-        anchor = r.get("anchor", "-") + ("" if r.get("anchor_loaded") else " (not loaded)")
-        app.out.write(f"{r['jail']:<16} {r['jid'] if r['jid'] is not None else '-':>4} {uids:<21} "
-                      f"{r.get('fib') if r.get('fib') is not None else '-':>4} {anchor:<28} {r.get('rules', '-')}\n")
+    app.out.write(f"{'JAIL':<16} {'JID':>4} {'UIDS':<21} {'FIB':>4} {'ANCHOR':<28} {'LOADED':<6} RULES\n")
+    for name_, jid, uids_, fib_, anchor, loaded, rules in rows:
+        app.out.write(f"{name_:<16} {jid:>4} {uids_:<21} {fib_:>4} {anchor:<28} {loaded:<6} {rules}\n")
     return 0
+
+
+def _json(doc: Any) -> str:
+    import json
+
+    return json.dumps(doc, indent=2) + "\n"
 
 
 # -- render, sync, check, release, plugins ---------------------------------------------
@@ -129,7 +151,7 @@ def sync(app: App) -> int:
     return int(code)
 
 
-def check(app: App, name: str | None) -> int:
+def check(app: App, name: str | None, as_json: bool = False) -> int:
     jail = app.engine.resolve(name) if name else None
     if jail is not None:
         from .app import require_known
@@ -141,10 +163,14 @@ def check(app: App, name: str | None) -> int:
     for plugin, found in app.plugins.collect("jailhooks_check", settings=app.settings, host=app.host,
                                              registry=app.registry, jail=jail):
         findings += [(level, plugin, msg) for level, msg in found]
-    for level, who, msg in findings:
-        line = f"{level:<7} {who}: {msg}"
-        (app.err if level == "error" else app.out).write(line + "\n")
-    return int(ExitCode.FAILED) if any(level == "error" for level, _, _ in findings) else 0
+    failed = any(level == "error" for level, _, _ in findings)
+    if as_json:
+        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-check": {
+            "ok": not failed, "finding": [{"level": level, "source": who, "message": msg} for level, who, msg in findings]}}))
+    else:  # one report, one stream; the exit status says whether anything is wrong
+        for level, who, msg in findings:
+            app.out.write(f"{level:<7} {who}: {msg}\n")
+    return int(ExitCode.FAILED) if failed else 0
 
 
 def release(app: App, name: str, force: bool) -> int:

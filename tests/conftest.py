@@ -27,6 +27,20 @@ class Result:
     def json(self):
         return json.loads(self.out)
 
+    def jails(self) -> list[dict]:
+        """``status --json``, one flat record per jail, for assertions."""
+        return status_records(self.out)
+
+
+def status_records(text: str) -> list[dict]:
+    """The jails of a ``status --json`` document (version 1), each flattened:
+    the core keys under their short names plus every plugin's keys."""
+    doc = json.loads(text)
+    assert doc["__version"] == "1" and list(doc) == ["__version", "jailhooks-status"], doc
+    return [{"jail": r["name"], "running": r["running"], "jid": r["jid"], "path": r["path"], "ip4": r["ip4.addr"],
+             "ip6": r["ip6.addr"], **{k: v for extra in r["plugins"].values() for k, v in extra.items()}}
+            for r in doc["jailhooks-status"]["jail"]]
+
 
 @dataclass
 class Env:

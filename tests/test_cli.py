@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from .conftest import status_records
+
 POLICY = """
 [pf]
 allow = [{ proto = ["tcp", "udp"], to = "192.0.2.53", port = 53 }]
@@ -52,7 +54,7 @@ def test_start_and_stop_a_jail_in_a_subprocess(web):
     pw_conf = (web.root / "jails/web/etc/pw.conf").read_text()
     assert "minuid = 100000" in pw_conf and "maxgid = 100999" in pw_conf
 
-    status = json.loads(web.subprocess("status", "--json").out)
+    status = status_records(web.subprocess("status", "--json").out)
     assert status == [{"jail": "web", "running": True, "jid": 1, "path": str(web.root / "jails/web"),
                        "ip4": ["192.0.2.10"], "ip6": [], "uid_range": [100000, 100999], "fib": None,
                        "anchor": "jailhooks/web", "anchor_loaded": True, "rules": len(anchor["filter"]),
@@ -241,8 +243,10 @@ def test_dry_run_changes_nothing(web, cli):
     before = web.host_state()
     res = cli("--dry-run", "run", "start", "web")
     assert res.code == 0, res.err
-    assert "would run: /sbin/pfctl -a jailhooks/web -f -" in res.err
-    assert "would write: " in res.err
+    # the plan, on stdout with the rest of the report, and in the conditional
+    assert "would run: /sbin/pfctl -a jailhooks/web -f -" in res.out and res.err == ""
+    assert "would write: " in res.out
+    assert "web: prestart: pf: (dry run, not done) anchor jailhooks/web loaded" in res.out
     after = web.host_state()
     before.pop("log"), after.pop("log")
     assert after == before
@@ -295,7 +299,7 @@ def test_check_finds_missing_hooks_in_the_main_ruleset(web, cli, tmp_path):
     web.sim.run(["/sbin/pfctl", "-f", str(conf)], None, 5, True)
     res = cli("check")
     assert res.code == 1
-    assert 'main ruleset lacks nat-anchor "jailhooks/*"' in res.err
+    assert 'main ruleset lacks nat-anchor "jailhooks/*"' in res.out
 
 
 def test_release_by_hand(web, cli):

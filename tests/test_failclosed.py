@@ -60,12 +60,12 @@ def test_destroy_of_a_running_jail_is_refused_unless_forced(env, cli):
     env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
     env.create_jail("web", ip4="192.0.2.10")
     assert cli("run", "start", "web").code == 0
-    before = cli("status", "--json", "web").json()
+    before = cli("status", "--json", "web").jails()
     res = cli("run", "destroy", "web")
     assert res.code == 64 and "jail web is running (jid 1): stop it before destroy, or use --force" in res.err
-    assert cli("status", "--json", "web").json() == before  # lease, FIB and anchor kept
+    assert cli("status", "--json", "web").jails() == before  # lease, FIB and anchor kept
     assert cli("run", "destroy", "--force", "web").code == 0
-    assert cli("status", "--json", "web").json()[0]["uid_range"] is None
+    assert cli("status", "--json", "web").jails()[0]["uid_range"] is None
 
 
 # -- plugins that would be ignored ---------------------------------------------------------------
@@ -123,13 +123,13 @@ def test_loaded_means_the_rules_start_loads_are_there(env, cli):
     env.create_jail("web", ip4="192.0.2.10")
     assert cli("run", "start", "web").code == 0
     assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-F", "rules"], None, 5, True).returncode == 0
-    status = cli("status", "--json", "web").json()[0]
+    status = cli("status", "--json", "web").jails()[0]
     assert status["anchor_loaded"] is False and status["rules"] == 0
     res = cli("check", "web")
-    assert res.code == 1 and "jail web runs without the rules of its anchor jailhooks/web" in res.err
+    assert res.code == 1 and "jail web runs without the rules of its anchor jailhooks/web" in res.out
     assert cli("run", "poststart", "web").code == 1
     assert cli("sync").code == 0
-    assert cli("status", "--json", "web").json()[0]["anchor_loaded"] is True
+    assert cli("status", "--json", "web").jails()[0]["anchor_loaded"] is True
 
 
 def test_check_without_a_name_finds_every_running_jail_without_its_rules(env, cli):
@@ -140,8 +140,8 @@ def test_check_without_a_name_finds_every_running_jail_without_its_rules(env, cl
     assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/db", "-F", "all"], None, 5, True).returncode == 0
     res = cli("check")
     assert res.code == 1
-    assert "jail db runs without the rules of its anchor jailhooks/db" in res.err
-    assert "jail web runs without" not in res.err
+    assert "jail db runs without the rules of its anchor jailhooks/db" in res.out
+    assert "jail web runs without" not in res.out
 
 
 # -- a registry that cannot be opened ------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_names_from_jls_never_reach_a_rule(env, cli, name):
     assert list(anchors) == ["jailhooks/web"]
     assert not any("pass out quick all" in line for a in anchors.values() for line in a["filter"])
     status = cli("status", "--json")
-    assert status.code == 0 and [r["jail"] for r in status.json()] == ["web"]
+    assert status.code == 0 and [r["jail"] for r in status.jails()] == ["web"]
 
 
 FACTS = '''
@@ -257,7 +257,7 @@ def test_an_unknown_jail_is_refused_before_anything_is_touched(env, cli):
     for args in (("run", "start", "nosuch"), ("run", "stop", "nosuch"), ("status", "nosuch"), ("check", "nosuch")):
         res = cli(*args)
         assert res.code == 68 and "unknown jail nosuch" in res.err, args
-    assert env.host_state()["pf"]["anchors"] == {} and cli("status", "--json").json() == []
+    assert env.host_state()["pf"]["anchors"] == {} and cli("status", "--json").jails() == []
     assert cli("run", "start", "nosuch", "--ip4", "192.0.2.99").code == 0  # described on the command line
 
 
@@ -291,7 +291,7 @@ def _lose_registry(env):
 def test_a_lost_registry_is_never_a_fresh_start_and_recover_rebuilds_it(env, cli, how):
     env.write_config(LOST.format(web=env.jail_root("web"), mail=env.jail_root("mail")))
     assert cli("run", "create", "web").code == 0 and cli("run", "create", "mail").code == 0
-    before = {r["jail"]: r["uid_range"] for r in cli("status", "--json").json()}
+    before = {r["jail"]: r["uid_range"] for r in cli("status", "--json").jails()}
     _lose_registry(env)
     if how == "truncated":
         (env.state / "registry.sqlite").write_bytes(b"")  # sqlite takes an empty file as a new database
@@ -300,10 +300,10 @@ def test_a_lost_registry_is_never_a_fresh_start_and_recover_rebuilds_it(env, cli
     res = cli("run", "start", "mail")
     assert res.code == 65 and "run `jailhooks registry recover`" in res.err
     assert (env.root / "jails/mail/etc/pw.conf").read_text() == pw_mail
-    assert cli("status", "--json", "mail").json()[0]["uid_range"] is None
+    assert cli("status", "--json", "mail").jails()[0]["uid_range"] is None
     res = cli("registry", "recover")
     assert res.code == 0 and "2 lease(s) rebuilt" in res.out
-    assert {r["jail"]: r["uid_range"] for r in cli("status", "--json").json()} == before
+    assert {r["jail"]: r["uid_range"] for r in cli("status", "--json").jails()} == before
     assert cli("registry", "recover").out.startswith("registry recover: 0 lease(s) rebuilt")
 
 
@@ -315,7 +315,7 @@ def test_a_new_jail_never_gets_a_block_another_jail_holds(env, cli):
     assert res.code == 65 and "are held by jail web" in res.err
     assert cli("registry", "recover").code == 0
     assert cli("run", "create", "mail").code == 0
-    assert cli("status", "--json", "mail").json()[0]["uid_range"] == [101000, 101999]
+    assert cli("status", "--json", "mail").jails()[0]["uid_range"] == [101000, 101999]
 
 
 def test_recover_refuses_claims_a_jail_could_forge(env, cli):
@@ -326,7 +326,7 @@ def test_recover_refuses_claims_a_jail_could_forge(env, cli):
     pw.write_text(pw.read_text().replace("101000-101999 of jail mail", "100000-100999 of jail mail"))
     res = cli("registry", "recover")
     assert res.code == 65 and "jails mail and web both claim UIDs 100000-100999" in res.err
-    assert [r["uid_range"] for r in cli("status", "--json").json()] == [None, None]  # nothing recovered
+    assert [r["uid_range"] for r in cli("status", "--json").jails()] == [None, None]  # nothing recovered
     pw.write_text(pw.read_text().replace("100000-100999 of jail mail", "100000-100999 of jail web"))
     res = cli("registry", "recover")
     assert res.code == 65 and "jail mail: its etc/pw.conf claims the block of jail web" in res.err
@@ -346,7 +346,7 @@ def test_registry_import_validates_every_lease(env, cli, tmp_path, lease, messag
     f.write_text(json.dumps({"leases": [lease]}))
     res = cli("registry", "import", str(f))
     assert res.code == 65 and message in res.err, res.err
-    assert cli("status", "--json").json() == []
+    assert cli("status", "--json").jails() == []
 
 
 def test_registry_import_refuses_a_shared_exclusive_fib(env, cli, tmp_path):
@@ -389,14 +389,14 @@ def test_a_freed_fib_keeps_no_routes_for_its_next_owner(env, cli, how):
     env.write_config(FIBS.format(a=env.jail_root("a"), b=env.jail_root("b")))
     env.sim.run(["/sbin/sysctl", "net.fibs=2"], None, 5, True)
     assert cli("run", "create", "a").code == 0 and cli("run", "prestart", "a").code == 0
-    fib = cli("status", "--json", "a").json()[0]["fib"]
+    fib = cli("status", "--json", "a").jails()[0]["fib"]
     assert "default4" in env.host_state()["routes"][str(fib)]
     # a's config loses its default route before a goes: the route must go all the same
     env.write_config(FIBS.format(a=env.jail_root("a"), b=env.jail_root("b")).replace('gateway = "192.0.2.1"', ""))
     assert cli(*(["run", "destroy"] if how == "destroy" else ["release"]), "a").code == 0
     assert env.host_state()["routes"][str(fib)] == {}
     assert cli("run", "create", "b").code == 0 and cli("run", "prestart", "b").code == 0
-    assert cli("status", "--json", "b").json()[0]["fib"] == fib
+    assert cli("status", "--json", "b").jails()[0]["fib"] == fib
     assert "default4" not in env.host_state()["routes"][str(fib)]  # b's config gives it no default route
 
 
@@ -410,7 +410,7 @@ def test_a_new_owner_never_inherits_routes_left_in_its_fib(env, cli):
     assert "default4" not in env.host_state()["routes"]["1"]
     env.sim.run(["/sbin/route", "-n", "add", "default", "192.0.2.1", "-fib", "1"], None, 5, True)
     res = cli("check", "b")
-    assert res.code == 1 and "FIB 1 has a default route (-4) that its config does not give it" in res.err
+    assert res.code == 1 and "FIB 1 has a default route (-4) that its config does not give it" in res.out
 
 
 # -- one jail, one name --------------------------------------------------------------------------
@@ -418,12 +418,12 @@ def test_a_new_owner_never_inherits_routes_left_in_its_fib(env, cli):
 def test_an_iocage_jail_has_one_name_whichever_one_is_typed(host, cli):
     """iocage's hook runs as ioc-NAME (the kernel's name); an admin types NAME."""
     assert iocage_hook(host, "prestart", "ioc-nextcloud").returncode == 0
-    lease = cli("status", "--json", "ioc-nextcloud").json()[0]["uid_range"]
+    lease = cli("status", "--json", "ioc-nextcloud").jails()[0]["uid_range"]
     anchor = host.anchor("jailhooks/ioc-nextcloud")
     res = cli("run", "prestart", "nextcloud")
     assert res.code == 0 and "ioc-nextcloud: prestart: uids: UIDs" in res.out
-    assert len(cli("status", "--json").json()) == 1  # no second lease
-    assert cli("status", "--json", "nextcloud").json()[0]["uid_range"] == lease
+    assert len(cli("status", "--json").jails()) == 1  # no second lease
+    assert cli("status", "--json", "nextcloud").jails()[0]["uid_range"] == lease
     assert host.anchor("jailhooks/ioc-nextcloud") == anchor and host.anchor("jailhooks/nextcloud") is None
     assert cli("render", "nextcloud").out == cli("render", "ioc-nextcloud").out
 
@@ -444,7 +444,7 @@ def test_pw_conf_bytes_survive_and_a_huge_one_is_refused_untouched(env, cli):
     res = cli("run", "create", "web")
     assert res.code == 65 and "is larger than 1 MiB; left as it is" in res.err
     assert (root / "etc" / "pw.conf").read_bytes() == huge
-    assert cli("status", "--json", "web").json()[0]["uid_range"] is None  # undone
+    assert cli("status", "--json", "web").jails()[0]["uid_range"] is None  # undone
 
 
 def test_undo_restores_pw_conf_byte_for_byte(env, cli, tmp_path, monkeypatch):

@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from .conftest import status_records
+
 ROUTES = """
 [fib]
 mode = "exclusive"
@@ -37,11 +39,11 @@ def test_exclusive_fibs_come_from_the_pool_and_run_out(env, cli):
     assert "undone: uids: release UIDs" in res.err  # c got no lease either
     set_fibs(env, 4)  # net.fibs read at each run: growing it helps at once
     assert cli("run", "create", "c", "--ip4", "192.0.2.12").code == 0
-    fibs = {r["jail"]: r["fib"] for r in json.loads(cli("status", "--json").out)}
+    fibs = {r["jail"]: r["fib"] for r in status_records(cli("status", "--json").out)}
     assert fibs == {"a": 1, "b": 2, "c": 3}
     assert cli("run", "destroy", "b").code == 0
     assert cli("run", "create", "d", "--ip4", "192.0.2.13").code == 0
-    assert {r["jail"]: r["fib"] for r in json.loads(cli("status", "--json").out)}["d"] == 2
+    assert {r["jail"]: r["fib"] for r in status_records(cli("status", "--json").out)}["d"] == 2
 
 
 def test_shared_fib(env, cli):
@@ -51,7 +53,7 @@ def test_shared_fib(env, cli):
     set_fibs(env, 2)
     assert cli("run", "create", "a", "--ip4", "192.0.2.10").code == 0
     assert cli("run", "create", "b", "--ip4", "192.0.2.11").code == 0
-    assert [r["fib"] for r in json.loads(cli("status", "--json").out)] == [1, 1]
+    assert [r["fib"] for r in status_records(cli("status", "--json").out)] == [1, 1]
 
 
 def test_routes_connected_first_idempotent_and_removed_at_destroy(env, cli):
@@ -82,7 +84,7 @@ def test_route_failure_fails_the_start_closed(env, cli):
     assert res.code == 1
     assert "add net default: gateway 192.0.2.1 fib 1: Network is unreachable" in res.err
     assert env.anchor("jailhooks/a") is None
-    assert json.loads(cli("status", "--json").out) == []
+    assert status_records(cli("status", "--json").out) == []
 
 
 @pytest.mark.torture
@@ -93,5 +95,5 @@ def test_parallel_creates_get_distinct_fibs(env):
         results = list(pool.map(lambda i: env.subprocess("run", "create", f"j{i}", "--ip4", f"192.0.2.{i + 10}"),
                                 range(12)))
     assert [r.code for r in results] == [0] * 12, [r.err for r in results]
-    fibs = [r["fib"] for r in json.loads(env.subprocess("status", "--json").out)]
+    fibs = [r["fib"] for r in status_records(env.subprocess("status", "--json").out)]
     assert sorted(fibs) == list(range(1, 13))

@@ -13,7 +13,7 @@ import pytest
 
 from jailhooks.managers import ezjail, iocage, jailconf
 
-from .conftest import REPO
+from .conftest import REPO, status_records
 
 FIX = Path(__file__).parent / "fixtures" / "managers"
 CLEAN_ENV = {"PATH": "/bin:/usr/bin", "HOME": "/root", "USER": "root", "SHELL": "/bin/sh", "TERM": "dumb"}
@@ -114,7 +114,7 @@ def test_jail_conf_prestart_failure_aborts_the_start(host):
     res = run_like_jail8(hooks["exec.prestart"][0], "web", host.wrapper)
     assert res.returncode != 0  # jail(8): "exec.prestart ... failed", the jail is not created
     assert "Device busy" in res.stderr
-    assert json.loads(subprocess.run([host.wrapper, "status", "--json"], capture_output=True, text=True).stdout) == []
+    assert status_records(subprocess.run([host.wrapper, "status", "--json"], capture_output=True, text=True).stdout) == []
 
 
 def iocage_hook(host, phase: str, jail: str, *previous: str) -> subprocess.CompletedProcess:
@@ -179,7 +179,7 @@ def test_install_iocage_keeps_the_users_hook(host, cli):
 def test_check_finds_a_jail_whose_own_hook_replaced_ours(host, cli):
     res = cli("check")
     assert res.code == 1
-    assert "jail build: exec.prestart does not run jailhooks" in res.err
+    assert "jail build: exec.prestart does not run jailhooks" in res.out
     assert "jail web:" not in res.err
 
 

@@ -78,7 +78,7 @@ def jailhooks_pf_rules(ctx):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The sample config plus EXTRA, every jail started through the CLI."""
-    from .conftest import Env
+    from .conftest import Env, status_records
 
     root = tmp_path_factory.mktemp("policy")
     env = Env(root)
@@ -108,7 +108,7 @@ def site(tmp_path_factory):
         res = env.subprocess("render", name)
         assert res.code == 0, res.err
         texts[f"jailhooks/{name}"] = res.out
-    status = {r["jail"]: r for r in json.loads(env.subprocess("status", "--json").out)}
+    status = {r["jail"]: r for r in status_records(env.subprocess("status", "--json").out)}
     sys.path.remove(str(root))
     return env, texts, status
 
@@ -261,7 +261,7 @@ def test_render_of_a_jail_without_a_lease_is_what_start_loads(env, cli):
     rendered = cli("render", "web")
     assert rendered.code == 0, rendered.err
     assert "user 100999 >< 102000" in rendered.out  # the block start will allocate: 101000-101999
-    assert cli("status", "--json", "web").json()[0]["uid_range"] is None  # render allocated nothing
+    assert cli("status", "--json", "web").jails()[0]["uid_range"] is None  # render allocated nothing
     env.create_jail("web", ip4="192.0.2.10")
     assert cli("run", "start", "web").code == 0
     rs = parse(rendered.out, in_anchor=True)

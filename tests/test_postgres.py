@@ -7,6 +7,8 @@ import multiprocessing
 
 import pytest
 
+from .conftest import status_records
+
 from jailhooks.errors import DataError, PoolExhausted
 from jailhooks.registry.postgres import PostgresRegistry
 from jailhooks.registry.sqlite import SqliteRegistry
@@ -156,7 +158,7 @@ def fleet(env, pg_url):
 def test_cli_with_a_fleet_registry(fleet, cli):
     fleet.create_jail("web", ip4="192.0.2.10")
     assert cli("run", "start", "web").code == 0
-    status = json.loads(cli("status", "--json").out)
+    status = status_records(cli("status", "--json").out)
     assert status[0]["uid_range"] == [100000, 100999]
     exported = json.loads(cli("registry", "export").out)
     assert [(l["jail"], l["host"]) for l in exported["leases"]] == [("web", "jh1")]
@@ -208,7 +210,7 @@ def test_sqlite_to_postgres_and_back(env, pg_url, cli, tmp_path):
 def test_dry_run_changes_nothing_in_the_fleet_registry(fleet, cli):
     res = cli("--dry-run", "run", "create", "web")
     assert res.code == 0, res.err
-    assert "web: create: uids: UIDs 100000-100999 (new lease)" in res.out  # decided as for real...
+    assert "web: create: uids: (dry run, not done) UIDs 100000-100999 (new lease)" in res.out  # decided as for real...
     assert json.loads(cli("registry", "export").out)["leases"] == []  # ...and rolled back
 
 

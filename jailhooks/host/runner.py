@@ -55,7 +55,7 @@ class DryRunRunner:
     def __init__(self, inner: Runner, out: TextIO | None = None):
         self.inner = inner
         self.name = f"{inner.name}, dry run"
-        self.out = out or sys.stderr
+        self.out = out or sys.stdout  # the plan, on stdout like the rest of the report
 
     def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
         if not mutating:

@@ -213,7 +213,7 @@ def _write_user_conf(ctx, lease) -> None:
             continue
         shown = f"{ctx.jail.path.rstrip('/')}/{rel}"
         if ctx.dry_run:
-            sys.stderr.write(f"would write: {shown}\n")
+            sys.stdout.write(f"would write: {shown}\n")
             continue
         jailfs.write_text(ctx.jail.path, rel, new)
         ctx.on_undo(f"restore {shown}", lambda rel=rel, old=old: jailfs.remove(ctx.jail.path, rel) if old is None

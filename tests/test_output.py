@@ -1,0 +1,77 @@
+"""What jailhooks prints for people and for scripts: the versioned JSON of
+status and check, the tab-separated -H mode, one stream for check, quiet."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import REPO
+
+CONFIG = '[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\nip6 = "2001:db8::10"\n'
+
+EVIL = '''
+from jailhooks import hookimpl
+
+@hookimpl
+def jailhooks_status(ctx):
+    return {"running": "a plugin cannot overwrite this", "jid": 999}
+'''
+
+
+def test_status_json_is_a_versioned_document_with_plugin_keys_under_their_plugin(env, cli, tmp_path, monkeypatch):
+    (tmp_path / "evilstatus.py").write_text(EVIL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config(CONFIG.format(root=env.jail_root("web")))
+    env.config.write_text('plugins = ["evilstatus"]\n' + env.config.read_text())
+    env.create_jail("web", ip4="192.0.2.10", ip6="2001:db8::10")
+    assert cli("run", "start", "web").code == 0
+    doc = cli("status", "--json").json()
+    assert list(doc) == ["__version", "jailhooks-status"] and doc["__version"] == "1"
+    (jail,) = doc["jailhooks-status"]["jail"]
+    assert {k: jail[k] for k in ("name", "jid", "running", "ip4.addr", "ip6.addr", "vnet", "source")} == {
+        "name": "web", "jid": 1, "running": True, "ip4.addr": ["192.0.2.10"], "ip6.addr": ["2001:db8::10"],
+        "vnet": "inherit", "source": "jls"}
+    assert list(jail["plugins"]) == ["uids", "fib", "pf", "evilstatus"]
+    assert jail["plugins"]["uids"] == {"uid_range": [100000, 100999]}
+    assert jail["plugins"]["pf"]["anchor_loaded"] is True
+    assert jail["plugins"]["evilstatus"] == {"running": "a plugin cannot overwrite this", "jid": 999}
+    assert jail["running"] is True and jail["jid"] == 1
+
+
+def test_status_tab_separated_for_scripts(env, cli):
+    env.write_config(CONFIG.format(root=env.jail_root("web")) + '[jail.db]\nip4 = "192.0.2.30"\n')
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    lines = cli("status", "-H").out.splitlines()
+    assert [line.split("\t") for line in lines] == [
+        ["db", "-", "-", "-", "jailhooks/db", "no", "0"],
+        ["web", "1", "100000-100999", "-", "jailhooks/web", "yes", lines[1].split("\t")[-1]]]
+    assert int(lines[1].split("\t")[-1]) > 0
+
+
+def test_check_is_one_stream_and_has_a_json_form(env, cli):
+    env.write_config(CONFIG.format(root=env.jail_root("web")))
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-F", "rules"], None, 5, True).returncode == 0
+    res = cli("check")
+    assert res.code == 1 and res.err == "" and "error   pf: jail web runs without the rules" in res.out
+    res = cli("check", "--json")
+    assert res.code == 1 and res.err == ""
+    doc = res.json()
+    assert doc["__version"] == "1" and doc["jailhooks-check"]["ok"] is False
+    findings = doc["jailhooks-check"]["finding"]
+    assert {"level": "ok", "source": "registry", "message": "integrity check passed"} in findings
+    assert any(f["level"] == "error" and f["source"] == "pf" and "jail web runs without" in f["message"]
+               for f in findings)
+
+
+def test_quiet_silences_the_simulated_host_notice(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[host]\nstate_dir = "{tmp_path / "state"}"\n')  # mode auto: simulated off FreeBSD
+    run = lambda *a: subprocess.run([sys.executable, "-m", "jailhooks", "--config", str(config), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(REPO)})
+    assert "not on FreeBSD: using the simulated host" in run("status").stderr
+    quiet = run("-q", "status", "--json")
+    assert quiet.returncode == 0 and quiet.stderr == "" and json.loads(quiet.stdout)["jailhooks-status"] == {"jail": []}
