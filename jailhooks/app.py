@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from . import logbook
 from .config import ConfigError, build_settings, plugin_list, read_toml
 from .context import UP_PHASES, Context, Jail
 from .engine import Engine, Outcome
@@ -53,6 +54,12 @@ class App:
         if not self.quiet:
             self.out.write(line + "\n")
 
+    def changed(self, line: str) -> None:
+        """A change an admin command made: said, and left with syslog."""
+        self.say(line)
+        if not self.dry_run:
+            logbook.log("notice", line)
+
     def warn(self, line: str) -> None:
         self.err.write(f"jailhooks: {line}\n")
 
@@ -76,15 +83,6 @@ def setup_logging(verbose: int) -> None:
     log.setLevel(logging.DEBUG)
 
 
-def to_syslog(priority: str, line: str) -> None:
-    """On FreeBSD every run leaves its summary with syslogd(8) (facility daemon),
-    as a tool that changes the firewall should; the C-level syslog module is cheap."""
-    if sys.platform.startswith("freebsd"):
-        import syslog
-
-        syslog.openlog("jailhooks", syslog.LOG_PID, syslog.LOG_DAEMON)
-        syslog.syslog(getattr(syslog, priority), line)
-
 
 def state_dir_of(raw: dict) -> str | None:
     """[host] state_dir before full validation (plugins load first); None if bad."""
@@ -107,6 +105,7 @@ def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = Fal
     for plugin, secs in plugins.collect("jailhooks_config_sections"):
         sections.extend(secs)
     settings = build_settings(raw, source, sections)
+    logbook.configure(settings.host["syslog_facility"])
     problems: list[str] = []
     for plugin, found in plugins.collect("jailhooks_check_config", settings=settings):
         problems.extend(found)
@@ -151,6 +150,7 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
             outcome = engine.run(phase, jail)
         except JailhooksError as exc:
             app.warn(f"{safe_name(name)}: {exc}")
+            logbook.log("err", f"{safe_name(name)}: {phase}: refused: {exc}")
             code = code or exc.exit_code
             continue
         outcome.failures[:0] = facts_errors
@@ -192,10 +192,10 @@ def report(app: App, outcome: Outcome) -> None:
         # a dry run changed nothing: its notes say what the run would have done
         app.say(f"{outcome.jail}: {phase}: {plugin}: {'(dry run, not done) ' if app.dry_run else ''}{text}")
         if not app.dry_run:
-            to_syslog("LOG_INFO", f"{outcome.jail}: {phase}: {plugin}: {text}")
+            logbook.log("info", f"{outcome.jail}: {phase}: {plugin}: {text}")
     for f in outcome.failures:
         app.warn(f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
-        to_syslog("LOG_ERR", f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
+        logbook.log("err", f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
     for what in outcome.undone:
         app.warn(f"{outcome.jail}: undone: {what}")
-        to_syslog("LOG_WARNING", f"{outcome.jail}: undone: {what}")
+        logbook.log("warning", f"{outcome.jail}: undone: {what}")

@@ -146,7 +146,7 @@ def sync(app: App) -> int:
     for plugin, lines in app.plugins.collect("jailhooks_cleanup", settings=app.settings, host=app.host,
                                              running=[j["name"] for j in running], dry_run=app.dry_run):
         for line in lines:
-            app.say(f"sync: {plugin}: {line}")
+            app.changed(f"sync: {plugin}: {line}")
     app.say(f"sync: {len(running)} running jail(s)")
     return int(code)
 
@@ -205,7 +205,7 @@ def release(app: App, name: str, force: bool) -> int:
             forget_claim(app.engine.resolve(name).path, name)
         except DataError as exc:  # a symlink planted in the jail: the lease is released all the same
             app.warn(f"{name}: etc/pw.conf left as it is: {exc}")
-    app.say(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
+    app.changed(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
             + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
     return 0
 
@@ -248,7 +248,7 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False) -> in
         if not added:
             app.say(f"{path}: jailhooks lines already there; nothing changed")
         else:
-            app.say(f"{path}: added {len(added)} line(s); the old file is {backup}")
+            app.changed(f"{path}: added {len(added)} line(s); the old file is {backup}")
             for line in added:
                 app.say(f"  {line}")
         if jail is None:
@@ -282,7 +282,7 @@ def registry_migrate(app: App) -> int:
         app.say("registry: SQLite migrates itself (it belongs to this host alone)")
         return 0
     before, after = reg.migrate()
-    app.say(f"registry {reg.shown}: schema {before} -> {after}" if before != after
+    app.changed(f"registry {reg.shown}: schema {before} -> {after}" if before != after
             else f"registry {reg.shown}: schema {after}, up to date")
     return 0
 
@@ -305,7 +305,7 @@ def registry_import(app: App, text: str, source: str) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
     added, same = app.registry.import_leases(leases)
-    app.say(f"registry: {added} lease(s) imported, {same} already there")
+    app.changed(f"registry: {added} lease(s) imported, {same} already there")
     return 0
 
 
@@ -341,7 +341,7 @@ def registry_recover(app: App, names: list[str]) -> int:
         raise DataError(f"registry recover: {len(problems)} problem(s); nothing was changed")
     records = [{"jail": c.jail, "uid_first": c.uid_first, "uid_last": c.uid_last} for c in claims]
     added, same = app.registry.import_leases(records)
-    app.say(f"registry recover: {added} lease(s) rebuilt from the jails' etc/pw.conf, {same} already there "
+    app.changed(f"registry recover: {added} lease(s) rebuilt from the jails' etc/pw.conf, {same} already there "
             "(FIBs are allocated again at each jail's next start)")
     return 0
 
@@ -358,7 +358,7 @@ def lease_move(app: App, jail: str, to_host: str) -> int:
     if not to_host:
         raise UsageError("lease move: --to HOST is required")
     lease = app.registry.move(jail, to_host)
-    app.say(f"{jail}: lease (UIDs {lease.uid_first}-{lease.uid_last}) now held by {to_host}; its FIB stays behind")
+    app.changed(f"{jail}: lease (UIDs {lease.uid_first}-{lease.uid_last}) now held by {to_host}; its FIB stays behind")
     return 0
 
 

@@ -179,6 +179,8 @@ HOST_FIELDS: dict[str, Field] = {
     "timeout": Field(number(0.1, 3600), 30.0, "seconds a host command may run"),
     "lock_timeout": Field(number(0, 3600), 30.0, "seconds to wait for a lock before exit 75"),
     "commands": Field(table_of({k: Field(absolute_path, v) for k, v in COMMANDS.items()}), lambda: dict(COMMANDS)),
+    "syslog_facility": Field(choice("daemon", "user", "security", "auth", *(f"local{i}" for i in range(8))), "daemon",
+                             "the syslog(3) facility of jailhooks' messages"),
 }
 
 def registry_url(v: Any) -> str:

@@ -85,7 +85,15 @@ class Context:
         does not pay for the logging module unless something logs)."""
         import logging
 
-        return logging.getLogger("jailhooks")
+        from . import logbook
+
+        log = logging.getLogger("jailhooks")
+        if logbook.ENABLED and not any(getattr(h, "to_syslog", False) for h in log.handlers):
+            forward = logbook.handler()
+            forward.to_syslog = True
+            log.addHandler(forward)
+            log.setLevel(min(log.level or logging.INFO, logging.INFO))
+        return log
 
     @property
     def lease(self) -> Optional[Lease]:

@@ -37,10 +37,21 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
            iocage_hooks: dict[str, str] | None = None) -> str:
     program = program_path()
     out: list[str] = []
-    if manager in ("jail.conf", "bastille", "appjail"):
+    if manager == "appjail":
+        # AppJail keeps jail(8)'s parameters in a template of its own, one
+        # "key: value" per line, "+:" appending (appjail-template(5), AppJail's
+        # Templates guide); appjail-config converts it to a jail.conf.
+        out.append(f"# add to the template of jail {jail or 'NAME'} (appjail-config edit -j {jail or 'NAME'}),")
+        out.append("# then check it with appjail-config check:")
+        out += [f'exec.{p}+: "{program} run {p} -- ${{name}}"' for p in PHASES]
+        if jail and fib is not None:
+            out.append(f"exec.fib: {fib}")
+        if jail:
+            out += [f"{f}.nosaddrsel" for f in families]  # a boolean by its name alone, as in jail.conf
+        out.append("# A template's own `exec.prestart: ...` (without +) replaces these lines: use +: there too.")
+    elif manager in ("jail.conf", "bastille"):
         where = {"jail.conf": "the global part of /etc/jail.conf (outside any jail's { })",
-                 "bastille": f"the section of /usr/local/bastille/jails/{jail or 'NAME'}/jail.conf",
-                 "appjail": f"the template of the jail (appjail config set -j {jail or 'NAME'} ...)"}[manager]
+                 "bastille": f"the section of /usr/local/bastille/jails/{jail or 'NAME'}/jail.conf"}[manager]
         out.append(f"# add to {where}:")
         out += jail_conf_lines(program)
         if jail:

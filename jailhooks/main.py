@@ -138,6 +138,15 @@ def fast_run(opts: dict) -> int:
             gc.enable()
 
 
+def refused(argv: list[str], exc: JailhooksError) -> None:
+    """Every refusal goes to syslog too, with the command it refused."""
+    from . import logbook
+    from .validate import shown
+
+    words = " ".join(shown(a, 40) for a in argv[:6] if a)
+    logbook.log("err", f"refused ({int(exc.exit_code)}): {words}: {exc}")
+
+
 def hook(app, manager: str, args: list[str]) -> int:
     """``jailhooks hook iocage|pot ...`` (managers/hooks.py)."""
     import os
@@ -177,9 +186,11 @@ def _main(argv: list[str]) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(f"jailhooks: {exc.source + ': ' if exc.source else ''}{problem}\n")
+        refused(argv, exc)
         return int(exc.exit_code)
     except JailhooksError as exc:
         sys.stderr.write(f"jailhooks: {exc}\n")
+        refused(argv, exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("jailhooks: interrupted\n")

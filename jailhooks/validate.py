@@ -54,9 +54,9 @@ def _digest(value: str, n: int) -> str:
 
 def shown(text: str, limit: int = 64) -> str:
     """TEXT from outside (a plugin's name, an account in a jail's passwd) made
-    safe to print in a comment or a report line: letters, digits and _.:-$
-    kept, anything else (newlines, escapes) shown as '?'."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "_.:-$") else "?" for c in text[:limit])
+    safe to print in a comment or a report line: letters, digits and
+    _.:-$/,=@+ kept, anything else (spaces, newlines, escapes) shown as '?'."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_.:-$/,=@+") else "?" for c in text[:limit])
 
 
 def bounded(name: str, limit: int) -> str:

@@ -340,19 +340,6 @@ def test_options_give_facts_of_an_unconfigured_jail(env, cli):
     assert bad.code == 65 and "jail db: '192.0.2.300' is not an IPv4 address" in bad.err
 
 
-def test_runs_leave_their_summary_in_syslog_on_freebsd(web, cli, monkeypatch):
-    import syslog
-
-    logged = []
-    monkeypatch.setattr("jailhooks.app.sys.platform", "freebsd15")
-    monkeypatch.setattr(syslog, "openlog", lambda *a: logged.append(("open", a)))
-    monkeypatch.setattr(syslog, "syslog", lambda prio, line: logged.append((prio, line)))
-    assert cli("run", "prestart", "web").code == 0
-    assert ("open", ("jailhooks", syslog.LOG_PID, syslog.LOG_DAEMON)) in logged
-    assert (syslog.LOG_INFO, "web: prestart: uids: UIDs 100000-100999 (new lease); wrote etc/pw.conf; "
-                             "wrote etc/adduser.conf") in logged
-
-
 EXITING = """
     import atexit, os, threading, time
     from jailhooks import hookimpl

@@ -75,3 +75,64 @@ def test_quiet_silences_the_simulated_host_notice(tmp_path):
     assert "not on FreeBSD: using the simulated host" in run("status").stderr
     quiet = run("-q", "status", "--json")
     assert quiet.returncode == 0 and quiet.stderr == "" and json.loads(quiet.stdout)["jailhooks-status"] == {"jail": []}
+
+
+# -- syslog ----------------------------------------------------------------------------------------------
+
+LOGGER = '''
+from jailhooks import hookimpl
+
+@hookimpl
+def jailhooks_prestart(ctx):
+    ctx.log.warning("site check: %s has no backup", ctx.jail.name)
+'''
+
+
+def _syslog(monkeypatch):
+    import syslog
+
+    logged: list = []
+    monkeypatch.setattr("jailhooks.logbook.ENABLED", True)  # as on FreeBSD
+    monkeypatch.setattr(syslog, "openlog", lambda *a: logged.append(("open", a)))
+    monkeypatch.setattr(syslog, "syslog", lambda prio, line: logged.append((prio, line)))
+    return syslog, logged
+
+
+def test_runs_refusals_and_admin_changes_reach_syslog(env, cli, tmp_path, monkeypatch):
+    syslog, logged = _syslog(monkeypatch)
+    (tmp_path / "sitelogger.py").write_text(LOGGER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config(CONFIG.format(root=env.jail_root("web")) + '[jail.db]\nip4 = "192.0.2.30"\n')
+    env.config.write_text('plugins = ["sitelogger"]\n' + env.config.read_text())
+    lines = lambda prio: [line for p, line in logged if p == prio]  # noqa: E731
+
+    assert cli("run", "prestart", "web").code == 0  # a phase's summary, and a plugin's ctx.log line
+    assert ("open", ("jailhooks", syslog.LOG_PID, syslog.LOG_DAEMON)) in logged
+    assert any(line.startswith("web: prestart: uids: UIDs 100000-100999 (new lease)") for line in lines(syslog.LOG_INFO))
+    assert "jailhooks: site check: web has no backup" in lines(syslog.LOG_WARNING)
+
+    assert cli("run", "prestart", "nosuch").code == 68  # refusals that never reach a phase
+    assert any("unknown jail nosuch" in line for line in lines(syslog.LOG_ERR))
+    good = env.config.read_text()
+    env.config.write_text(good + "[bogus]\n")
+    assert cli("run", "prestart", "web").code == 78
+    assert any(line.startswith("refused (78): --config") and "bogus: unknown key" in line for line in lines(syslog.LOG_ERR))
+    env.config.write_text(good)
+
+    env.sim.run(["/sbin/pfctl", "-a", "jailhooks/gone", "-f", "-"], "pass out all\n", 5, True)
+    assert cli("sync").code == 0  # admin changes
+    assert "sync: pf: flushed orphan anchor jailhooks/gone" in lines(syslog.LOG_NOTICE)
+    assert cli("release", "web").code == 0
+    assert "web: released UIDs 100000-100999" in lines(syslog.LOG_NOTICE)
+    leases = tmp_path / "leases.json"
+    leases.write_text('{"leases": [{"jail": "db", "uid_first": 200000, "uid_last": 200999}]}')
+    assert cli("registry", "import", str(leases)).code == 0
+    assert "registry: 1 lease(s) imported, 0 already there" in lines(syslog.LOG_NOTICE)
+
+
+def test_the_syslog_facility_is_configurable(env, cli, monkeypatch):
+    syslog, logged = _syslog(monkeypatch)
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    env.config.write_text(env.config.read_text().replace("[host]\n", '[host]\nsyslog_facility = "local3"\n'))
+    assert cli("run", "prestart", "web").code == 0
+    assert ("open", ("jailhooks", syslog.LOG_PID, syslog.LOG_LOCAL3)) in logged
