@@ -183,11 +183,21 @@ def hook_pot(opts: Options, phase):
 @click.argument("manager", type=click.Choice(MANAGERS))
 @click.argument("jail", required=False)
 @click.option("--apply", is_flag=True, help="Add the lines to jail.conf / rc.conf (ezjail), keeping a backup.")
+@click.option("--file", "target", metavar="PATH",
+              help="With --apply: the file to edit (default: [managers] jail_conf, rc_conf, or the Bastille jail's).")
 @click.pass_obj
-def install(opts: Options, manager, jail, apply):
+def install(opts: Options, manager, jail, apply, target):
     """Print what MANAGER's configuration needs so that jailhooks runs at every
-    start and stop (with JAIL: its FIB and source-address settings too)."""
-    return call(opts, commands.install, manager, jail, apply)
+    start and stop (with JAIL: its FIB and source-address settings too).  The
+    lines carry --config when a config other than the default is in use.
+
+    \b
+    Examples:
+      jailhooks install jail.conf --apply
+      jailhooks install bastille web --apply
+      jailhooks install iocage web
+    """
+    return call(opts, commands.install, manager, jail, apply, target)
 
 
 @cli.command()

@@ -210,18 +210,26 @@ def release(app: App, name: str, force: bool) -> int:
     return 0
 
 
-def install(app: App, manager: str, jail: str | None, apply: bool = False) -> int:
+def install(app: App, manager: str, jail: str | None, apply: bool = False, target: str | None = None) -> int:
     """Print the configuration MANAGER needs; with APPLY, add the lines that
-    only need adding (jail.conf, ezjail's rc.conf), keeping a backup."""
+    only need adding (jail.conf, ezjail's rc.conf, or TARGET), keeping a backup."""
     from . import integrations
+    from .config import default_config_path
     from .managers import iocage
 
+    source = app.settings.source
+    try:
+        program = integrations.command(source if source.startswith("/") and source != default_config_path() else None)
+    except ValueError as exc:
+        raise UsageError(f"install: {exc}") from None
+    if target is not None and not apply:
+        raise UsageError("install: --file goes with --apply")
     if apply:
         sec = app.settings.section("managers")
         if manager == "jail.conf":
-            path, edit = sec["jail_conf"], integrations.apply_jail_conf
+            path, edit = target or sec["jail_conf"], integrations.apply_jail_conf
         elif manager == "ezjail":
-            path, edit = sec["rc_conf"], integrations.apply_rc_conf
+            path, edit = target or sec["rc_conf"], integrations.apply_rc_conf
         elif manager == "bastille" and jail is not None:
             import os
 
@@ -232,25 +240,28 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False) -> in
             except ValueError as exc:
                 raise DataError(str(exc)) from None
             # Bastille runs jail(8) on this file: lines outside the section apply to the jail
-            path, edit = os.path.join(sec["bastille_jails"], jail, "jail.conf"), integrations.apply_jail_conf
+            path = target or os.path.join(sec["bastille_jails"], jail, "jail.conf")
+            edit = integrations.apply_jail_conf
         else:
             raise UsageError(f"install --apply: {manager} keeps its settings itself; run the printed commands "
                              "(they go through its own tool, which validates them)" if manager != "bastille"
                              else "install bastille --apply needs the jail's name")
         if app.dry_run:
             app.say(f"would add to {path}:")
-            app.out.write(integrations.render(manager, None, None, []))
+            app.out.write(integrations.render(manager, None, None, [], program=program))
             return 0
         try:
-            added, backup = edit(path)
+            added, backup = edit(path, program)
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
         if not added:
             app.say(f"{path}: jailhooks lines already there; nothing changed")
         else:
             app.changed(f"{path}: added {len(added)} line(s); the old file is {backup}")
-            for line in added:
+            for line in added:  # what changed, not the whole block again
                 app.say(f"  {line}")
+        if edit is integrations.apply_jail_conf:
+            _warn_replaced_hooks(app, path)
         if jail is None:
             return 0
 
@@ -272,8 +283,23 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False) -> in
                     hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
             except (OSError, ValueError):
                 hooks = None
-    app.out.write(integrations.render(manager, jail, fib, families, hooks))
+    app.out.write(integrations.render(manager, jail, fib, families, hooks, program=program))
     return 0
+
+
+def _warn_replaced_hooks(app: App, path: str) -> None:
+    """Jails whose own ``exec.PHASE = ...`` replaces the global line: they
+    would start without their firewall; say so now, not at the next check."""
+    from .managers import jailconf
+
+    for name in jailconf.jail_names(path):
+        hooks = jailconf.exec_hooks(path, name)
+        for phase in ("prestart", "poststart", "prestop", "poststop"):
+            if not any(f"jailhooks run {phase} " in cmd or f" run {phase} -- " in cmd
+                       for cmd in hooks.get(f"exec.{phase}", [])):
+                app.warn(f"{path}: jail {name}: its own 'exec.{phase} = ...' replaces the jailhooks line: it "
+                         "would run without its firewall; use += there")
+                break
 
 
 def registry_migrate(app: App) -> int:

@@ -22,7 +22,19 @@ def program_path() -> str:
     return os.path.join(sys.prefix, "bin", "jailhooks")
 
 
+def command(config: str | None = None) -> str:
+    """The program, with ``--config CONFIG`` when a config other than the
+    default is in use: jail(8)'s exec.clean drops JAILHOOKS_CONFIG, so the
+    hooks would otherwise read another file."""
+    if config is None:
+        return program_path()
+    if not config.startswith("/") or any(c.isspace() or c in "\"'\\$`;|&<>(){}*?[]#~" for c in config):
+        raise ValueError(f"config path {config!r} cannot be written into a hook line (use a plain absolute path)")
+    return f"{program_path()} --config {config}"
+
+
 def jail_conf_lines(program: str) -> list[str]:
+    """PROGRAM: command(config)."""
     width = max(len(p) for p in PHASES)
     # "--": a jail named "--help" or "-h" stays a name, never an option
     return [f'exec.{p:<{width}} += "{program} run {p} -- $name";' for p in PHASES]
@@ -34,8 +46,8 @@ def per_jail_params(fib: int | None, families: list[str]) -> list[str]:
 
 
 def render(manager: str, jail: str | None, fib: int | None, families: list[str],
-           iocage_hooks: dict[str, str] | None = None) -> str:
-    program = program_path()
+           iocage_hooks: dict[str, str] | None = None, program: str | None = None) -> str:
+    program = program or program_path()
     out: list[str] = []
     if manager == "appjail":
         # AppJail keeps jail(8)'s parameters in a template of its own, one
@@ -119,12 +131,12 @@ def _squash(line: str) -> str:
     return " ".join(line.split())
 
 
-def apply_jail_conf(path: str) -> tuple[list[str], str | None]:
+def apply_jail_conf(path: str, program: str) -> tuple[list[str], str | None]:
     """Add the four hook lines to the global part of a jail.conf (before the
     first jail section) unless they are there.  (added lines, backup or None)."""
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
-    lines = jail_conf_lines(program_path())
+    lines = jail_conf_lines(program)
     # lines of an older jailhooks, without "--" before $name: upgraded in place
     older = {_squash(l.replace(" -- $name", " $name")): l for l in lines}
     present = {_squash(l) for l in text.splitlines()}
@@ -145,14 +157,13 @@ def apply_jail_conf(path: str) -> tuple[list[str], str | None]:
     return missing + upgraded, _write_with_backup(path, "".join(out))
 
 
-def apply_rc_conf(path: str) -> tuple[list[str], str | None]:
+def apply_rc_conf(path: str, program: str) -> tuple[list[str], str | None]:
     """ezjail: add global jail_exec_PHASE<N> lines to rc.conf, at the first free
     index after the user's own, so existing hooks keep running."""
     import re
 
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
-    program = program_path()
     added = []
     for phase in PHASES:
         command = f"{program} run {phase} -- $name"

@@ -44,7 +44,7 @@ def test_run_help_still_helps_a_person(cli):
 
 def test_install_apply_upgrades_old_hook_lines_in_place(host, cli, tmp_path):
     conf = tmp_path / "jail.conf"
-    program = integrations.program_path()
+    program = integrations.command(str(host.config))
     old = [line.replace(" -- $name", " $name") for line in integrations.jail_conf_lines(program)]
     conf.write_text("\n".join(old) + "\nweb {\n\tip4.addr = 192.0.2.10;\n}\n")
     host.config.write_text(host.config.read_text().replace(str(host.fixture_root / "jail.conf"), str(conf)))

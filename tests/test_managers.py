@@ -163,7 +163,7 @@ def test_pot_hooks_from_the_environment(host, tmp_path):
 
 def test_install_prints_what_hooks_holds(host, cli):
     printed = cli("install", "jail.conf").out
-    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    program = f"{os.path.join(sys.prefix, 'bin', 'jailhooks')} --config {host.config}"  # exec.clean drops the env
     shipped = [line for line in (REPO / "hooks" / "jail.conf").read_text().splitlines() if line.startswith("exec.")]
     assert [line for line in printed.splitlines() if line.startswith("exec.")] == [
         line.replace("/usr/local/bin/jailhooks", program) for line in shipped]
@@ -171,7 +171,7 @@ def test_install_prints_what_hooks_holds(host, cli):
 
 def test_install_iocage_keeps_the_users_hook(host, cli):
     out = cli("install", "iocage", "nextcloud").out
-    assert ('iocage set exec_prestart="' + os.path.join(sys.prefix, "bin", "jailhooks")
+    assert ('iocage set exec_prestart="' + os.path.join(sys.prefix, "bin", "jailhooks") + f" --config {host.config}"
             + ' hook iocage prestart ioc-nextcloud /usr/local/sbin/backup-check" nextcloud') in out
     assert "iocage set ip4_saddrsel=0 nextcloud" in out
 
@@ -193,7 +193,7 @@ def test_install_apply_jail_conf_adds_lines_once_with_a_backup(host, cli):
     backups = list(conf.parent.glob("jail.conf.jailhooks-*.bak"))
     assert len(backups) == 1 and backups[0].read_text().startswith("# my jails\nexec.clean;\nweb {")
     hooks = jailconf.exec_hooks(str(conf), "web")
-    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    program = f"{os.path.join(sys.prefix, 'bin', 'jailhooks')} --config {host.config}"
     assert hooks["exec.prestart"] == [f"{program} run prestart -- web"]
     again = cli("install", "jail.conf", "--apply")
     assert "already there; nothing changed" in again.out and conf.read_text() == text
@@ -205,7 +205,7 @@ def test_install_apply_ezjail_keeps_the_users_hooks(host, cli, tmp_path):
     host.config.write_text(host.config.read_text() + f'rc_conf = "{rc}"\n')
     assert cli("install", "ezjail", "--apply").code == 0
     text = rc.read_text()
-    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    program = f"{os.path.join(sys.prefix, 'bin', 'jailhooks')} --config {host.config}"
     assert 'jail_exec_prestart0="/usr/local/sbin/mount-data"' in text  # still index 0
     assert f"jail_exec_prestart1='{program} run prestart -- $name'" in text  # next free index, no gap
     assert f"jail_exec_poststop0='{program} run poststop -- $name'" in text
@@ -221,7 +221,7 @@ def test_install_apply_bastille_edits_the_jails_own_file(host, cli):
     conf = host.fixture_root / "bastille" / "jails" / "proxy" / "jail.conf"
     assert cli("install", "bastille", "proxy", "--apply").code == 0
     hooks = jailconf.exec_hooks(str(conf), "proxy")  # as `jail -f FILE -c proxy` would see them
-    program = os.path.join(sys.prefix, "bin", "jailhooks")
+    program = f"{os.path.join(sys.prefix, 'bin', 'jailhooks')} --config {host.config}"
     assert hooks["exec.poststop"] == [f"{program} run poststop -- proxy"]
     assert hooks["exec.start"] == ["/bin/sh /etc/rc"]  # Bastille's own settings untouched
     assert cli("install", "bastille", "--apply").code == 64
@@ -267,7 +267,8 @@ while [ $# -gt 1 ]; do
 done
 """)
     (bindir / "pot").chmod(0o755)
-    printed = cli("install", "pot", "mypot").out.replace(os.path.join(sys.prefix, "bin", "jailhooks"), host.wrapper)
+    printed = cli("install", "pot", "mypot").out.replace(
+        f"{os.path.join(sys.prefix, 'bin', 'jailhooks')} --config {host.config}", host.wrapper)
     script = "\n".join(line for line in printed.splitlines() if not line.startswith("#"))
     res = subprocess.run(["/bin/sh", "-c", script], env={**CLEAN_ENV, "PATH": f"{bindir}:/bin:/usr/bin"},
                          capture_output=True, text=True, timeout=60)
@@ -279,3 +280,28 @@ done
     assert list(host.anchor("jailhooks/mypot")["tables"].values()) == [["192.0.2.70", "2001:db8::70"]]
     assert subprocess.run([str(conf / "poststop.sh")], env=env, capture_output=True, timeout=60).returncode == 0
     assert host.anchor("jailhooks/mypot") is None
+
+
+def test_install_lines_carry_the_config_only_when_it_is_not_the_default(host, cli, monkeypatch):
+    from jailhooks import config, integrations
+
+    assert f" --config {host.config} run prestart -- $name" in cli("install", "jail.conf").out
+    monkeypatch.setattr(config, "default_config_path", lambda: str(host.config))
+    assert f'"{integrations.program_path()} run prestart -- $name"' in cli("install", "jail.conf").out
+
+
+def test_install_apply_names_its_file_and_warns_about_jails_that_drop_the_hook(host, cli, tmp_path):
+    conf = tmp_path / "other-jail.conf"
+    conf.write_text('web {\n\tip4.addr = 192.0.2.10;\n\texec.prestart = "/usr/local/sbin/mine";\n}\n')
+    res = cli("install", "jail.conf", "--apply", "--file", str(conf))
+    assert res.code == 0 and f"{conf}: added 4 line(s)" in res.out
+    assert res.out.count("run prestart") == 1  # what changed, once
+    assert (f"{conf}: jail web: its own 'exec.prestart = ...' replaces the jailhooks line: it would run without "
+            "its firewall; use += there") in res.err
+    assert cli("install", "jail.conf", "--file", str(conf)).code == 64  # --file goes with --apply
+
+
+def test_install_appjail_prints_template_syntax(host, cli):
+    out = cli("install", "appjail", "web").out
+    assert f'exec.prestart+: "{os.path.join(sys.prefix, "bin", "jailhooks")} --config {host.config} run prestart -- ${{name}}"' in out
+    assert "+=" not in out.replace("use +: there", "")
