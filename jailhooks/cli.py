@@ -249,10 +249,17 @@ def registry_export(opts: Options):
 
 @registry.command("import")
 @click.argument("file", type=click.File("r"))
+@click.option("--host", metavar="HOST", help="The host the leases belong to (default: the host each was exported with).")
 @click.pass_obj
-def registry_import(opts: Options, file):
-    """Add the leases of an export (all or nothing; overlaps are refused)."""
-    return call(opts, commands.registry_import, file.read(), file.name)
+def registry_import(opts: Options, file, host):
+    """Add the leases of an export (all or nothing; overlaps are refused).
+
+    \b
+    Moving from SQLite to PostgreSQL on host jh1:
+      jailhooks registry export > leases.json      (with the SQLite config)
+      jailhooks registry import --host jh1 leases.json   (with the fleet config)
+    """
+    return call(opts, commands.registry_import, file.read(), file.name, host)
 
 
 @registry.command("recover")

@@ -320,7 +320,7 @@ def registry_export(app: App) -> int:
     return 0
 
 
-def registry_import(app: App, text: str, source: str) -> int:
+def registry_import(app: App, text: str, source: str, host: str | None = None) -> int:
     import json
 
     try:
@@ -330,6 +330,16 @@ def registry_import(app: App, text: str, source: str) -> int:
             raise ValueError("no \"leases\" list")
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
+    if host is not None:
+        from .config import host_label
+
+        try:
+            host_label(host)
+        except ValueError as exc:
+            raise UsageError(f"registry import --host: {exc}") from None
+        # an export carries the host it was made on; in a fleet, the leases
+        # must belong to the host the jails now run on
+        leases = [{**item, "host": host} if isinstance(item, dict) else item for item in leases]
     added, same = app.registry.import_leases(leases)
     app.changed(f"registry: {added} lease(s) imported, {same} already there")
     return 0

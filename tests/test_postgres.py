@@ -219,3 +219,19 @@ def test_messages_never_show_the_password():
 
     assert redact("postgresql://jh:s3cret@db.example.org:5433/leases") == "postgresql://jh@db.example.org:5433/leases"
     assert redact("postgresql://postgres@/jh?host=/tmp/sock&port=5432") == "postgresql://postgres@/tmp/sock/jh"
+
+
+def test_import_says_which_host_the_leases_belong_to(env, pg_url, cli, tmp_path):
+    """An export carries the host it was made on; moved to a fleet registry
+    under another host name, every jail would fail to start until lease move."""
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    assert cli("run", "create", "web").code == 0
+    dump = tmp_path / "leases.json"
+    dump.write_text(cli("registry", "export").out)
+    env.config.write_text(env.config.read_text().replace(
+        "[jail.web]", f'[registry]\nurl = "{pg_url}"\nhost = "jh1"\n\n[jail.web]'))
+    assert cli("registry", "import", "--host", "jh1", str(dump)).code == 0
+    assert [lease["host"] for lease in json.loads(cli("registry", "export").out)["leases"]] == ["jh1"]
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0  # the lease is this host's
+    assert cli("registry", "import", "--host", "bad host", str(dump)).code == 64
