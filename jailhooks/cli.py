@@ -76,16 +76,24 @@ def cli(ctx: click.Context, config, dry_run, verbose, quiet):
 
 
 @cli.command()
-@click.argument("phase", type=click.Choice(PHASES + tuple(COMPOSITE)))
+@click.argument("phase", type=click.Choice(PHASES + tuple(COMPOSITE)), metavar="PHASE")
 @click.argument("jails", nargs=-1, required=True)
 @with_facts
 @click.option("--force", is_flag=True, help="destroy: even if the jail is running.")
 @click.pass_obj
 def run(opts: Options, phase, jails, path, ip4, ip6, force):
-    """Run PHASE for each JAIL (start = prestart + poststart, stop = prestop + poststop).
+    """Run PHASE for each JAIL: create, prestart, poststart, prestop, poststop,
+    destroy, start (prestart + poststart) or stop (prestop + poststop).
 
-    Put -- before the jail names when a name could look like an option
-    (jailhooks run prestart -- NAME), as the lines jailhooks prints do."""
+    Put -- before the jail names when a name could look like an option, as the
+    lines jailhooks prints do.
+
+    \b
+    Examples:
+      jailhooks run start -- web
+      jailhooks run prestart --path /jails/app --ip4 192.0.2.40 -- app
+      jailhooks run destroy --force -- old
+    """
     return call(opts, app_mod.run, phase, list(jails), path, _split(ip4), _split(ip6), force)
 
 
@@ -113,14 +121,24 @@ def status(opts: Options, jail, as_json, tabs, array):
 @with_facts
 @click.pass_obj
 def render(opts: Options, jail, path, ip4, ip6):
-    """Print the exact anchor text that start would load; change nothing."""
+    """Print the exact anchor text that start would load; change nothing.
+
+    \b
+    Example:
+      jailhooks render web | pfctl -n -a jailhooks/web -f -
+    """
     return call(opts, commands.render, jail, path, _split(ip4), _split(ip6))
 
 
 @cli.command()
 @click.pass_obj
 def sync(opts: Options):
-    """Bring every running jail to its desired state; remove orphan anchors."""
+    """Bring every running jail to its desired state; remove orphan anchors.
+
+    \b
+    Example (after pf was restarted; rc.d/jailhooks does it at boot):
+      jailhooks sync
+    """
     return call(opts, commands.sync)
 
 
@@ -141,7 +159,12 @@ def check(opts: Options, jail, as_json):
 @click.option("--force", is_flag=True, help="Even if the jail is running.")
 @click.pass_obj
 def release(opts: Options, jail, force):
-    """End JAIL's lease by hand: its UID block and FIB become free."""
+    """End JAIL's lease by hand: its UID block and FIB become free.
+
+    \b
+    Example:
+      jailhooks release old
+    """
     return call(opts, commands.release, jail, force)
 
 
@@ -173,7 +196,12 @@ def hook_iocage(opts: Options, phase, jail, previous):
 @click.pass_obj
 def hook_pot(opts: Options, phase):
     """pot's PHASE hook: the pot's name and addresses come from _POT_NAME,
-    _POT_IP and _POT_IP_LIST.  pot copies a one-line script calling this."""
+    _POT_IP and _POT_IP_LIST.  pot copies a one-line script calling this.
+
+    \b
+    Example (the script `jailhooks install pot web` makes for prestart):
+      exec /usr/local/bin/jailhooks hook pot prestart
+    """
     from .main import hook as run_hook
 
     return call(opts, run_hook, "pot", [phase])
@@ -201,10 +229,16 @@ def install(opts: Options, manager, jail, apply, target):
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON array: name, source, module, hooks and, for a broken plugin, its error.")
 @click.pass_obj
 def plugins(opts: Options, as_json):
-    """List the loaded plugins, where each came from, and its hooks."""
+    """List the loaded plugins, where each came from, and its hooks.
+
+    \b
+    Example:
+      jailhooks plugins --json
+    """
     return call(opts, commands.plugins_report, as_json, strict=False)
 
 
@@ -213,9 +247,11 @@ def plugins(opts: Options, as_json):
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def sim(opts: Options, tool, args):
-    """Run TOOL on the simulated host (not on FreeBSD), e.g. to create a jail:
+    """Run TOOL on the simulated host (not on FreeBSD).
 
-    jailhooks sim jail -c name=web path=/usr/jails/web ip4.addr=192.0.2.10 persist
+    \b
+    Example (create a jail, as jail(8) would):
+      jailhooks sim jail -c name=web path=/usr/jails/web ip4.addr=192.0.2.10 persist
     """
     import sys
 
@@ -236,14 +272,24 @@ def registry():
 @registry.command("migrate")
 @click.pass_obj
 def registry_migrate(opts: Options):
-    """Create or upgrade the schema of a PostgreSQL registry (never done automatically)."""
+    """Create or upgrade the schema of a PostgreSQL registry (never done automatically).
+
+    \b
+    Example:
+      jailhooks registry migrate
+    """
     return call(opts, commands.registry_migrate)
 
 
 @registry.command("export")
 @click.pass_obj
 def registry_export(opts: Options):
-    """Print every lease as JSON (to move between SQLite and PostgreSQL)."""
+    """Print every lease as JSON (to move between SQLite and PostgreSQL).
+
+    \b
+    Example:
+      jailhooks registry export > leases.json
+    """
     return call(opts, commands.registry_export)
 
 
@@ -255,7 +301,7 @@ def registry_import(opts: Options, file, host):
     """Add the leases of an export (all or nothing; overlaps are refused).
 
     \b
-    Moving from SQLite to PostgreSQL on host jh1:
+    Example (moving from SQLite to PostgreSQL on host jh1):
       jailhooks registry export > leases.json      (with the SQLite config)
       jailhooks registry import --host jh1 leases.json   (with the fleet config)
     """
@@ -268,7 +314,12 @@ def registry_import(opts: Options, file, host):
 def registry_recover(opts: Options, jails):
     """Rebuild lost leases from the jails' own etc/pw.conf (the configured and
     running jails, and JAILS).  All or nothing: a claim that overlaps another
-    or the registry is refused, and nothing changes."""
+    or the registry is refused, and nothing changes.
+
+    \b
+    Example (the registry was lost; start refuses and says to run this):
+      jailhooks registry recover
+    """
     return call(opts, commands.registry_recover, list(jails))
 
 
@@ -282,7 +333,12 @@ def lease():
 @click.option("--to", "to_host", required=True, metavar="HOST", help="The host the jail moved to.")
 @click.pass_obj
 def lease_move(opts: Options, jail, to_host):
-    """JAIL moved to HOST: its UID block follows it; its FIB does not."""
+    """JAIL moved to HOST: its UID block follows it; its FIB does not.
+
+    \b
+    Example:
+      jailhooks lease move web --to jh2
+    """
     return call(opts, commands.lease_move, jail, to_host)
 
 

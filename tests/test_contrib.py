@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -53,10 +54,34 @@ def test_port_installs_what_its_plist_lists():
     from jailhooks import __version__
 
     assert f"DISTVERSION=\t{__version__}" in makefile
-    for hook in ("iocage-hook", "pot-hook", "jail.conf"):
+    for hook in ("iocage-hook", "pot-hook"):
         assert f"libexec/jailhooks/{hook}" in plist and (REPO / "hooks" / hook).exists()
+        assert f"${{WRKSRC}}/hooks/{hook}" in makefile
     assert "@sample" in plist and "etc/jailhooks.toml.sample" in plist
+    assert "${WRKSRC}/contrib/jailhooks.toml.sample" in makefile and (CONTRIB / "jailhooks.toml.sample").exists()
     assert "USE_RC_SUBR=\tjailhooks" in makefile
+    assert "LICENSE_FILE=\t${WRKSRC}/LICENSE" in makefile and (REPO / "LICENSE").exists()
+    # the examples (the snippet for jail.conf among them) go to EXAMPLESDIR, behind the EXAMPLES option
+    assert "PORTEXAMPLES=\tjailhooks.toml jail.conf pf.conf" in makefile and "post-install-EXAMPLES-on:" in makefile
+    for example in ("contrib/jailhooks.toml", "hooks/jail.conf", "contrib/pf.conf"):
+        assert f"${{WRKSRC}}/{example}" in makefile and (REPO / example).exists()
+    assert "PGSQL_RUN_DEPENDS=\t${PYTHON_PKGNAMEPREFIX}psycopg>=3.1:databases/py-psycopg" in makefile
+    message = (PORT / "files" / "pkg-message.in").read_text()
+    assert 'anchor "jailhooks/*"' in message and "sysrc jailhooks_enable=YES" in message
+    # the completion files the port makes with the built program
+    for shell in ("bash", "zsh", "fish"):
+        out = subprocess.run([sys.executable, "-m", "jailhooks"], capture_output=True, text=True, timeout=60,
+                             env={"PYTHONPATH": str(REPO), "_JAILHOOKS_COMPLETE": f"{shell}_source"}).stdout
+        assert "_JAILHOOKS_COMPLETE=" in out and f"_JAILHOOKS_COMPLETE=${{shell}}_source" in makefile
+
+
+def test_the_sample_pkg_installs_is_inert(tmp_path):
+    """pkg copies etc/jailhooks.toml.sample into place: it must define no
+    jail and no rule, only comments."""
+    text = (CONTRIB / "jailhooks.toml.sample").read_text()
+    assert all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+    uncommented = "\n".join(line[2:] if line.startswith("# ") else line for line in text.splitlines()[4:])
+    assert "[host]" in uncommented and "[pf]" in uncommented  # every section is there to uncomment
 
 
 def test_sample_config_is_valid_and_has_the_promised_policy(tmp_path, monkeypatch):

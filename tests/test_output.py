@@ -136,3 +136,22 @@ def test_the_syslog_facility_is_configurable(env, cli, monkeypatch):
     env.config.write_text(env.config.read_text().replace("[host]\n", '[host]\nsyslog_facility = "local3"\n'))
     assert cli("run", "prestart", "web").code == 0
     assert ("open", ("jailhooks", syslog.LOG_PID, syslog.LOG_LOCAL3)) in logged
+
+
+def test_every_command_has_an_example_and_run_usage_breaks_no_word():
+    import click
+
+    from jailhooks.cli import cli
+
+    def commands(group, prefix):
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                yield from commands(cmd, prefix + [name])
+            else:
+                yield prefix + [name], cmd
+
+    for words, cmd in commands(cli, []):
+        assert "Example" in (cmd.help or ""), " ".join(words)
+    run = subprocess.run([sys.executable, "-m", "jailhooks", "run", "--help"], capture_output=True, text=True,
+                         timeout=60, env={"PYTHONPATH": str(REPO), "COLUMNS": "80"})
+    assert run.stdout.startswith("Usage: jailhooks run [OPTIONS] PHASE JAILS...\n")
