@@ -1,5 +1,5 @@
 #!/bin/sh
-# Quick start on any machine with Python 3.9+: installs jailhooks into .venv
+# Quick start on any machine with Python 3.10+: installs jailhooks into .venv
 # and starts and stops two jails on the simulated FreeBSD host, showing what
 # happened at each step.  Nothing outside this checkout and a temp dir changes.
 set -eu
