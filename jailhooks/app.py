@@ -127,7 +127,20 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
     if len(names) > 1 and (path or ip4 or ip6):
         raise UsageError("run: --path/--ip4/--ip6 describe one jail; give one jail name with them")
     code = ExitCode.OK
-    down = expand_phase(phase)[0] not in UP_PHASES
+    phases = expand_phase(phase)
+    down = phases[0] not in UP_PHASES
+    if not any(app.plugins.ordered(f"jailhooks_{p}") for p in phases):
+        # no plugin acts at this point (prestop, with the built-ins): nothing to
+        # resolve and no command to run; a bad name is still refused
+        from . import validate
+        from .errors import DataError
+
+        for name in names:
+            try:
+                validate.jail_name(name)
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
+        return int(code)
     registry_error = None
     if down:  # a stop must take the rules away even when the registry cannot be opened
         try:

@@ -73,6 +73,9 @@ class Context:
         # of start): its undo must give the jail back its previous state, not
         # take its rules away
         self.was_running = False
+        # what an earlier phase of this same run established (e.g. the anchor
+        # prestart loaded), so that poststart does not ask pf again
+        self.this_run: dict = {}
         self._undo: list[tuple[str, str, Callable[[], None]]] = []
         self._notes: dict[str, list[str]] = {}
 

@@ -163,9 +163,11 @@ class Engine:
         # poststart alone comes right after jail(8) made the jail; a create or
         # prestart on a jail with a jid is a re-run on a running jail
         was_running = jail.jid is not None and phases[0] != "poststart"
+        loaded: dict = {}  # what this run's prestart proved (start = prestart + poststart in one run)
         for phase in phases:
             ctx = self.context(jail, phase)
             ctx.was_running = was_running
+            ctx.this_run = loaded
             ctx._undo = undo  # one undo stack for the whole run (start = prestart + poststart)
             for impl in self.plugins.ordered(f"jailhooks_{phase}"):
                 try:
@@ -176,7 +178,7 @@ class Engine:
                     self._undo(undo, outcome)
                     return
             self._notes(outcome, phase, ctx)
-            if phase == "prestart" and len(phases) > 1:
+            if phase == "prestart" and len(phases) > 1 and jail.jid is None:
                 jail = self.refresh(jail)  # poststart: the jail runs now, jls knows its jid
 
     def _undo(self, undo: list, outcome: Outcome) -> None:

@@ -193,6 +193,7 @@ def jailhooks_prestart(ctx):
     text = render(ctx)
     previous = last_loaded(ctx.settings, ctx.jail.name) if ctx.was_running else None
     load(ctx, n.anchor, text)
+    ctx.this_run["pf.loaded"] = n.anchor  # pfctl -f is one transaction: it is all there now
     if ctx.was_running:  # a re-run on a running jail: it must keep its last good rules
         if previous is not None:
             ctx.on_undo(f"reload the previous anchor {n.anchor}", lambda: load(ctx, n.anchor, previous))
@@ -211,7 +212,10 @@ def jailhooks_poststart(ctx):
         # plugin): take the rules away too.  Registered first, so it also runs
         # when the check below cannot even ask pf.
         ctx.on_undo(f"flush anchor {n.anchor}", lambda: (ctx.host.pf_flush(n.anchor), keep(ctx, None)))
-    if not ctx.dry_run and not inspect(ctx.host, n.anchor, render(ctx))[0]:
+    if ctx.this_run.get("pf.loaded") == n.anchor:
+        return  # loaded moments ago by this run's prestart
+    expected = last_loaded(ctx.settings, ctx.jail.name) or render(ctx)
+    if not ctx.dry_run and not inspect(ctx.host, n.anchor, expected)[0]:
         raise JailhooksError(f"anchor {n.anchor} does not hold the rules start loads; refusing to leave the jail "
                              "running without them (jailhooks sync reloads them)")
 
