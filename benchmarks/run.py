@@ -22,7 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from jailhooks.host.simulated import SimulatedRunner  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from freebsd_path import (Site, commands_per_phase, median_of, peak_rss_kib, pg_latency,  # noqa: E402
+                          sh_hook, start_pair)
 from jailhooks.registry.sqlite import SqliteRegistry  # noqa: E402
 
 FLOOR_IMPORTS = "import pluggy, tomllib, sqlite3" if sys.version_info >= (3, 11) else "import pluggy, tomli, sqlite3"
@@ -43,14 +45,6 @@ def interleaved(cmds: dict[str, list[str]], env: dict, n: int) -> dict[str, floa
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
             times[key].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def write_config(root: Path, jails: int = 0) -> Path:
-    cfg = root / "jailhooks.toml"
-    body = f'[host]\nmode = "simulated"\nstate_dir = "{root / "state"}"\n\n'
-    body += '[pf]\nallow = [{ proto = ["tcp", "udp"], to = "192.0.2.53", port = 53 }]\n'
-    cfg.write_text(body)
-    return cfg
 
 
 def bulk_leases(state: Path, n: int, first: int = 100_000, block: int = 1000) -> None:
@@ -112,38 +106,114 @@ def clean_python(root: Path, site: Path) -> tuple[str, str, dict]:
     return python, str(script), env
 
 
-def bench_hook_path(n: int) -> list[tuple[str, float, str]]:
-    """`jailhooks run prestart web` as jail(8) runs it: 10,000 leases in the
-    registry, an installed site plugin found through its entry point, the
-    jail's path and address in the config (so etc/pw.conf is checked)."""
+def bench_freebsd_path(n: int) -> tuple[list[tuple[str, float, str]], list[tuple[str, int, str]]]:
+    """The hook as jail(8) runs it on FreeBSD: the installed script, the real
+    host layer execing (stub) commands, the real registry with 10,000 leases
+    and a site plugin found through its entry point."""
     root = Path(tempfile.mkdtemp(prefix="jh-bench-"))
     try:
-        cfg = write_config(root)
-        jail = root / "jails" / "web"
-        (jail / "etc").mkdir(parents=True)
-        with cfg.open("a") as fh:
-            fh.write(f'\n[jail.web]\npath = "{jail}"\nip4 = "192.0.2.10"\n')
-        bulk_leases(root / "state", 10_000)
-        site = site_plugin(root)
-        python, script, env = clean_python(root, site)
-        hook = [script, "--config", str(cfg), "run", "prestart", "web"]
+        site = Site(root, 1)
+        plugin = site_plugin(root)
+        sys.path.insert(0, str(plugin))  # the simulator records what the hook will ask, the plugin's rule included
+        try:
+            site.record()
+        finally:
+            sys.path.remove(str(plugin))
+        bulk_leases(root / "state", 10_000, first=500_000_000)
+        python, script, env = clean_python(root, plugin)
+        table = commands_per_phase(site, env, python)
         for _ in range(2):  # warm: pyc files, the lease, etc/pw.conf, the entry-point cache
-            subprocess.run(hook, env=env, check=True, capture_output=True)
+            start_pair(site, env, python, script)
+        hook = site.argv(python, script, "run", "prestart", "web")
+        site.stub.stage("down")
         t = interleaved({"bare": [python, "-c", "pass"], "floor": [python, "-c", FLOOR_IMPORTS], "hook": hook}, env, n)
-        # The same with this machine's python3 as it is (its site .pth files included).
-        as_is_env = env_for(str(site))
-        as_is_hook = [sys.executable, "-m", "jailhooks", "--config", str(cfg), "run", "prestart", "web"]
-        subprocess.run(as_is_hook, env=as_is_env, check=True, capture_output=True)
-        u = interleaved({"floor": [sys.executable, "-c", FLOOR_IMPORTS], "hook": as_is_hook}, as_is_env, n)
-        return [
-            ("hook path / import floor", t["hook"] / t["floor"],
-             f"goal <= 1.3; run prestart {t['hook'] * 1000:.0f} ms, floor ({FLOOR_IMPORTS}) {t['floor'] * 1000:.0f} ms"),
+        sh = sh_hook(site)
+        pairs = {"jailhooks": [], "sh": []}
+        for _ in range(n):
+            pairs["jailhooks"].append(start_pair(site, env, python, script))
+            site.stub.stage("down")
+            began = time.perf_counter()
+            subprocess.run([str(sh), "prestart"], check=True)
+            subprocess.run([str(sh), "poststart"], check=True)
+            pairs["sh"].append(time.perf_counter() - began)
+        ours, theirs = statistics.median(pairs["jailhooks"]), statistics.median(pairs["sh"])
+        site.stub.stage("down")
+        rss_hook = statistics.median(peak_rss_kib(hook, env) for _ in range(3))
+        rss_floor = statistics.median(peak_rss_kib([python, "-c", FLOOR_IMPORTS], env) for _ in range(3))
+        rows = [
+            ("hook path / import floor (FreeBSD path)", t["hook"] / t["floor"],
+             f"run prestart {t['hook'] * 1000:.0f} ms with its 5 commands, floor ({FLOOR_IMPORTS}) "
+             f"{t['floor'] * 1000:.0f} ms"),
             ("hook path / bare interpreter", t["hook"] / t["bare"], f"bare {t['bare'] * 1000:.0f} ms"),
-            ("  same, this python3 with its site .pth files", u["hook"] / u["floor"],
-             f"python -m jailhooks {u['hook'] * 1000:.0f} ms, floor {u['floor'] * 1000:.0f} ms"),
+            ("start vs sh hook", ours / theirs,
+             f"goal <= 2; prestart + poststart {ours * 1000:.0f} ms, the same commands from sh {theirs * 1000:.1f} ms"),
+            ("peak RSS: hook run / import floor", rss_hook / rss_floor,
+             f"goal <= 1.3; {rss_hook / 1024:.1f} MiB against {rss_floor / 1024:.1f} MiB"),
         ]
+        return rows, table
     finally:
         shutil.rmtree(root)
+
+
+def bench_mass_restart(n: int) -> list[tuple[str, float, str]]:
+    """N jails started one after another through their jail.conf hooks
+    (prestart, then poststart: two processes each), as at boot."""
+    root = Path(tempfile.mkdtemp(prefix="jh-boot-"))
+    try:
+        site = Site(root, n)
+        site.record()
+        env = env_for()
+        site.leases(env, sys.executable, None)
+        began = time.perf_counter()
+        per = [start_pair(site, env, sys.executable, None, name) for name in site.names]
+        total = time.perf_counter() - began
+        first, last = statistics.mean(per[:10]), statistics.mean(per[-10:])
+        return [(f"{n} sequential starts: per jail, last 10 / first 10", last / first,
+                 f"total {total:.1f} s, {total / n * 1000:.0f} ms per jail (two hook processes each)")]
+    finally:
+        shutil.rmtree(root)
+
+
+def sync_cost(n: int) -> tuple[float, int]:
+    """(seconds, peak RSS KiB) of one `jailhooks sync` over N running jails."""
+    root = Path(tempfile.mkdtemp(prefix="jh-sync-"))
+    try:
+        site = Site(root, n)
+        site.record()
+        env = env_for()
+        site.leases(env, sys.executable, None)
+        site.stub.stage("sync")
+        rss = peak_rss_kib(site.argv(sys.executable, None, "sync"), env)
+        return median_of(3, lambda: site.run(env, sys.executable, None, "sync", "sync")), rss
+    finally:
+        shutil.rmtree(root)
+
+
+def bench_sync(sizes: list[int]) -> list[tuple[str, float, str]]:
+    """sync over N running jails in one process: what each further jail costs
+    (start-up taken out) must not grow with N, in time or in memory."""
+    cost = {n: sync_cost(n) for n in sizes}
+    small, mid, big = sizes[0], sizes[-2], sizes[-1]
+    per_small = (cost[mid][0] - cost[small][0]) / (mid - small)
+    per_big = (cost[big][0] - cost[mid][0]) / (big - mid)
+    rss_per = (cost[big][1] - cost[small][1]) / (big - small)
+    detail = ", ".join(f"N={n}: {cost[n][0]:.2f} s" for n in sizes)
+    return [(f"sync: each further jail, N={mid}..{big} / N={small}..{mid}", per_big / per_small,
+             f"{per_small * 1000:.2f} ms against {per_big * 1000:.2f} ms per jail; {detail}"),
+            (f"sync peak RSS at N={big} / at N={small}", cost[big][1] / cost[small][1],
+             f"{cost[small][1] / 1024:.1f} MiB at {small} jails, {cost[big][1] / 1024:.1f} MiB at {big}: "
+             f"{rss_per:.1f} KiB per further jail")]
+
+
+def bench_pg(per_process: int) -> list[tuple[str, float, str]]:
+    one = pg_latency(1, 1, per_process * 4)
+    many = pg_latency(16, 4, per_process)
+    if one is None or many is None:
+        return [("PostgreSQL registry under load", float("nan"), "skipped: no PostgreSQL server binaries here")]
+    return [("PostgreSQL allocation, 16 processes on 4 hosts / 1 process", many[0] / one[0],
+             f"median {many[0] * 1000:.1f} ms (p99 {many[1] * 1000:.1f} ms) against {one[0] * 1000:.1f} ms "
+             f"(p99 {one[1] * 1000:.1f} ms)"),
+            ("  p99, 16 processes / 1 process", many[1] / one[1], "")]
 
 
 def alloc_cost(n_leases: int, ops: int) -> float:
@@ -171,22 +241,25 @@ def bench_alloc(ops: int) -> list[tuple[str, float, str]]:
 
 
 def bench_parallel(jails: int = 32) -> list[tuple[str, float, str]]:
+    """JAILS creates at once against one registry, on the FreeBSD path."""
     def run(root: Path, parallel: bool) -> float:
-        cfg = write_config(root)
+        site = Site(root, jails)
+        site.record()
         env = env_for()
-        cmds = [[sys.executable, "-m", "jailhooks", "--config", str(cfg), "run", "create", f"j{i}",
-                 "--ip4", f"192.0.2.{i + 10}"] for i in range(jails)]
+        site.stub.stage("down")
+        cmds = [site.argv(sys.executable, None, "run", "create", name) for name in site.names]
         t = time.perf_counter()
         if parallel:
             with ThreadPoolExecutor(jails) as pool:
                 codes = list(pool.map(lambda c: subprocess.run(c, env=env, capture_output=True).returncode, cmds))
         else:
             codes = [subprocess.run(c, env=env, capture_output=True).returncode for c in cmds]
+        took = time.perf_counter() - t
         assert codes == [0] * jails, codes
         reg = SqliteRegistry(str(root / "state"), 30)
-        blocks = sorted(l.uid_range for l in reg.leases())
+        blocks = sorted(lease.uid_range for lease in reg.leases())
         assert len(blocks) == jails and all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))
-        return time.perf_counter() - t
+        return took
 
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         serial = run(Path(a), parallel=False)
@@ -195,65 +268,35 @@ def bench_parallel(jails: int = 32) -> list[tuple[str, float, str]]:
              f"{os.cpu_count()} cores; serial {serial:.2f} s, parallel {parallel:.2f} s, blocks disjoint")]
 
 
-def per_jail(n: int, command: str) -> float:
-    """Seconds per jail of one `jailhooks sync` or `run start J1..JN` over N running jails."""
-    root = Path(tempfile.mkdtemp(prefix="jh-batch-"))
-    try:
-        cfg = write_config(root)
-        sim = SimulatedRunner(str(root / "state"))
-        with sim.state() as st:  # N running jails, as jail(8) would have made them
-            for i in range(n):
-                (root / "jails" / str(i) / "etc").mkdir(parents=True)
-                st["jails"][f"j{i}"] = {"jid": i + 1, "name": f"j{i}", "path": str(root / "jails" / str(i)), "hostname": "",
-                                        "ip4": [f"10.{i // 250}.{i % 250}.1"], "ip6": [], "ip4.saddrsel": True,
-                                        "ip6.saddrsel": True, "persist": True, "cpusetid": i + 3}
-            st["next_jid"] = n + 1
-        bulk_leases(root / "state", n)
-        with sqlite3.connect(root / "state" / "registry.sqlite") as db:
-            db.execute("UPDATE leases SET jail = 'j' || substr(jail, 6)")
-        args = ["sync"] if command == "sync" else ["run", "start", *(f"j{i}" for i in range(n))]
-        cmd = [sys.executable, "-m", "jailhooks", "--config", str(cfg), "-q", *args]
-        t = time.perf_counter()
-        subprocess.run(cmd, env=env_for(), check=True, capture_output=True)
-        return (time.perf_counter() - t) / n
-    finally:
-        shutil.rmtree(root)
-
-
-def bench_batch(sizes: list[int]) -> list[tuple[str, float, str]]:
-    """Per-jail cost of one process handling N jails.  The plain per-jail time
-    shrinks as the start-up is shared by more jails; the marginal cost (what
-    each further jail adds, start-up taken out) is the one that must not grow."""
-    rows = []
-    for command in ("sync", "run start"):
-        per = {n: per_jail(n, command) for n in sizes}
-        big, mid, small = sizes[-1], sizes[-2], sizes[1]
-        detail = ", ".join(f"N={n}: {per[n] * 1000:.1f} ms" for n in sizes)
-        rows.append((f"{command} per jail at N={big} / at N={small}", per[big] / per[small],
-                     f"one process; per jail {detail}"))
-        marginal = {n: (per[n] * n - per[1]) / (n - 1) for n in (mid, big)}
-        rows.append((f"  marginal per jail, N={big} / N={mid}", marginal[big] / marginal[mid],
-                     f"each further jail: {marginal[mid] * 1000:.2f} ms at N={mid}, {marginal[big] * 1000:.2f} ms "
-                     f"at N={big}"))
-    return rows
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="fewer repetitions and smaller N")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and smaller N (under a minute)")
     args = ap.parse_args()
-    reps = 7 if args.quick else 20
+    quick = args.quick
+    reps = 5 if quick else 20
     print(f"jailhooks benchmarks, Python {sys.version.split()[0]}, {os.cpu_count()} cores "
-          f"({'quick' if args.quick else 'full'})")
+          f"({'quick' if quick else 'full'}); FreeBSD's commands are stubs that fork and exec like them")
     rows: list[tuple[str, float, str]] = []
-    for bench in (lambda: bench_hook_path(reps), lambda: bench_alloc(50 if args.quick else 200),
-                  lambda: bench_parallel(16 if args.quick else 32),
-                  lambda: bench_batch([1, 10, 100] if args.quick else [1, 10, 100, 1000])):
-        for row in bench():
+
+    def show(found):
+        for row in found:
             rows.append(row)
-            print(f"  {row[0]:<44} {row[1]:6.2f}   {row[2]}", flush=True)
+            print(f"  {row[0]:<58} {row[1]:6.2f}   {row[2]}", flush=True)
+
+    found, table = bench_freebsd_path(reps)
+    show(found)
+    print("  commands per phase (a jail with one address, a lease, an exclusive FIB with two routes, NAT, "
+          "five rules):")
+    print(f"    {'phase':<30} {'commands':>8}   tools")
+    for phase, count, tools in table:
+        print(f"    {phase:<30} {count:>8}   {tools}")
+    show(bench_mass_restart(30 if quick else 300))
+    show(bench_sync([10, 30, 100] if quick else [10, 100, 1000]))
+    show(bench_alloc(50 if quick else 200))
+    show(bench_parallel(8 if quick else 32))
+    show(bench_pg(5 if quick else 50))
     if os.environ.get("BENCH_JSON"):
-        Path(os.environ["BENCH_JSON"]).write_text(json.dumps(rows, indent=2))
+        Path(os.environ["BENCH_JSON"]).write_text(json.dumps({"rows": rows, "commands": table}, indent=2))
 
 
 if __name__ == "__main__":

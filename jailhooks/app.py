@@ -99,7 +99,8 @@ def state_dir_of(raw: dict) -> str | None:
 def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,
              autoload: bool = True, verbose: int = 0, strict: bool = True) -> App:
     raw, source = read_toml(config)
-    plugins = make_plugins(plugin_list(raw, source), autoload=autoload,
+    choice = plugin_list(raw, source)
+    plugins = make_plugins(choice.modules, autoload=autoload and choice.autoload, disabled=choice.disabled,
                            cache_dir=None if dry_run else state_dir_of(raw), strict=strict)
     sections = []
     for plugin, secs in plugins.collect("jailhooks_config_sections"):

@@ -105,7 +105,6 @@ def _json(doc: Any) -> str:
 # -- render, sync, check, release, plugins ---------------------------------------------
 
 def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: list[str] | None) -> int:
-    from .plugins.pf import render as render_anchor
 
     jail = app.engine.resolve(name, path, ip4, ip6)
     ctx = app.context(jail, "render")
@@ -118,10 +117,10 @@ def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: li
 
         scratch = open_registry(app.settings, dry_run=True)
         try:
-            lease = allocate(Context(jail, "render", app.settings, app.host, scratch, True, app.plugins))[0]
+            lease = allocate(Context(jail, "render", app.settings, app.host, scratch, True))[0]
         finally:
             scratch.close()
-    app.out.write(render_anchor(ctx, lease))
+    app.out.write(ctx.anchor(lease))
     return 0
 
 
@@ -151,6 +150,21 @@ def sync(app: App) -> int:
     return int(code)
 
 
+def orphaned_leases(app: App) -> list[str]:
+    """Leases of this host's jails that nothing knows any more: not running,
+    not in a manager's files, not in the config."""
+    reg = app.registry
+    running = {j["name"] for j in app.host.jails()}
+    found = []
+    for lease in reg.leases():
+        if reg.fleet and lease.host != reg.host_name:
+            continue  # another host's jail
+        if lease.jail not in running and app.engine.resolve(lease.jail).source == "none":
+            found.append(f"lease of {lease.jail} ({lease.uid_first}-{lease.uid_last}) is orphaned: the jail is "
+                         f"neither running nor configured (end it with: jailhooks release {lease.jail})")
+    return found
+
+
 def check(app: App, name: str | None, as_json: bool = False) -> int:
     jail = app.engine.resolve(name) if name else None
     if jail is not None:
@@ -163,6 +177,7 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
     for plugin, found in app.plugins.collect("jailhooks_check", settings=app.settings, host=app.host,
                                              registry=app.registry, jail=jail):
         findings += [(level, plugin, msg) for level, msg in found]
+    findings += [("warning", "registry", line) for line in orphaned_leases(app)]
     failed = any(level == "error" for level, _, _ in findings)
     if as_json:
         app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-check": {
@@ -400,14 +415,15 @@ def lease_move(app: App, jail: str, to_host: str) -> int:
 
 def plugins_report(app: App, as_json: bool) -> int:
     """Every plugin, broken ones included (with their error; exit 78 then)."""
-    rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks, "error": i.error}
-            for i in app.plugins.infos]
+    rows = [{"name": i.name, "source": i.source, "module": i.module, "hooks": i.hooks, "error": i.error,
+             "disabled": i.disabled} for i in app.plugins.infos]
     if as_json:
         import json
 
         app.out.write(json.dumps(rows, indent=2) + "\n")
     else:
         for r in rows:
-            detail = f"BROKEN: {r['error']}" if r["error"] else ", ".join(r["hooks"])
+            detail = (f"BROKEN: {r['error']}" if r["error"] else "disabled in the config" if r["disabled"]
+                      else ", ".join(r["hooks"]))
             app.out.write(f"{r['name']:<14} {r['source']}\n    {detail}\n")
     return int(ExitCode.CONFIG) if any(r["error"] for r in rows) else 0

@@ -289,15 +289,42 @@ def read_toml(path: str | None) -> tuple[dict, str]:
         raise ConfigError("not valid UTF-8", path) from None
 
 
-def plugin_list(raw: dict, source: str) -> list[str]:
-    """The top-level ``plugins`` list, validated before any plugin is imported."""
+class PluginChoice:
+    """Which plugins load: the config's modules, the installed entry points
+    (unless autoload is off: every installed entry point otherwise runs as
+    root at every jail start), less the disabled ones."""
+
+    __slots__ = ("modules", "autoload", "disabled")
+
+    def __init__(self, modules: list[str], autoload: bool = True, disabled: list[str] | None = None) -> None:
+        self.modules, self.autoload, self.disabled = modules, autoload, disabled or []
+
+
+def plugin_list(raw: dict, source: str) -> PluginChoice:
+    """``plugins = ["mod", ...]``, or the table ``[plugins]`` with ``modules``,
+    ``autoload`` and ``disabled``; validated before any plugin is imported."""
     value = raw.get("plugins", [])
-    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-        raise ConfigError("plugins: must be a list of module names", source)
-    for m in value:
-        if not all(part.isidentifier() for part in m.split(".")):
-            raise ConfigError(f"plugins: {m!r} is not a module name", source)
-    return value
+    if isinstance(value, list):
+        value = {"modules": value}
+    if not isinstance(value, dict):
+        raise ConfigError("plugins: must be a list of module names or a table", source)
+    unknown = sorted(set(value) - {"modules", "autoload", "disabled"})
+    if unknown:
+        raise ConfigError(f"plugins.{unknown[0]}: unknown key", source)
+    names: dict[str, list[str]] = {}
+    for key in ("modules", "disabled"):
+        found = value.get(key, [])
+        if not isinstance(found, list) or not all(isinstance(m, str) for m in found):
+            raise ConfigError(f"plugins{'.' + key if key != 'modules' or 'modules' in value else ''}: must be a list "
+                              "of module names", source)
+        for m in found:
+            if not all(part.isidentifier() for part in m.split(".")):
+                raise ConfigError(f"plugins: {m!r} is not a module name", source)
+        names[key] = found
+    autoload = value.get("autoload", True)
+    if not isinstance(autoload, bool):
+        raise ConfigError("plugins.autoload: must be true or false", source)
+    return PluginChoice(names["modules"], autoload, names["disabled"])
 
 
 def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Settings:
@@ -313,7 +340,7 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
     def add(prefix: str, found: list[tuple[str, str]]) -> None:
         problems.extend(f"{prefix}{key}: {msg}" for key, msg in found)
 
-    plugins = plugin_list(raw, source)
+    plugins = plugin_list(raw, source).modules
     host_raw = raw.get("host", {})
     host: dict = {}
     if isinstance(host_raw, dict):

@@ -1,58 +1,43 @@
-"""The plain objects handed to hooks: Jail, Lease and the per-call Context.
+"""The context a phase hook receives: its own jail, its lease, its settings,
+the host, a log, and how to register undo steps and notes.  It gives no
+access to the plugin manager or to other jails' leases."""
+from __future__ import annotations
 
-Immutable values are NamedTuples and Context is a plain class: a dataclass
-costs about a millisecond to define, and these modules sit on the hook path
-of every jail start."""
-# No `from __future__ import annotations` in this module: it defines NamedTuples,
-# and typing compiles each string annotation of their fields, about 0.05 ms a
-# field on every hook run.  Optional[...] keeps Python 3.9 working.
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+from .types import COMPOSITE, PHASES, UP_PHASES, Jail, Lease
 
 if TYPE_CHECKING:
     from .config import Settings
     from .host import Host
     from .registry import Registry
 
-PHASES = ("create", "prestart", "poststart", "prestop", "poststop", "destroy")
-UP_PHASES = ("create", "prestart", "poststart")
-COMPOSITE = {"start": ("prestart", "poststart"), "stop": ("prestop", "poststop")}
+__all__ = ["COMPOSITE", "PHASES", "UP_PHASES", "Context", "Jail", "Lease", "Leases"]
 
 
-class Jail(NamedTuple):
-    """What jailhooks knows of a jail.  jid is None when it is not running."""
+class Leases:
+    """The registry, as far as one jail's own lease goes (``ctx.leases``)."""
 
-    name: str
-    path: Optional[str] = None
-    ip4: tuple[str, ...] = ()
-    ip6: tuple[str, ...] = ()
-    hostname: Optional[str] = None
-    jid: Optional[int] = None
-    source: str = ""  # where the facts came from: options, jls, config, a plugin
-    vnet: bool = False  # a network stack of its own (jls: vnet=new)
+    __slots__ = ("_registry", "_jail")
 
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        return self.ip4 + self.ip6
+    def __init__(self, registry: "Registry", jail: str) -> None:
+        self._registry, self._jail = registry, jail
 
-    def with_(self, **changes: Any) -> "Jail":
-        return self._replace(**changes)
+    def get(self) -> Optional[Lease]:
+        return self._registry.get(self._jail)
 
+    def allocate_uids(self, size: int, pool: tuple[int, int], fixed: Optional[tuple[int, int]] = None):
+        """(lease, made now): the jail's UID block, the lowest free one if it has none."""
+        return self._registry.allocate_uids(self._jail, size, pool, fixed)
 
-class Lease(NamedTuple):
-    """A jail's entry in the registry: its UID/GID block and its FIB, if any."""
+    def allocate_fib(self, candidates: range, exclusive: bool, fixed: Optional[int] = None):
+        return self._registry.allocate_fib(self._jail, candidates, exclusive, fixed)
 
-    jail: str
-    uid_first: int
-    uid_last: int
-    fib: Optional[int] = None
-    fib_exclusive: bool = False
-    host: str = ""
-    created: float = 0.0
+    def clear_fib(self) -> None:
+        self._registry.clear_fib(self._jail)
 
-    @property
-    def uid_range(self) -> tuple[int, int]:
-        return (self.uid_first, self.uid_last)
+    def release(self) -> Optional[Lease]:
+        return self._registry.release(self._jail)
 
 
 class Context:
@@ -60,14 +45,14 @@ class Context:
     changing hook signatures, so site plugins keep working."""
 
     def __init__(self, jail: Jail, phase: str, settings: "Settings", host: "Host", registry: "Registry",
-                 dry_run: bool = False, plugins: Any = None) -> None:
+                 dry_run: bool = False, anchor: Optional[Callable[["Context", Optional[Lease]], str]] = None) -> None:
         self.jail = jail
         self.phase = phase
         self.settings = settings
         self.host = host
-        self.registry = registry
+        self.leases = Leases(registry, jail.name)
         self.dry_run = dry_run
-        self.plugins = plugins  # the Plugins object, for plugins that gather others' contributions
+        self._anchor = anchor
         self.plugin = ""  # name of the plugin being called (set by the engine)
         # True when this run began on a jail that was already running (a re-run
         # of start): its undo must give the jail back its previous state, not
@@ -100,7 +85,15 @@ class Context:
 
     @property
     def lease(self) -> Optional[Lease]:
-        return self.registry.get(self.jail.name)
+        return self.leases.get()
+
+    def anchor(self, lease: Optional[Lease] = None) -> str:
+        """The jail's anchor text, built by the core from the config and every
+        plugin's ``jailhooks_pf_rules`` (LEASE: a lease other than the
+        registry's, e.g. the one start would allocate)."""
+        if self._anchor is None:
+            raise RuntimeError("this context renders no anchor")
+        return self._anchor(self, lease)
 
     def config(self, section: str) -> dict:
         """The plugin section's settings for this jail (globals + jail overrides)."""

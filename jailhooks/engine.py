@@ -134,7 +134,12 @@ class Engine:
     # -- phases -------------------------------------------------------------------
     def context(self, jail: Jail, phase: str) -> Context:
         return Context(jail=jail, phase=phase, settings=self.settings, host=self.host, registry=self.registry,
-                       dry_run=self.dry_run, plugins=self.plugins)
+                       dry_run=self.dry_run, anchor=self._anchor)
+
+    def _anchor(self, ctx: Context, lease: Any) -> str:
+        from .pf.anchor import build
+
+        return build(ctx, self.plugins, lease)
 
     def run(self, phase: str, jail: Jail) -> Outcome:
         phases = expand_phase(phase)

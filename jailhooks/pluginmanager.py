@@ -31,10 +31,11 @@ ENTRY_POINT_GROUP = "jailhooks"
 
 
 class PluginInfo:
-    __slots__ = ("name", "source", "module", "error", "hooks")
+    __slots__ = ("name", "source", "module", "error", "hooks", "disabled")
 
     def __init__(self, name: str, source: str, module: str, error: str | None = None,
-                 hooks: list[str] | None = None) -> None:
+                 hooks: list[str] | None = None, disabled: bool = False) -> None:
+        self.disabled = disabled
         self.name = name
         self.source = source  # builtin, entry point (dist version), config
         self.module = module
@@ -192,15 +193,30 @@ def _valid(entry: Any) -> bool:
 
 
 def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None,
-                 strict: bool = True) -> Plugins:
+                 strict: bool = True, disabled: list[str] | None = None) -> Plugins:
     """Register every plugin.  strict=False (for ``jailhooks plugins``) records a
     plugin that fails to load, with its error, instead of stopping, and
-    rescans the installed entry points (refreshing their cache)."""
+    rescans the installed entry points (refreshing their cache).
+
+    One plugin, one registration: a module that arrives both as an entry point
+    and in the config's ``plugins`` is registered once (as the entry point).
+    DISABLED names entry points or modules that must not load (never a
+    built-in: turning off the pf plugin would leave every jail without rules)."""
     plugins = Plugins()
+    disabled = set(disabled or ())
+    builtin_names = {m.rsplit(".", 1)[1] for m in BUILTIN_PLUGINS} | set(BUILTIN_PLUGINS)
+    if disabled & builtin_names:
+        raise PluginLoadError(f"plugins.disabled: {sorted(disabled & builtin_names)[0]} is built in and cannot be "
+                              "disabled (its own config section switches it off where it can be)")
 
     def attempt(name: str, source: str, module: str, load) -> None:
+        if name in disabled or module in disabled:
+            plugins.infos.append(PluginInfo(name, source, module, disabled=True))
+            return
         try:
             obj = load()
+            if plugins.pm.is_registered(obj):  # the same module again (entry point and config)
+                return
             if name in plugins._rank:
                 raise PluginLoadError(f"plugin {name} ({source}): the name is already taken")
             plugins.register(obj, name, source, module)

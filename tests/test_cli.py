@@ -117,7 +117,7 @@ def test_site_plugin_from_config_list(web, tmp_path, monkeypatch):
     assert web.subprocess("run", "poststop", "web").code == 0
     assert log.read_text() == "prestart web lease=100000\npoststop web\n"
     listing = json.loads(web.subprocess("plugins", "--json").out)
-    assert {"name": "siterecorder", "source": "config", "module": "siterecorder", "error": None,
+    assert {"name": "siterecorder", "source": "config", "module": "siterecorder", "error": None, "disabled": False,
             "hooks": ["jailhooks_poststop", "jailhooks_prestart"]} in listing
 
 

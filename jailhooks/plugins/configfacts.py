@@ -3,7 +3,7 @@ any manager reader, for jails that are not running or not known elsewhere."""
 from __future__ import annotations
 
 from .. import hookimpl
-from ..context import Jail
+from ..types import Jail
 
 
 @hookimpl(trylast=True)

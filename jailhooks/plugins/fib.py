@@ -58,7 +58,7 @@ def _ensure(ctx):
     lease = ctx.lease
     if sec["mode"] == "none":
         if lease and lease.fib is not None:
-            ctx.registry.clear_fib(ctx.jail.name)
+            ctx.leases.clear_fib()
             ctx.note(f"FIB {lease.fib} no longer used (mode none)")
         return None
     if lease is None:
@@ -69,14 +69,14 @@ def _ensure(ctx):
     if sec["mode"] == "shared":
         if sec["fib"] >= fibs:
             raise PoolExhausted(f"jail {ctx.jail.name}: FIB {sec['fib']} does not exist (net.fibs={fibs}): {raise_hint}")
-        fib, new = ctx.registry.allocate_fib(ctx.jail.name, range(0), exclusive=False, fixed=sec["fib"])
+        fib, new = ctx.leases.allocate_fib(range(0), exclusive=False, fixed=sec["fib"])
     else:
         first = ctx.settings.section("fib")["first"]
         if lease.fib is not None and lease.fib_exclusive and lease.fib >= fibs:
             raise PoolExhausted(f"jail {ctx.jail.name}: its FIB {lease.fib} no longer exists (net.fibs={fibs}): {raise_hint}")
-        fib, new = ctx.registry.allocate_fib(ctx.jail.name, range(first, fibs), exclusive=True)
+        fib, new = ctx.leases.allocate_fib(range(first, fibs), exclusive=True)
     if new:
-        ctx.on_undo(f"forget FIB {fib}", lambda: ctx.registry.clear_fib(ctx.jail.name))
+        ctx.on_undo(f"forget FIB {fib}", lambda: ctx.leases.clear_fib())
         if sec["mode"] == "exclusive":  # whatever a previous owner left in it (a default route) goes first
             flush_routes(ctx.host, fib)
     ctx.note(f"FIB {fib} ({sec['mode']}{', new' if new else ''})")
@@ -180,7 +180,7 @@ def jailhooks_destroy(ctx):
     if lease.fib_exclusive:  # a shared FIB's routes serve other jails too
         clear_fib(ctx.host, ctx.config("fib"), lease.fib)
         ctx.note(f"routes of FIB {lease.fib} removed")
-    ctx.registry.clear_fib(ctx.jail.name)
+    ctx.leases.clear_fib()
 
 
 @hookimpl

@@ -3,7 +3,7 @@ about a live jail beats any config file."""
 from __future__ import annotations
 
 from .. import hookimpl
-from ..context import Jail
+from ..types import Jail
 
 
 @hookimpl(tryfirst=True)

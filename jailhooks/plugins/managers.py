@@ -8,7 +8,7 @@ import os
 
 from .. import hookimpl, validate
 from ..config import Field, Section, absolute_path, choice, list_of
-from ..context import Jail
+from ..types import Jail
 from ..errors import DataError
 
 READERS = ("jailconf", "bastille", "ezjail", "iocage")

@@ -14,7 +14,8 @@ import os
 from .. import hookimpl, validate
 from ..config import Field, Section, boolean, choice, one_or_list, table_of, list_of
 from ..errors import DataError, JailhooksError
-from ..pf.render import AnchorSpec, Names, render_anchor, resolve_match
+from ..pf.anchor import names as anchor_names
+from ..pf.render import Names, resolve_match
 from ..pf.rules import Filter, Rdr
 
 
@@ -78,7 +79,7 @@ def jailhooks_config_sections():
 
 
 def names(ctx):
-    return Names.of(ctx.jail.name, ctx.settings.section("pf")["parent"])
+    return anchor_names(ctx.settings, ctx.jail.name)
 
 
 def _filters(rules: list, **kw) -> list:
@@ -105,29 +106,9 @@ def jailhooks_pf_rules(ctx):
     return rules
 
 
-def spec(ctx, plugins, lease=None):
-    """Everything the renderer needs; rules collected from every plugin.
-    LEASE: the jail's lease (default: what the registry holds)."""
-    pol = ctx.config("pf")
-    lease = lease or ctx.lease
-    contributions = []
-    for plugin, rules in plugins.collect("jailhooks_pf_rules", ctx=ctx):
-        if not isinstance(rules, (list, tuple)):
-            raise DataError(f"plugin {plugin}: jailhooks_pf_rules must return a list of rules")
-        contributions.append((plugin, tuple(rules)))
-    vnet = bool(getattr(ctx.jail, "vnet", False))
-    return AnchorSpec(names=names(ctx), ip4=ctx.jail.ip4, ip6=ctx.jail.ip6,
-                      uid_range=lease.uid_range if lease else None,
-                      match=resolve_match(pol["match"], bool(ctx.jail.addresses)),
-                      interface=pol["interface"] or None, default=pol["default"], log_blocked=pol["log"],
-                      contributions=tuple(contributions), vnet=vnet)
-
-
-def render(ctx, lease=None):
-    try:
-        return render_anchor(spec(ctx, ctx.plugins, lease))
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
+def render(ctx, lease=None) -> str:
+    """The jail's anchor, as the core builds it (pf/anchor.py)."""
+    return ctx.anchor(lease)
 
 
 class Expected:

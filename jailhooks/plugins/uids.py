@@ -76,7 +76,7 @@ def allocate(ctx):
     sec = ctx.config("uids")
     pool = (sec["first"], sec["last"])
     fixed = tuple(sec["range"]) if sec.get("range") else None
-    return ctx.registry.allocate_uids(ctx.jail.name, sec["block"], pool, fixed)
+    return ctx.leases.allocate_uids(sec["block"], pool, fixed)
 
 
 MARK = "# jailhooks: UIDs "
@@ -148,10 +148,10 @@ def _ensure_lease(ctx):
         try:
             _check_claims(ctx, lease)
         except DataError:
-            ctx.registry.release(ctx.jail.name)
+            ctx.leases.release()
             raise
     if created:
-        ctx.on_undo(f"release UIDs {lease.uid_first}-{lease.uid_last}", lambda: ctx.registry.release(ctx.jail.name))
+        ctx.on_undo(f"release UIDs {lease.uid_first}-{lease.uid_last}", lambda: ctx.leases.release())
         ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last} (new lease)")
     else:
         ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last}")
@@ -234,7 +234,7 @@ def jailhooks_prestart(ctx):
 
 @hookimpl
 def jailhooks_destroy(ctx):
-    lease = ctx.registry.release(ctx.jail.name)
+    lease = ctx.leases.release()
     ctx.note(f"released UIDs {lease.uid_first}-{lease.uid_last}" if lease else "no lease")
     if lease and not ctx.dry_run:
         forget_claim(ctx.jail.path, ctx.jail.name)
@@ -281,13 +281,4 @@ def jailhooks_check(settings, host, registry, jail):
     found = []
     if jail is not None:
         found += audit(registry, jail)
-    from .managers import jailhooks_jail_facts as manager_facts
-
-    running = {j["name"] for j in host.jails()}
-    for lease in registry.leases():
-        if registry.fleet and lease.host != registry.host_name:
-            continue  # another host's jail
-        if lease.jail not in running and lease.jail not in settings.jails and not manager_facts(lease.jail, settings):
-            found.append(("warning", f"lease of {lease.jail} ({lease.uid_first}-{lease.uid_last}) is orphaned: the jail "
-                                     f"is neither running nor configured (end it with: jailhooks release {lease.jail})"))
     return found

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..context import Lease
+from ..types import Lease
 
 
 class Registry(Protocol):

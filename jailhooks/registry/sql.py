@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..context import Lease
+from ..types import Lease
 from ..errors import DataError, PoolExhausted
 
 COLUMNS = "jail, uid_first, uid_last, fib, fib_exclusive, host, created"

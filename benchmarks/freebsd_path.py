@@ -1,0 +1,215 @@
+"""Benchmarks of the code that runs on FreeBSD: the real host layer, forking
+and execing (stub) commands, with the real registry.  See stubhost.py."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stubhost import StubHost, recording
+
+REPO = Path(__file__).resolve().parent.parent
+
+# a typical jail: one address, a lease, an exclusive FIB with two routes, NAT, five rules
+POLICY = """
+[fib]
+mode = "exclusive"
+connected = [{ net = "192.0.2.0/24", interface = "em0" }]
+gateway = "192.0.2.1"
+
+[saddr]
+nat_interface = "em0"
+
+[pf]
+allow = [
+  { proto = ["tcp", "udp"], to = "192.0.2.53", port = 53 },
+  { proto = "tcp", port = [80, 443] },
+  { proto = "tcp", to = "192.0.2.30", port = 5432 },
+  { proto = "tcp", to = "192.0.2.20", port = 25 },
+  { proto = "udp", to = "192.0.2.123", port = 123 },
+]
+"""
+PHASES = ("create", "prestart", "poststart", "prestop", "poststop", "destroy")
+
+
+def address(i: int) -> str:
+    return f"10.{i // 250}.{i % 250 + 1}.5"
+
+
+class Site:
+    """N jails on a stub FreeBSD, with answers recorded from the simulator for
+    every stage the benchmarks go through."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        self.root, self.n = root, n
+        self.names = ["web"] + [f"j{i}" for i in range(1, n)]
+        self.stub = StubHost(root / "stub")
+        jails = ""
+        for i, name in enumerate(self.names):
+            path = root / "jails" / name
+            (path / "etc").mkdir(parents=True, exist_ok=True)
+            jails += f'\n[jail.{name}]\npath = "{path}"\nip4 = "{address(i)}"\n[jail.{name}.saddr]\nnat = "203.0.113.5"\n'
+        self.sim_config = root / "sim.toml"
+        # the simulator only records answers: it leaves the jails' files to the real runs
+        self.sim_config.write_text(f'[host]\nmode = "simulated"\nstate_dir = "{root / "sim"}"\n'
+                                   '[uids]\nwrite_pw_conf = false\n' + POLICY + jails)
+        self.config = root / "jailhooks.toml"
+        self.config.write_text(f'[host]\nmode = "freebsd"\nstate_dir = "{root / "state"}"\n'
+                               + self.stub.commands_toml() + POLICY + jails)
+
+    # -- the simulator, to record answers --------------------------------------------------
+    def sim(self, *args: str) -> None:
+        from jailhooks.main import main
+
+        code = main(["--config", str(self.sim_config), "-q", *args])
+        assert code == 0, (args, code)
+
+    def sim_jail(self, *args: str) -> None:
+        from jailhooks.host.simulated import SimulatedRunner
+
+        res = SimulatedRunner(str(self.root / "sim")).run(list(args), None, 5, True)
+        assert res.returncode == 0, res.stderr
+
+    def record(self) -> None:
+        """Stages: down (no jail runs), up:NAME (NAME was just made), sync
+        (all run), adopt (web runs without a lease yet)."""
+        self.sim_jail("/sbin/sysctl", f"net.fibs={self.n + 2}")
+        with recording(self.stub, "down"):
+            for name in self.names:
+                self.sim("run", "create", name)
+                self.sim("run", "prestart", name)
+        for i, name in enumerate(self.names):
+            self.sim_jail("/usr/sbin/jail", "-c", f"name={name}", f"path={self.root / 'jails' / name}",
+                          f"ip4.addr={address(i)}", "persist")
+            with recording(self.stub, f"up_{name}"):
+                self.sim("run", "poststart", name)
+        with recording(self.stub, "sync"):
+            self.sim("sync")
+        for name in self.names:
+            self.sim_jail("/usr/sbin/jail", "-r", name)
+            with recording(self.stub, "down"):
+                self.sim("run", "poststop", name)
+        with recording(self.stub, "down"):
+            self.sim("run", "destroy", "web")
+        self.sim_jail("/usr/sbin/jail", "-c", "name=web", f"path={self.root / 'jails' / 'web'}",
+                      f"ip4.addr={address(0)}", "persist")
+        with recording(self.stub, "adopt"):
+            self.sim("run", "start", "web")
+        # the real host starts with net.fibs as the simulator had it
+        self.stub.record("none", "sysctl", ["-n", "net.fibs"], f"{self.n + 2}\n", "", 0)
+        for stage in ["down", "sync", "adopt"] + [f"up_{n}" for n in self.names]:
+            self.stub.record(stage, "sysctl", ["-n", "net.fibs"], f"{self.n + 2}\n", "", 0)
+
+    # -- the real host layer ------------------------------------------------------------------
+    def argv(self, python: str, script: str | None, *args: str) -> list[str]:
+        head = [script] if script else [python, "-m", "jailhooks"]
+        return [*head, "--config", str(self.config), "-q", *args]
+
+    def run(self, env: dict, python: str, script: str | None, stage: str, *args: str) -> float:
+        self.stub.stage(stage)
+        t = time.perf_counter()
+        proc = subprocess.run(self.argv(python, script, *args), env=env, capture_output=True, text=True)
+        took = time.perf_counter() - t
+        assert proc.returncode == 0, (args, proc.stderr)
+        return took
+
+    def leases(self, env: dict, python: str, script: str | None) -> None:
+        for name in self.names:
+            self.run(env, python, script, "down", "run", "create", name)
+
+
+def commands_per_phase(site: Site, env: dict, python: str) -> list[tuple[str, int, str]]:
+    """(phase, number of commands, which) for the typical jail web."""
+    rows = []
+    for phase in PHASES:
+        stage = "up_web" if phase in ("poststart", "prestop") else "down"
+        site.stub.clear_log()
+        site.run(env, python, None, stage, "run", phase, "web")
+        seen = site.stub.commands()
+        rows.append((phase, len(seen), ", ".join(sorted({c.split()[0] for c in seen})) or "-"))
+    site.run(env, python, None, "down", "run", "destroy", "web")
+    site.stub.clear_log()
+    site.run(env, python, None, "adopt", "run", "start", "web")
+    seen = site.stub.commands()
+    rows.append(("start (adopted running jail)", len(seen), ", ".join(sorted({c.split()[0] for c in seen}))))
+    return rows
+
+
+SH_HOOK = """#!/bin/sh
+# what admins wrote by hand: the same commands, no registry, no checks
+case $1 in
+prestart)
+\t{route} -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1
+\t{route} -q -n -4 add default 192.0.2.1 -fib 1
+\t{pfctl} -a jailhooks/web -f {anchor}
+\t;;
+poststart)
+\t{jail} -m name=web ip4.nosaddrsel
+\t;;
+esac
+"""
+
+
+def sh_hook(site: Site) -> Path:
+    anchor = site.root / "web.anchor"
+    anchor.write_text("pass out quick all\n")
+    hook = site.root / "hook.sh"
+    hook.write_text(SH_HOOK.format(route=site.stub.bin / "route", pfctl=site.stub.bin / "pfctl",
+                                   jail=site.stub.bin / "jail", anchor=anchor))
+    hook.chmod(0o755)
+    return hook
+
+
+def median_of(n: int, fn) -> float:
+    return statistics.median(fn() for _ in range(n))
+
+
+def start_pair(site: Site, env: dict, python: str, script: str | None, name: str = "web") -> float:
+    """exec.prestart, then exec.poststart: two processes, as jail(8) runs them."""
+    return (site.run(env, python, script, "down", "run", "prestart", name)
+            + site.run(env, python, script, f"up_{name}", "run", "poststart", name))
+
+
+def peak_rss_kib(argv: list[str], env: dict) -> int:
+    """Peak resident set of ARGV (and what it runs), in KiB (Linux ru_maxrss)."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+             "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *argv], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def pg_latency(processes: int, hosts: int, per_process: int) -> tuple[float, float] | None:
+    """Median and p99 seconds of one allocate+release against a fleet registry
+    on a throwaway PostgreSQL server; None when none can be started here."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from tests.pgserver import PgServer
+
+        server = PgServer()
+    except Exception:
+        return None
+    try:
+        from jailhooks.registry.postgres import PostgresRegistry
+
+        url = server.new_database()
+        reg = PostgresRegistry(url, 30, check_schema=False)
+        reg.migrate()
+        reg.close()
+        code = ("import sys, time, json\nfrom jailhooks.registry.postgres import PostgresRegistry\n"
+                "url, host, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+                "reg = PostgresRegistry(url, 60, host_name=host)\nout = []\n"
+                "for i in range(n):\n    t = time.perf_counter()\n"
+                "    reg.allocate_uids(f'{tag}-{i}', 1000, (100000, 999999999))\n    reg.release(f'{tag}-{i}')\n"
+                "    out.append(time.perf_counter() - t)\nprint(json.dumps(out))\n")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        procs = [subprocess.Popen([sys.executable, "-c", code, url, f"h{i % hosts}", f"p{i}", str(per_process)],
+                                  env=env, stdout=subprocess.PIPE, text=True) for i in range(processes)]
+        import json
+
+        times = sorted(t for p in procs for t in json.loads(p.communicate()[0]))
+        return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+    finally:
+        server.destroy()
