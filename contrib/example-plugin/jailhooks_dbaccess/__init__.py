@@ -2,9 +2,7 @@
 may reach ``[dbaccess] servers`` on ``port`` (TCP); no other jail may."""
 from __future__ import annotations
 
-from jailhooks import hookimpl, validate
-from jailhooks.config import Field, Section, boolean, integer, list_of
-from jailhooks.pf.rules import Filter
+from jailhooks import Field, Filter, Section, boolean, hookimpl, integer, list_of, validate
 
 SECTION = Section(
     "dbaccess",
