@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import random
 import shutil
@@ -22,7 +21,7 @@ from jailhooks.host.simulated import SimulatedRunner
 from jailhooks.main import main
 from jailhooks.registry.sqlite import SqliteRegistry
 
-from .conftest import REPO
+from .conftest import REPO, status_records
 
 pytestmark = pytest.mark.torture
 
@@ -57,7 +56,7 @@ class Host:
         sim = SimulatedRunner(str(self.state)).read()
         res = self.run("status", "--json")
         assert res.returncode == 0, res.stderr
-        status = json.loads(res.stdout.replace(str(self.jails_root), "JAILS"))
+        status = status_records(res.stdout.replace(str(self.jails_root), "JAILS"))
         return {"anchors": sim["pf"]["anchors"], "status": status}
 
     def copy_to(self, root: Path) -> "Host":
