@@ -150,17 +150,25 @@ def last_loaded(settings, jail: str) -> str | None:
 
 
 def keep(ctx, text: str | None) -> None:
-    from .. import jailfs
-
+    """Keep TEXT as the jail's last loaded anchor (None: forget it).  The
+    directory is jailhooks' own (0700), and the jail's lock is held, so one
+    temporary name per jail does: no scan of a directory of 1,000 files."""
     if ctx.dry_run:
         return
     directory, name = _kept(ctx.settings, ctx.jail.name)
+    path = os.path.join(directory, name)
     if text is None:
-        if os.path.isdir(directory):
-            jailfs.remove(directory, name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         return
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    jailfs.write_text(directory, name, text, mode=0o600)
+    tmp = os.path.join(directory, f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def load(ctx, anchor: str, text: str) -> None:
