@@ -69,9 +69,8 @@ class App:
 
 
 def setup_logging(verbose: int) -> None:
-    """With -v, show the "jailhooks" logger (``ctx.log``) on stderr.  The logging
-    module costs milliseconds to import, so the hook path does not set it up
-    otherwise (warnings still reach stderr through logging's last resort)."""
+    """With -v, show the "jailhooks" logger (``ctx.log``) on stderr (without,
+    warnings still reach stderr through logging's last resort)."""
     if not verbose:
         return
     import logging

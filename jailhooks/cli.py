@@ -15,7 +15,7 @@ from . import app as app_mod
 from . import commands
 from .context import COMPOSITE, PHASES
 from .errors import ExitCode
-from .integrations import MANAGERS
+from .managers.install import MANAGERS
 
 
 @dataclass

@@ -228,7 +228,7 @@ def release(app: App, name: str, force: bool) -> int:
 def install(app: App, manager: str, jail: str | None, apply: bool = False, target: str | None = None) -> int:
     """Print the configuration MANAGER needs; with APPLY, add the lines that
     only need adding (jail.conf, ezjail's rc.conf, or TARGET), keeping a backup."""
-    from . import integrations
+    from .managers import install as integrations
     from .config import default_config_path
     from .managers import iocage
 

@@ -1,10 +1,24 @@
 """Entry point: the fast hook path, and the one place errors become exit codes.
 
-Jail managers call ``jailhooks run PHASE JAIL`` twice per start and twice
-per stop, and at boot for every jail at once, so that call must not pay for
-click.  main() parses exactly the ``run`` command line itself; anything else
-(another command, --help, a malformed line) goes to the click CLI, which
-therefore produces every usage message and behaves identically.
+Jail managers call ``jailhooks run PHASE JAIL`` (and ``hook iocage|pot``)
+twice per start and twice per stop, and at boot for every jail at once.
+
+Start-up tuning, all of it, measured on the FreeBSD path (benchmarks/run.py:
+the hook is about 1.4 times its import floor, python with pluggy, tomllib and
+sqlite3):
+
+* main() parses exactly the ``run`` and ``hook`` command lines itself, so the
+  hook path does not import click (about the cost of pluggy); anything else
+  goes to the click CLI, which produces every usage message
+  (tests/test_plugins_unit.py checks that both read a line the same way);
+* installed entry points are cached per sys.path (pluginmanager.py), since
+  importlib.metadata costs more than the rest of a run;
+* the cyclic collector is paused while loading and what loading made is
+  frozen (fast_run); the process ends without interpreter teardown (console);
+* modules that only some runs need (logging, json, ipaddress, subprocess,
+  the manager readers) are imported where they are used.
+
+tests/test_hookpath.py pins the modules a hook run imports.
 """
 from __future__ import annotations
 
@@ -110,11 +124,8 @@ def parse_hook(argv: list[str]) -> dict | None:
 def fast_run(opts: dict) -> int:
     import gc
 
-    # Start-up (imports, plugin registration) makes tens of thousands of
-    # long-lived objects and no garbage, yet its allocations set off the cyclic
-    # collector again and again, and the first collection after it scans them
-    # all: 4-6 ms of every hook run.  So collect nothing while loading, then
-    # freeze what loading made (later collections skip it) until the run ends.
+    # Loading makes many long-lived objects and no garbage: collect nothing
+    # while loading, then freeze what it made (later collections skip it).
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -206,8 +217,8 @@ def console() -> None:
     """The ``jailhooks`` program (console script and ``python -m jailhooks``).
 
     Runs main(), then ends the process without finalising the interpreter:
-    freeing every module and object costs a hook run about 10 ms, a third of
-    its own work, for a process that is about to vanish.  Everything a normal
+    freeing every module and object is a large part of a hook run's own work,
+    for a process that is about to vanish.  Everything a normal
     exit does that matters still happens first: atexit handlers (a plugin's
     included), and stdout and stderr are flushed.  Files and the registry are
     already closed by then.  If a plugin left a thread running, exit normally

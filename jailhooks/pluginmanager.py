@@ -149,8 +149,8 @@ def entry_points(cache_dir: str | None = None, rescan: bool = False) -> list[tup
     ``python -m jailhooks`` see different ones), with a fingerprint that any
     install, upgrade or removal changes; a stale or unreadable cache is
     simply rebuilt; RESCAN rebuilds it regardless.  The cache is marshal data
-    (a module every interpreter has loaded; json costs 4 ms to import) and
-    is checked for shape before use.
+    (a module every interpreter has loaded already) and is checked for shape
+    before use.
     """
     if cache_dir is None:
         return _scan()

@@ -1,7 +1,12 @@
 """The values every part of jailhooks shares: a jail's facts and its lease.
-A leaf module: it imports nothing of jailhooks, so anything may import it."""
+A leaf module: it imports nothing of jailhooks, so anything may import it.
 
-from typing import Any, NamedTuple, Optional
+Records: values that cross a module's boundary are NamedTuples (immutable;
+those that come from outside validate in ``__new__``); a module's own records
+are plain classes with ``__slots__``."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 PHASES = ("create", "prestart", "poststart", "prestop", "poststop", "destroy")
 UP_PHASES = ("create", "prestart", "poststart")
@@ -12,11 +17,11 @@ class Jail(NamedTuple):
     """What jailhooks knows of a jail.  jid is None when it is not running."""
 
     name: str
-    path: Optional[str] = None
+    path: str | None = None
     ip4: tuple[str, ...] = ()
     ip6: tuple[str, ...] = ()
-    hostname: Optional[str] = None
-    jid: Optional[int] = None
+    hostname: str | None = None
+    jid: int | None = None
     source: str = ""  # where the facts came from: options, jls, config, a plugin
     vnet: bool = False  # a network stack of its own (jls: vnet=new)
 
@@ -24,7 +29,7 @@ class Jail(NamedTuple):
     def addresses(self) -> tuple[str, ...]:
         return self.ip4 + self.ip6
 
-    def with_(self, **changes: Any) -> "Jail":
+    def with_(self, **changes: Any) -> Jail:
         return self._replace(**changes)
 
 
@@ -34,7 +39,7 @@ class Lease(NamedTuple):
     jail: str
     uid_first: int
     uid_last: int
-    fib: Optional[int] = None
+    fib: int | None = None
     fib_exclusive: bool = False
     host: str = ""
     created: float = 0.0

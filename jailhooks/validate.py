@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 
-# Every jail start validates names and addresses, so the checks it needs are
-# plain string tests: compiling a pattern or importing ipaddress (2 ms) in each
-# hook process costs more than the rest of the validation.  Rarer values
-# (networks, IPv6, anchor paths) use patterns (compiled on first use) and
+# The checks every jail start needs (names, IPv4 addresses, ports) are plain
+# string tests; rarer values (networks, IPv6, anchor paths) use patterns and
 # ipaddress, imported when needed.
 #
 # jail(8): a name may not contain "." (hierarchy) and may not be numeric unless

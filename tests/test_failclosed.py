@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from jailhooks import integrations
+from jailhooks.managers import install as integrations
 
 from .conftest import REPO
 from .test_managers import CLEAN_ENV, host, iocage_hook, run_like_jail8  # noqa: F401 (fixture)

@@ -178,4 +178,4 @@ def test_the_hook_path_loads_no_admin_command(env):
     env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
     modules = loaded(env, "run", "prestart", "web")["modules"]
     assert "jailhooks.app" in modules
-    assert not {"jailhooks.commands", "jailhooks.cli", "jailhooks.integrations"} & set(modules)
+    assert not {"jailhooks.commands", "jailhooks.cli", "jailhooks.managers.install"} & set(modules)

@@ -283,7 +283,8 @@ done
 
 
 def test_install_lines_carry_the_config_only_when_it_is_not_the_default(host, cli, monkeypatch):
-    from jailhooks import config, integrations
+    from jailhooks import config
+    from jailhooks.managers import install as integrations
 
     assert f" --config {host.config} run prestart -- $name" in cli("install", "jail.conf").out
     monkeypatch.setattr(config, "default_config_path", lambda: str(host.config))

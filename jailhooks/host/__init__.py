@@ -153,7 +153,7 @@ def checked_jls_entry(j: dict[str, Any]) -> dict[str, Any]:
 def parse_jls_json(res: Result) -> list[dict[str, Any]]:
     """Parse ``jls --libxo json`` with explicit parameters (values are strings,
     ip4.addr/ip6.addr lists), as FreeBSD 15.1 prints it."""
-    import json  # 4 ms of imports: only when there is a jail to read
+    import json  # only when there is a jail to read
 
     try:
         doc = json.loads(res.stdout)

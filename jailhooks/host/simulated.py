@@ -2,9 +2,8 @@
 
 State lives in ``STATE_DIR/simhost/`` (state.dat, and a file per jail and per
 anchor), updated under an flock so parallel jailhooks processes see one
-consistent host, as on FreeBSD.  The files are marshal data, not JSON: the
-json module costs a hook process about 4 ms of imports, more than the hook's
-own work on the simulated host, and only the simulator reads these files.  Each
+consistent host, as on FreeBSD.  The files are marshal data (only the
+simulator reads them).  Each
 command checks its arguments the way the real tool does and prints what
 FreeBSD 15.1 prints (tests compare against recorded real output).  What is
 not modelled fails loudly (exit 70, "not modelled"), never silently.
@@ -334,7 +333,7 @@ class SimulatedRunner:
             params[bool_key] = value
         try:
             if params.get("ip4.addr") or params.get("ip6.addr"):
-                import ipaddress  # 2 ms: only when addresses are given (not for poststart's jail -m)
+                import ipaddress  # only when addresses are given (not for poststart's jail -m)
             ip4 = [str(ipaddress.IPv4Address(a)) for a in params["ip4.addr"].split(",")] if params.get("ip4.addr") else None
             ip6 = [str(ipaddress.IPv6Address(a)) for a in params["ip6.addr"].split(",")] if params.get("ip6.addr") else None
         except ValueError as exc:
@@ -430,7 +429,7 @@ class SimulatedRunner:
     # Messages follow sbin/route/route.c: per-route results on stdout
     # ("add net D: gateway G fib N[: error]"), netlink errors on stderr.
     def _cmd_route(self, st, args, input, out, err) -> int:
-        import ipaddress  # 2 ms to import: only in the commands that parse addresses
+        import ipaddress  # only in the commands that parse addresses
 
         try:
             opts, rest = getopt(args, "46dnqtv")
@@ -733,7 +732,7 @@ class SimulatedRunner:
             err.extend(msgs)
 
     def _pf_kill(self, st, kills: list[str], quiet: bool, err) -> None:
-        import ipaddress  # 2 ms to import: only in the commands that parse addresses
+        import ipaddress  # only in the commands that parse addresses
 
         if kills[0] == "label":
             if len(kills) < 2 or not kills[1]:
@@ -822,7 +821,7 @@ class _Store:
         self.dir = directory
 
     def _path(self, name: str) -> str:
-        # names are jail names or anchor paths: escape '%' and '/' (urllib costs 2 ms)
+        # names are jail names or anchor paths: escape '%' and '/'
         return os.path.join(self.dir, name.replace("%", "%25").replace("/", "%2F") + ".dat")
 
     def __iter__(self):
@@ -906,7 +905,7 @@ def getopt(args: list[str], shortopts: str) -> tuple[list[tuple[str, str]], list
 
 
 def _reachable(table: dict, gw) -> bool:
-    import ipaddress  # 2 ms to import: only in the commands that parse addresses
+    import ipaddress  # only in the commands that parse addresses
 
     for key, r in table.items():
         if r["iface"] and not key.startswith("default"):

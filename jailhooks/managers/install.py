@@ -1,4 +1,5 @@
-"""What each jail manager needs so that jailhooks runs at the right moments.
+"""`jailhooks install`: what each jail manager needs so that jailhooks runs at
+the right moments.
 
 Pure text: ``jailhooks install MANAGER [JAIL]`` prints it; the files in
 hooks/ are the same lines and shims (a test keeps them in step).  Facts are
