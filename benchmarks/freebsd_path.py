@@ -68,7 +68,7 @@ class Site:
         assert code == 0, (args, code)
 
     def sim_jail(self, *args: str) -> None:
-        from jailhooks.host.simulated import SimulatedRunner
+        from jailhooks.sim import SimulatedRunner
 
         res = SimulatedRunner(str(self.root / "sim")).run(list(args), None, 5, True)
         assert res.returncode == 0, res.stderr

@@ -79,7 +79,7 @@ class StubHost:
 def recording(stub: StubHost, stage: str) -> Iterator[None]:
     """Record what the simulated host answers to every read-only command run
     inside the block, as STAGE's answers of the stub commands."""
-    from jailhooks.host.simulated import SimulatedRunner
+    from jailhooks.sim import SimulatedRunner
 
     real = SimulatedRunner.run
 

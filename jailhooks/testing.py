@@ -69,7 +69,7 @@ class SimHost:
 
     @property
     def sim(self):
-        from .host.simulated import SimulatedRunner
+        from .sim import SimulatedRunner
 
         return SimulatedRunner(str(self.state))
 

@@ -11,7 +11,7 @@ import pytest
 from jailhooks.host import parse_jls_json
 from jailhooks.pf.syntax import parse
 from jailhooks.host.runner import Result
-from jailhooks.host.simulated import SimulatedRunner
+from jailhooks.sim import SimulatedRunner
 
 from .conftest import FIXTURES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jailhooks.host.runner import CommandTimeout
-from jailhooks.host.simulated import SimulatedRunner
+from jailhooks.sim import SimulatedRunner
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_faults_are_injected_by_argv_prefix(sim):
 
 
 def test_getopt_is_posix():
-    from jailhooks.host.simulated import GetoptError, getopt
+    from jailhooks.sim.getopt import GetoptError, getopt
 
     assert getopt(["-qa", "x/y", "-Fall", "rest", "-v"], "a:F:qv") == ([("-q", ""), ("-a", "x/y"), ("-F", "all")],
                                                                         ["rest", "-v"])
@@ -179,5 +179,7 @@ def test_anchor_lookup_agrees_with_the_whole_tree(tmp_path_factory, loaded, aske
     sim = SimulatedRunner(str(tmp_path_factory.mktemp("sim")))
     for name in loaded:
         assert run(sim, "/sbin/pfctl", "-a", name, "-f", "-", input="pass out quick all\n").returncode == 0
+    from jailhooks.sim import pfctl
+
     with sim.state() as state:
-        assert sim._anchor_exists(state, asked) == (asked in sim._anchor_tree(state))
+        assert pfctl._anchor_exists(state, asked) == (asked in pfctl._anchor_tree(state))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from jailhooks.host.simulated import SimulatedRunner
+from jailhooks.sim import SimulatedRunner
 from jailhooks.main import main
 from jailhooks.registry.sqlite import SqliteRegistry
 

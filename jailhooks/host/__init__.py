@@ -190,7 +190,7 @@ def make_host(host_settings: dict[str, Any], dry_run: bool = False, announce=sys
     if mode == "freebsd":
         runner = SubprocessRunner()
     else:
-        from .simulated import SimulatedRunner
+        from ..sim import SimulatedRunner
 
         runner = SimulatedRunner(host_settings["state_dir"])
     if dry_run:

@@ -1,0 +1,153 @@
+"""The simulated FreeBSD host: jls, jail, pfctl, sysctl and route as models,
+one module each, on a state store (store.py) with fault injection.
+
+State lives in ``STATE_DIR/simhost/`` (state.dat, and a file per jail and per
+anchor), updated under an flock so parallel jailhooks processes see one
+consistent host, as on FreeBSD.  The files are marshal data (only the
+simulator reads them).  Each command checks its arguments the way the real
+tool does and prints what
+FreeBSD 15.1 prints (tests compare against recorded real output).  What is
+not modelled fails loudly (exit 70, "not modelled"), never silently.
+
+Tests and demos create jails with the simulated ``jail -c`` and may inject
+faults: ``faults`` entries make a matching command fail, print garbage, or
+time out.
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib
+import marshal
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from ..host.runner import CommandTimeout, Result
+from .getopt import _Exit
+from .store import _fresh_state, _Store, _write, _write_records
+
+TOOLS = ("jls", "jail", "sysctl", "route", "pfctl")
+
+
+def _command(tool: str) -> Callable | None:
+    """The model of TOOL (its module's run), or None if it is not modelled."""
+    if tool not in TOOLS:
+        return None
+    return importlib.import_module(f"{__name__}.{tool}").run
+
+
+class SimulatedRunner:
+    name = "simulated"
+
+    def __init__(self, state_dir: str):
+        self.dir = os.path.join(state_dir, "simhost")
+        self.path = os.path.join(self.dir, "state.dat")
+        self.log_path = os.path.join(self.dir, "commands.log")
+
+    # -- state ------------------------------------------------------------------
+    @contextmanager
+    def state(self) -> Iterator[dict[str, Any]]:
+        """The host's state, under the lock.  Each anchor is a file of its own
+        (like the kernel, a command costs the same with 10 anchors or 1,000)."""
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        with open(os.path.join(self.dir, "lock"), "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                before = self._bytes()
+                st = marshal.loads(before) if before else _fresh_state()
+                st["pf"]["anchors"] = _Store(os.path.join(self.dir, "anchors"))
+                st["jails"] = _Store(os.path.join(self.dir, "jails"))
+                yield st
+                st["pf"].pop("anchors")
+                st.pop("jails")
+                if not before or st != marshal.loads(before):
+                    _write(self.path, st)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _bytes(self) -> bytes:
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return b""
+
+    def read(self) -> dict[str, Any]:
+        """A plain copy of the whole state, anchors included (for tests)."""
+        with self.state() as st:
+            anchors, jails = dict(st["pf"]["anchors"].items()), dict(st["jails"].items())
+            stores = st["pf"].pop("anchors"), st.pop("jails")
+            copy = marshal.loads(marshal.dumps(st))
+            st["pf"]["anchors"], st["jails"] = stores
+        copy["pf"]["anchors"], copy["jails"] = anchors, jails
+        copy["log"] = self.commands()
+        return copy
+
+    # -- the command log: every command run, [tool, arg, ...], oldest first --------
+    # Appended, not kept in state.dat, so that a command that only reads
+    # (jls, pfctl -s) does not rewrite the host's state.
+    LOG_MAX = 1 << 20  # bytes; then the oldest half is dropped
+
+    def _log(self, argv: list[str]) -> None:
+        with open(self.log_path, "ab") as fh:
+            marshal.dump(argv, fh)
+            full = fh.tell() > self.LOG_MAX
+        if full:
+            kept = self.commands()
+            _write_records(self.log_path, kept[len(kept) // 2:])
+
+    def commands(self) -> list[list[str]]:
+        records = []
+        try:
+            with open(self.log_path, "rb") as fh:
+                while True:
+                    try:
+                        records.append(marshal.load(fh))
+                    except (EOFError, ValueError):  # the end, or a record cut short by kill -9
+                        return records
+        except FileNotFoundError:
+            return records
+
+    def clear_log(self) -> None:
+        with self.state():
+            _write_records(self.log_path, [])
+
+    def add_fault(self, argv_prefix: list[str], *, rc: int = 1, stdout: str = "", stderr: str = "",
+                  timeout: bool = False, times: int = -1) -> None:
+        """Make commands whose argv starts with ARGV_PREFIX (tool name first) fail."""
+        with self.state() as st:
+            st["faults"].append({"argv": argv_prefix, "rc": rc, "stdout": stdout, "stderr": stderr,
+                                 "timeout": timeout, "times": times})
+
+    def clear_faults(self) -> None:
+        with self.state() as st:
+            st["faults"] = []
+
+    def add_state(self, src: str, dst: str, label: str = "") -> None:
+        with self.state() as st:
+            st["states"].append({"src": src, "dst": dst, "label": label})
+
+    # -- dispatch -------------------------------------------------------------------
+    def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+        if not argv or not os.path.isabs(argv[0]):
+            return Result(tuple(argv), 127, "", f"simulated host: {argv[0] if argv else '?'}: "
+                          "commands must be given by absolute path\n")
+        tool = os.path.basename(argv[0])
+        handler = _command(tool)
+        if handler is None:
+            return Result(tuple(argv), 127, "", f"{argv[0]}: not found (not modelled by the simulated host)\n")
+        with self.state() as st:
+            self._log([tool, *argv[1:]])
+            for fault in st["faults"]:
+                if [tool, *argv[1:]][: len(fault["argv"])] == fault["argv"] and fault["times"] != 0:
+                    fault["times"] -= 1 if fault["times"] > 0 else 0
+                    if fault["timeout"]:
+                        raise CommandTimeout(f"timed out after {timeout:g}s")
+                    return Result(tuple(argv), fault["rc"], fault["stdout"], fault["stderr"])
+            out: list[str] = []
+            err: list[str] = []
+            try:
+                rc = handler(st, argv[1:], input, out, err)
+            except _Exit as exc:
+                rc = exc.code
+        return Result(tuple(argv), rc, "".join(out), "".join(err))

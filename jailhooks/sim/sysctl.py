@@ -1,0 +1,41 @@
+"""The simulated sysctl(8)."""
+from __future__ import annotations
+
+from .getopt import GetoptError, getopt
+
+def run(st, args, input, out, err) -> int:
+    try:
+        opts, names = getopt(args, "niq")
+    except GetoptError:
+        err.append("usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n")
+        return 1
+    flags = {o for o, _ in opts}
+    rc = 0
+    for item in names:
+        name, eq, value = item.partition("=")
+        if name not in st["sysctl"]:
+            if "-i" not in flags:
+                err.append(f"sysctl: unknown oid '{name}'\n")
+                rc = 1
+            continue
+        old = st["sysctl"][name]
+        if eq:
+            if name != "net.fibs":
+                err.append(f"sysctl: oid '{name}' is read only\n")
+                rc = 1
+                continue
+            if not value.isdigit() or not 1 <= int(value) <= 65535:
+                err.append(f"sysctl: invalid integer '{value}'\n")
+                rc = 1
+                continue
+            if int(value) < int(old):  # net.fibs only grows at run time
+                err.append(f"sysctl: {name}={value}: Capabilities insufficient\n")
+                rc = 1
+                continue
+            st["sysctl"][name] = value
+            for fib in range(int(old), int(value)):
+                st["routes"].setdefault(str(fib), {})
+            out.append(f"{value}\n" if "-n" in flags else f"{name}: {old} -> {value}\n")
+        else:
+            out.append(f"{old}\n" if "-n" in flags else f"{name}: {old}\n")
+    return rc
