@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,38 +156,38 @@ def bench_freebsd_path(n: int) -> tuple[list[tuple[str, float, str]], list[tuple
         shutil.rmtree(root)
 
 
-def bench_mass_restart(n: int) -> list[tuple[str, float, str]]:
-    """N jails started one after another through their jail.conf hooks
-    (prestart, then poststart: two processes each), as at boot."""
-    root = Path(tempfile.mkdtemp(prefix="jh-boot-"))
+@contextmanager
+def leased_site(n: int):
+    """(site, env): N jails on the stub FreeBSD, answers recorded, leases made."""
+    root = Path(tempfile.mkdtemp(prefix="jh-site-"))
     try:
         site = Site(root, n)
         site.record()
         env = env_for()
         site.leases(env, sys.executable, None)
+        yield site, env
+    finally:
+        shutil.rmtree(root)
+
+
+def bench_mass_restart(n: int) -> list[tuple[str, float, str]]:
+    """N jails started one after another through their jail.conf hooks
+    (prestart, then poststart: two processes each), as at boot."""
+    with leased_site(n) as (site, env):
         began = time.perf_counter()
         per = [start_pair(site, env, sys.executable, None, name) for name in site.names]
         total = time.perf_counter() - began
         first, last = statistics.mean(per[:10]), statistics.mean(per[-10:])
         return [(f"{n} sequential starts: per jail, last 10 / first 10", last / first,
                  f"total {total:.1f} s, {total / n * 1000:.0f} ms per jail (two hook processes each)")]
-    finally:
-        shutil.rmtree(root)
 
 
 def sync_cost(n: int) -> tuple[float, int]:
     """(seconds, peak RSS KiB) of one `jailhooks sync` over N running jails."""
-    root = Path(tempfile.mkdtemp(prefix="jh-sync-"))
-    try:
-        site = Site(root, n)
-        site.record()
-        env = env_for()
-        site.leases(env, sys.executable, None)
+    with leased_site(n) as (site, env):
         site.stub.stage("sync")
         rss = peak_rss_kib(site.argv(sys.executable, None, "sync"), env)
         return median_of(3, lambda: site.run(env, sys.executable, None, "sync", "sync")), rss
-    finally:
-        shutil.rmtree(root)
 
 
 def bench_sync(sizes: list[int]) -> list[tuple[str, float, str]]:

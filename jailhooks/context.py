@@ -3,7 +3,7 @@ the host, a log, and how to register undo steps and notes.  It gives no
 access to the plugin manager or to other jails' leases."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .types import COMPOSITE, PHASES, UP_PHASES, Jail, Lease
 

@@ -72,7 +72,7 @@ def test_port_installs_what_its_plist_lists():
     for shell in ("bash", "zsh", "fish"):
         out = subprocess.run([sys.executable, "-m", "jailhooks"], capture_output=True, text=True, timeout=60,
                              env={"PYTHONPATH": str(REPO), "_JAILHOOKS_COMPLETE": f"{shell}_source"}).stdout
-        assert "_JAILHOOKS_COMPLETE=" in out and f"_JAILHOOKS_COMPLETE=${{shell}}_source" in makefile
+        assert "_JAILHOOKS_COMPLETE=" in out and "_JAILHOOKS_COMPLETE=${shell}_source" in makefile
 
 
 def test_the_sample_pkg_installs_is_inert(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from jailhooks.managers import install as integrations
 
 from .conftest import REPO
-from .test_managers import CLEAN_ENV, host, iocage_hook, run_like_jail8  # noqa: F401 (fixture)
+from .test_managers import host, iocage_hook, run_like_jail8  # noqa: F401 (host: a fixture)
 
 
 # -- names that look like options ---------------------------------------------------------------
@@ -201,6 +201,15 @@ def jailhooks_jail_facts(name):
 '''
 
 
+def with_plugin(env, tmp_path, monkeypatch, source: str, config: str) -> str:
+    """SOURCE as a plugin module, listed in the config (then CONFIG); its name."""
+    module = f"plugin_{abs(hash(source))}"
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_config(f'plugins = ["{module}"]', config)
+    return module
+
+
 @pytest.mark.parametrize("answer,message", [
     ("Jail('mail', ip4=('192.0.2.20',))", "facts for jail web name another jail (mail)"),
     ("Jail(name, ip4=('192.0.2.10\\\\npass out quick all',))", "facts of jail web"),
@@ -208,11 +217,7 @@ def jailhooks_jail_facts(name):
     ("{'name': name}", "returned dict, not a Jail"),
 ])
 def test_facts_from_a_plugin_are_validated(env, cli, tmp_path, monkeypatch, answer, message):
-    module = f"facts_{abs(hash(answer))}"
-    (tmp_path / f"{module}.py").write_text(FACTS.format(answer=answer))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
-    env.config.write_text(f'plugins = ["{module}"]\n' + env.config.read_text())
+    with_plugin(env, tmp_path, monkeypatch, FACTS.format(answer=answer), '[jail.web]\nip4 = "192.0.2.10"\n')
     res = cli("run", "start", "web")
     assert res.code == 65 and message in res.err
     assert env.host_state()["pf"]["anchors"] == {}
@@ -241,11 +246,8 @@ def jailhooks_pf_rules(ctx):
 ])
 def test_rules_from_a_plugin_are_validated_when_the_anchor_is_rendered(env, cli, tmp_path, monkeypatch, answer,
                                                                       message):
-    module = f"rules_{abs(hash(answer))}"
-    (tmp_path / f"{module}.py").write_text(RULES.format(answer=answer))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    env.write_config('[pf]\ndefault = "pass"\n[jail.web]\nip4 = "192.0.2.10"\n')
-    env.config.write_text(f'plugins = ["{module}"]\n' + env.config.read_text())
+    module = with_plugin(env, tmp_path, monkeypatch, RULES.format(answer=answer),
+                         '[pf]\ndefault = "pass"\n[jail.web]\nip4 = "192.0.2.10"\n')
     res = cli("run", "start", "web")
     assert res.code == 65 and f"plugin {module}: " in res.err and message in res.err, res.err
     assert env.host_state()["pf"]["anchors"] == {}

@@ -1,7 +1,6 @@
 """FIBs: pool allocation, shared mode, routes through route(8)."""
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

@@ -2,7 +2,6 @@
 environment it gives hooks (managers.md), against the simulated host."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

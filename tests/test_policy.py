@@ -7,7 +7,6 @@ and the jails' own users in their blocks.  Verdicts by pfeval.py."""
 from __future__ import annotations
 
 import ipaddress
-import json
 from pathlib import Path
 
 import pytest

@@ -82,6 +82,13 @@ def test_running_status_and_enable(sim):
     assert (res.returncode, res.stdout) == (0, "Enabled\n")
     again = run(sim, "/sbin/pfctl", "-e")
     assert (again.returncode, again.stderr) == (1, "pfctl: pf already enabled\n")
+    info = run(sim, "/sbin/pfctl", "-s", "info")
+    assert info.returncode == 0 and info.stdout.startswith("Status: Enabled for 0 days 00:00:")
+    with sim.state() as st:
+        st["pf"]["enabled"] = False
+    assert run(sim, "/sbin/pfctl", "-s", "Running").returncode == 1
+    enabled = run(sim, "/sbin/pfctl", "-e")
+    assert (enabled.returncode, enabled.stderr) == (0, "pf enabled\n")
 
 
 def test_pf_not_loaded(sim):

@@ -42,3 +42,14 @@ def getopt(args: list[str], shortopts: str) -> tuple[list[tuple[str, str]], list
 class _Exit(Exception):
     def __init__(self, code: int):
         self.code = code
+
+
+def options(args: list[str], shortopts: str, usage: str, code: int, err: list[str]):
+    """(flags, options, operands) by getopt(3); on a bad option the tool's
+    USAGE on stderr and exit CODE, as the real tool does."""
+    try:
+        opts, rest = getopt(args, shortopts)
+    except GetoptError:
+        err.append(usage)
+        raise _Exit(code) from None
+    return {o for o, _ in opts}, opts, rest

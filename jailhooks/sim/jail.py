@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .getopt import GetoptError, getopt
+from .getopt import options
+
 
 def run(st, args, input, out, err) -> int:
-    try:
-        opts, rest = getopt(args, "cdmrRqf:")
-    except GetoptError:
-        err.append("usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n"
-                   "            -[cmr] param=value ... [command=command ...]\n")
-        return 1
-    flags = {o for o, _ in opts}
+    flags, opts, rest = options(args, "cdmrRqf:", "usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n"
+                                "            -[cmr] param=value ... [command=command ...]\n", 1, err)
     quiet = "-q" in flags
     if "-f" in flags:
         err.append("jail: reading jail.conf is not modelled by the simulated host\n")

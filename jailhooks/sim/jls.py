@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .getopt import GetoptError, getopt
+from .getopt import options
+
 
 JLS_PARAMS = {"jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr", "ip4.saddrsel",
               "ip6.saddrsel", "persist", "dying", "vnet"}
@@ -14,12 +15,7 @@ def run(st, args, input, out, err) -> int:
         json_mode, args = args[1].split(",")[0] == "json", args[2:]
     elif args and args[0].startswith("--libxo="):
         json_mode, args = args[0][8:].split(",")[0] == "json", args[1:]
-    try:
-        opts, params = getopt(args, "cdhj:Nnqsv")
-    except GetoptError:
-        err.append("usage: jls [-dhNnqv] [-j jail] [param ...]\n")
-        return 1
-    flags = {o for o, _ in opts}
+    flags, opts, params = options(args, "cdhj:Nnqsv", "usage: jls [-dhNnqv] [-j jail] [param ...]\n", 1, err)
     if flags & {"-h", "-s", "-d"} or ("-n" in flags and not params):
         err.append("jls: this option is not modelled by the simulated host\n")
         return 70

@@ -1,6 +1,8 @@
 """The simulated pfctl(8): anchors, rules, tables and states, parsed and printed by the pf grammar model."""
 from __future__ import annotations
 
+import time
+
 from ..pf.syntax import PfSyntaxError, parse
 from .getopt import GetoptError, _Exit, getopt
 from .store import _refs

@@ -1,22 +1,20 @@
 """The simulated route(8): per-FIB tables, as sbin/route/route.c reports."""
 from __future__ import annotations
 
-from .getopt import GetoptError, getopt
+from .getopt import options
+
+USAGE = "usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n"
+
 
 # Messages follow sbin/route/route.c: per-route results on stdout
 # ("add net D: gateway G fib N[: error]"), netlink errors on stderr.
 def run(st, args, input, out, err) -> int:
     import ipaddress  # only in the commands that parse addresses
 
-    try:
-        opts, rest = getopt(args, "46dnqtv")
-    except GetoptError:
-        err.append("usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n")
-        return 64
-    flags = {o for o, _ in opts}
+    flags, _, rest = options(args, "46dnqtv", USAGE, 64, err)
     quiet = "-q" in flags
     if not rest or rest[0] not in ("add", "change", "delete", "get", "flush"):
-        err.append("usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n")
+        err.append(USAGE)
         return 64
     verb, rest = rest[0], rest[1:]
     fib, dest, gateway, iface, kind = "0", None, "", False, "net"

@@ -1,15 +1,12 @@
 """The simulated sysctl(8)."""
 from __future__ import annotations
 
-from .getopt import GetoptError, getopt
+from .getopt import options
+
 
 def run(st, args, input, out, err) -> int:
-    try:
-        opts, names = getopt(args, "niq")
-    except GetoptError:
-        err.append("usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n")
-        return 1
-    flags = {o for o, _ in opts}
+    flags, _, names = options(args, "niq", "usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] "
+                              "name[=value] ...\n", 1, err)
     rc = 0
     for item in names:
         name, eq, value = item.partition("=")
