@@ -188,7 +188,7 @@ def jailhooks_prestart(ctx):
             ctx.on_undo(f"reload the previous anchor {n.anchor}", lambda: load(ctx, n.anchor, previous))
     else:
         ctx.on_undo(f"flush anchor {n.anchor}", lambda: (ctx.host.pf_flush(n.anchor), keep(ctx, None)))
-    ctx.note(f"anchor {n.anchor} loaded ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rules)")
+    ctx.note(f"anchor {n.anchor} loaded ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rule lines)")
 
 
 @hookimpl
