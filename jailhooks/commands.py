@@ -10,7 +10,6 @@ from typing import Any
 from . import validate
 from .app import App, report
 from .context import Jail
-from .engine import Outcome
 from .errors import DataError, ExitCode, JailhooksError, UsageError
 
 
@@ -130,16 +129,7 @@ def sync(app: App) -> int:
     running = app.host.jails()
     warn_rejected(app)
     for j in running:
-        jail = running_jail(app, j)
-        outcome = Outcome(jail.name, ("sync",))
-        with engine.jail_lock(jail.name):
-            ctx = engine.context(jail, "sync")
-            for impl in app.plugins.ordered("jailhooks_sync"):
-                try:
-                    engine._call(ctx, impl)
-                except Exception as exc:
-                    engine._fail(outcome, "sync", impl.plugin_name, exc)
-            engine._notes(outcome, "sync", ctx)
+        outcome = engine.sync(running_jail(app, j))
         report(app, outcome)
         code = code or outcome.exit_code
     for plugin, lines in app.plugins.collect("jailhooks_cleanup", settings=app.settings, host=app.host,

@@ -21,7 +21,7 @@ from .config import Settings
 from .context import COMPOSITE, PHASES, UP_PHASES, Context, Jail
 from .errors import DataError, ExitCode, JailhooksError, LockTimeout, UsageError
 from .host import Host
-from .pluginmanager import Plugins
+from .pluginmanager import Plugins, call
 
 
 class Failure:
@@ -96,9 +96,8 @@ class Engine:
             raise DataError(f"jail {name}: {exc}") from None
         found = vnet = None
         for impl in self.plugins.ordered("jailhooks_jail_facts"):
-            kwargs = {"name": name, "settings": self.settings, "host": self.host}
             try:
-                found = impl.function(**{a: kwargs[a] for a in impl.argnames})
+                found = call(impl, name=name, settings=self.settings, host=self.host)
                 if found is not None:
                     found = _checked_facts(found, name, impl.plugin_name)
             except Exception as exc:
@@ -148,12 +147,20 @@ class Engine:
             if phases[0] in UP_PHASES:
                 self._up(phases, jail, outcome)
             else:
-                self._down(phases, jail, outcome)
+                for each in phases:
+                    self._every(each, self.context(jail, each), outcome, down=True)
+        return outcome
+
+    def sync(self, jail: Jail) -> Outcome:
+        """``jailhooks_sync`` for one running jail: every plugin, every failure reported."""
+        outcome = Outcome(jail.name, ("sync",))
+        with self.jail_lock(jail.name):
+            self._every("sync", self.context(jail, "sync"), outcome)
         return outcome
 
     def _call(self, ctx: Context, impl: Any) -> None:
         ctx.plugin = impl.plugin_name
-        impl.function(**{a: ctx for a in impl.argnames})
+        call(impl, ctx=ctx)
 
     def _fail(self, outcome: Outcome, phase: str, plugin: str, exc: BaseException) -> None:
         message, code = describe(exc)
@@ -195,15 +202,14 @@ class Engine:
                 message, code = describe(exc)
                 outcome.failures.append(Failure(plugin, "undo", f"undo {what}: {message}", code))
 
-    def _down(self, phases: tuple[str, ...], jail: Jail, outcome: Outcome) -> None:
-        for phase in phases:
-            ctx = self.context(jail, phase)
-            for impl in self.plugins.ordered(f"jailhooks_{phase}", down=True):
-                try:
-                    self._call(ctx, impl)
-                except Exception as exc:
-                    self._fail(outcome, phase, impl.plugin_name, exc)
-            self._notes(outcome, phase, ctx)
+    def _every(self, phase: str, ctx: Context, outcome: Outcome, down: bool = False) -> None:
+        """Best effort: every implementation runs, whatever failed before."""
+        for impl in self.plugins.ordered(f"jailhooks_{phase}", down=down):
+            try:
+                self._call(ctx, impl)
+            except Exception as exc:
+                self._fail(outcome, phase, impl.plugin_name, exc)
+        self._notes(outcome, phase, ctx)
 
     @staticmethod
     def _notes(outcome: Outcome, phase: str, ctx: Context) -> None:

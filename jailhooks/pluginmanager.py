@@ -86,10 +86,18 @@ class Plugins:
         """Call every implementation in up order; (plugin, result) for non-None results."""
         out = []
         for impl in self.ordered(hook):
-            result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            result = call(impl, **kwargs)
             if result is not None:
                 out.append((impl.plugin_name, result))
         return out
+
+
+def call(impl: Any, **kwargs: Any) -> Any:
+    """One hook implementation, with the arguments it asks for (an
+    implementation may take any subset of its hook's arguments).  The engine
+    calls implementations one at a time, through here only, so that each
+    failure is blamed on its plugin and undone or carried past."""
+    return impl.function(**{a: kwargs[a] for a in impl.argnames})
 
 
 def _resolve(module: str, attr: str, source: str, name: str, value: str) -> Any:
