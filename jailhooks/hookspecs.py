@@ -114,12 +114,14 @@ def jailhooks_destroy(ctx: "Context") -> None:
 def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
     """Contribute pf rules to the jail's anchor.
 
-    Called by the pf plugin whenever it renders the anchor (prestart, sync,
-    render).  Return :class:`jailhooks.pf.rules.Contribution` objects, or
-    None.  Translation (nat/rdr) and filter rules are kept apart by their
-    type; the pf plugin validates every value, then renders all contributions
-    in plugin call order (up-phase order), each under a comment naming its
-    plugin.  Must not run commands.
+    Called whenever the core builds the anchor (prestart, poststart's check,
+    sync, render, status).  Return a list of ``Filter``, ``Nat`` and ``Rdr``
+    (from ``jailhooks``), or None; anything else is refused, naming the
+    plugin.  Every value is validated again when the anchor is built.  A
+    ``Filter(users=True)`` applies to the jail's users (its UID block) only,
+    and never widens what the jail itself may send.  The anchor puts blocks
+    before passes whichever plugin they come from (see pf/render.py), each
+    under a comment naming its plugin.  Must not run commands.
     """
 
 

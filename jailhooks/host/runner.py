@@ -2,7 +2,7 @@
 
 * SubprocessRunner: the real FreeBSD commands; absolute paths, no shell,
   a timeout, stdout/stderr captured.
-* SimulatedRunner (simulated.py): a model of those commands on a state dir.
+* SimulatedRunner (jailhooks/sim/): a model of those commands on a state dir.
 * DryRunRunner: prints every command that would change something and runs
   only the ones that read (so a dry run still shows real decisions).
 """
