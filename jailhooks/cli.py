@@ -1,4 +1,4 @@
-"""The click command line: parsing and help only; the work is in app.py and commands.py.
+"""The click command line: parsing and help only; the work is in commands/.
 
 ``jailhooks run`` normally never reaches this module (main.py parses it
 without click); it is defined here too so that --help, usage errors and
@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from . import app as app_mod
-from . import commands
+from .commands import admin, install as install_cmd, run as run_cmd
 from .context import COMPOSITE, PHASES
 from .errors import ExitCode
 from .managers.install import MANAGERS
@@ -32,7 +32,7 @@ class Options:
 
 
 def call(opts: Options, fn, *args, strict: bool = True) -> int:
-    """Load the app, run one command (app.py or commands.py), always close the registry."""
+    """Load the app, run one command (commands/), always close the registry."""
     app = opts.app(strict)
     try:
         return fn(app, *args)
@@ -94,7 +94,7 @@ def run(opts: Options, phase, jails, path, ip4, ip6, force):
       jailhooks run prestart --path /jails/app --ip4 192.0.2.40 -- app
       jailhooks run destroy --force -- old
     """
-    return call(opts, app_mod.run, phase, list(jails), path, _split(ip4), _split(ip6), force)
+    return call(opts, run_cmd.run, phase, list(jails), path, _split(ip4), _split(ip6), force)
 
 
 @cli.command()
@@ -113,7 +113,7 @@ def status(opts: Options, jail, as_json, tabs, array):
       jailhooks status --json web
       jailhooks status -H | while IFS="$(printf '\\t')" read -r name jid uids fib anchor loaded rules; do ...; done
     """
-    return call(opts, commands.status, jail, as_json, tabs, array)
+    return call(opts, admin.status, jail, as_json, tabs, array)
 
 
 @cli.command()
@@ -127,7 +127,7 @@ def render(opts: Options, jail, path, ip4, ip6):
     Example:
       jailhooks render web | pfctl -n -a jailhooks/web -f -
     """
-    return call(opts, commands.render, jail, path, _split(ip4), _split(ip6))
+    return call(opts, admin.render, jail, path, _split(ip4), _split(ip6))
 
 
 @cli.command()
@@ -139,7 +139,7 @@ def sync(opts: Options):
     Example (after pf was restarted; rc.d/jailhooks does it at boot):
       jailhooks sync
     """
-    return call(opts, commands.sync)
+    return call(opts, admin.sync)
 
 
 @cli.command()
@@ -151,7 +151,7 @@ def check(opts: Options, jail, as_json):
     """Check the config, the registry, pf's hooks and (with JAIL) one jail.
 
     Exit status 1 if anything is wrong.  Example (cron): jailhooks -q check || mail -s jailhooks root"""
-    return call(opts, commands.check, jail, as_json)
+    return call(opts, admin.check, jail, as_json)
 
 
 @cli.command()
@@ -165,7 +165,7 @@ def release(opts: Options, jail, force):
     Example:
       jailhooks release old
     """
-    return call(opts, commands.release, jail, force)
+    return call(opts, admin.release, jail, force)
 
 
 @cli.group()
@@ -225,7 +225,7 @@ def install(opts: Options, manager, jail, apply, target):
       jailhooks install bastille web --apply
       jailhooks install iocage web
     """
-    return call(opts, commands.install, manager, jail, apply, target)
+    return call(opts, install_cmd.install, manager, jail, apply, target)
 
 
 @cli.command()
@@ -239,7 +239,7 @@ def plugins(opts: Options, as_json):
     Example:
       jailhooks plugins --json
     """
-    return call(opts, commands.plugins_report, as_json, strict=False)
+    return call(opts, admin.plugins_report, as_json, strict=False)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -278,7 +278,7 @@ def registry_migrate(opts: Options):
     Example:
       jailhooks registry migrate
     """
-    return call(opts, commands.registry_migrate)
+    return call(opts, admin.registry_migrate)
 
 
 @registry.command("export")
@@ -290,7 +290,7 @@ def registry_export(opts: Options):
     Example:
       jailhooks registry export > leases.json
     """
-    return call(opts, commands.registry_export)
+    return call(opts, admin.registry_export)
 
 
 @registry.command("import")
@@ -305,7 +305,7 @@ def registry_import(opts: Options, file, host):
       jailhooks registry export > leases.json      (with the SQLite config)
       jailhooks registry import --host jh1 leases.json   (with the fleet config)
     """
-    return call(opts, commands.registry_import, file.read(), file.name, host)
+    return call(opts, admin.registry_import, file.read(), file.name, host)
 
 
 @registry.command("recover")
@@ -320,7 +320,7 @@ def registry_recover(opts: Options, jails):
     Example (the registry was lost; start refuses and says to run this):
       jailhooks registry recover
     """
-    return call(opts, commands.registry_recover, list(jails))
+    return call(opts, admin.registry_recover, list(jails))
 
 
 @cli.group()
@@ -339,7 +339,7 @@ def lease_move(opts: Options, jail, to_host):
     Example:
       jailhooks lease move web --to jh2
     """
-    return call(opts, commands.lease_move, jail, to_host)
+    return call(opts, admin.lease_move, jail, to_host)
 
 
 def click_main(argv: list[str]) -> int:

@@ -139,8 +139,10 @@ def fast_run(opts: dict) -> int:
         try:
             if "manager" in opts:
                 return hook(app, opts["manager"], opts["args"])
-            return app_mod.run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
-                               opts["ip6"] or None, opts["force"])
+            from .commands.run import run
+
+            return run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
+                       opts["ip6"] or None, opts["force"])
         finally:
             app.close()
     finally:
@@ -162,11 +164,11 @@ def hook(app, manager: str, args: list[str]) -> int:
     """``jailhooks hook iocage|pot ...`` (managers/hooks.py)."""
     import os
 
-    from . import app as app_mod
+    from .commands.run import run as run_phase
     from .managers import hooks
 
     def run(phase: str, names: list[str], ip4: list[str] | None, ip6: list[str] | None) -> int:
-        return app_mod.run(app, phase, names, None, ip4, ip6)
+        return run_phase(app, phase, names, None, ip4, ip6)
 
     return hooks.iocage(run, args) if manager == "iocage" else hooks.pot(run, args, os.environ)
 

@@ -173,9 +173,11 @@ def test_ipv4_checks_do_not_import_ipaddress():
 
 
 def test_the_hook_path_loads_no_admin_command(env):
-    """status, sync, check, install and the rest live in commands.py, which
-    only the click CLI imports."""
+    """status, sync, check, install and the rest live in commands/admin.py and
+    commands/install.py, which only the click CLI imports."""
     env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
     modules = loaded(env, "run", "prestart", "web")["modules"]
     assert "jailhooks.app" in modules
-    assert not {"jailhooks.commands", "jailhooks.cli", "jailhooks.managers.install"} & set(modules)
+    assert "jailhooks.commands.run" in modules
+    assert not {"jailhooks.commands.admin", "jailhooks.commands.install", "jailhooks.cli",
+                "jailhooks.managers.install"} & set(modules)

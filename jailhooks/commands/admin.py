@@ -1,16 +1,16 @@
-"""The admin commands (status, render, sync, check, release, install, the
-registry and plugins): called by the click CLI only, so that the hook path
-(app.py) does not load them.  Each returns an exit code; errors are
-JailhooksError subclasses, turned into an exit code by main.py.
-"""
+"""The admin commands: status, render, sync, check, release, the registry
+and the plugins (the click CLI calls them; the hook path never loads them).
+Each returns an exit code; errors are JailhooksError subclasses, turned into
+an exit code by main.py."""
 from __future__ import annotations
 
 from typing import Any
 
-from . import validate
-from .app import App, report
-from .context import Jail
-from .errors import DataError, ExitCode, JailhooksError, UsageError
+from .. import validate
+from ..app import App
+from ..errors import DataError, ExitCode, JailhooksError, UsageError
+from ..types import Jail
+from .run import report, require_known
 
 
 # -- status -------------------------------------------------------------------------
@@ -43,8 +43,6 @@ def known_jails(app: App) -> dict[str, Jail]:
 def status_records(app: App, name: str | None) -> list[dict[str, Any]]:
     jails = known_jails(app)
     if name is not None:
-        from .app import require_known
-
         jail = jails.get(name) or app.engine.resolve(name)
         require_known(app, jail, up=False)
         jails = {name: jail}
@@ -110,9 +108,9 @@ def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: li
     lease = ctx.lease
     if lease is None and app.plugins.pm.get_plugin("uids") is not None:
         # the block start would allocate, on a copy of the registry that is never saved
-        from .context import Context
-        from .plugins.uids import allocate
-        from .registry import open_registry
+        from ..context import Context
+        from ..plugins.uids import allocate
+        from ..registry import open_registry
 
         scratch = open_registry(app.settings, dry_run=True)
         try:
@@ -158,8 +156,6 @@ def orphaned_leases(app: App) -> list[str]:
 def check(app: App, name: str | None, as_json: bool = False) -> int:
     jail = app.engine.resolve(name) if name else None
     if jail is not None:
-        from .app import require_known
-
         require_known(app, jail, up=False)
     findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
     problems = app.registry.check()
@@ -179,13 +175,12 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
 
 
 def release(app: App, name: str, force: bool) -> int:
-    from . import validate
 
     try:
         validate.jail_name(name)
     except ValueError as exc:
         raise DataError(str(exc)) from None
-    from .engine import canonical
+    from ..engine import canonical
 
     name = canonical(app.settings, name)
     with app.engine.jail_lock(name):
@@ -197,14 +192,14 @@ def release(app: App, name: str, force: bool) -> int:
         app.warn(f"{name}: no lease")
         return int(ExitCode.DATAERR)
     if lease.fib is not None and lease.fib_exclusive:
-        from .plugins.fib import clear_fib
+        from ..plugins.fib import clear_fib
 
         try:  # its next owner must not inherit this jail's routes
             clear_fib(app.host, app.settings.for_jail("fib", name), lease.fib)
         except JailhooksError as exc:
             app.warn(f"{name}: FIB {lease.fib} not emptied: {exc}")
     if not app.dry_run:
-        from .plugins.uids import forget_claim
+        from ..plugins.uids import forget_claim
 
         try:
             forget_claim(app.engine.resolve(name).path, name)
@@ -213,98 +208,6 @@ def release(app: App, name: str, force: bool) -> int:
     app.changed(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
             + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
     return 0
-
-
-def install(app: App, manager: str, jail: str | None, apply: bool = False, target: str | None = None) -> int:
-    """Print the configuration MANAGER needs; with APPLY, add the lines that
-    only need adding (jail.conf, ezjail's rc.conf, or TARGET), keeping a backup."""
-    from .managers import install as integrations
-    from .config import default_config_path
-    from .managers import iocage
-
-    source = app.settings.source
-    try:
-        program = integrations.command(source if source.startswith("/") and source != default_config_path() else None)
-    except ValueError as exc:
-        raise UsageError(f"install: {exc}") from None
-    if target is not None and not apply:
-        raise UsageError("install: --file goes with --apply")
-    if apply:
-        sec = app.settings.section("managers")
-        if manager == "jail.conf":
-            path, edit = target or sec["jail_conf"], integrations.apply_jail_conf
-        elif manager == "ezjail":
-            path, edit = target or sec["rc_conf"], integrations.apply_rc_conf
-        elif manager == "bastille" and jail is not None:
-            import os
-
-            from . import validate
-
-            try:
-                validate.jail_name(jail)
-            except ValueError as exc:
-                raise DataError(str(exc)) from None
-            # Bastille runs jail(8) on this file: lines outside the section apply to the jail
-            path = target or os.path.join(sec["bastille_jails"], jail, "jail.conf")
-            edit = integrations.apply_jail_conf
-        else:
-            raise UsageError(f"install --apply: {manager} keeps its settings itself; run the printed commands "
-                             "(they go through its own tool, which validates them)" if manager != "bastille"
-                             else "install bastille --apply needs the jail's name")
-        if app.dry_run:
-            app.say(f"would add to {path}:")
-            app.out.write(integrations.render(manager, None, None, [], program=program))
-            return 0
-        try:
-            added, backup = edit(path, program)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        if not added:
-            app.say(f"{path}: jailhooks lines already there; nothing changed")
-        else:
-            app.changed(f"{path}: added {len(added)} line(s); the old file is {backup}")
-            for line in added:  # what changed, not the whole block again
-                app.say(f"  {line}")
-        if edit is integrations.apply_jail_conf:
-            _warn_replaced_hooks(app, path)
-        if jail is None:
-            return 0
-
-    fib, families, hooks = None, [], None
-    if jail is not None:
-        facts = app.engine.resolve(jail)
-        lease = app.registry.get(jail)
-        fib = lease.fib if lease else None
-        if app.settings.for_jail("saddr", jail).get("saddrsel_off", True):
-            families = [f for f, a in (("ip4", facts.ip4), ("ip6", facts.ip6)) if a]
-        if manager == "iocage":
-            import json
-            import os
-
-            conf = os.path.join(app.settings.section("managers")["iocroot"], "jails", iocage.iocage_name(jail),
-                                "config.json")
-            try:
-                with open(conf, encoding="utf-8") as fh:
-                    hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
-            except (OSError, ValueError):
-                hooks = None
-    app.out.write(integrations.render(manager, jail, fib, families, hooks, program=program))
-    return 0
-
-
-def _warn_replaced_hooks(app: App, path: str) -> None:
-    """Jails whose own ``exec.PHASE = ...`` replaces the global line: they
-    would start without their firewall; say so now, not at the next check."""
-    from .managers import jailconf
-
-    for name in jailconf.jail_names(path):
-        hooks = jailconf.exec_hooks(path, name)
-        for phase in ("prestart", "poststart", "prestop", "poststop"):
-            if not any(f"jailhooks run {phase} " in cmd or f" run {phase} -- " in cmd
-                       for cmd in hooks.get(f"exec.{phase}", [])):
-                app.warn(f"{path}: jail {name}: its own 'exec.{phase} = ...' replaces the jailhooks line: it "
-                         "would run without its firewall; use += there")
-                break
 
 
 def registry_migrate(app: App) -> int:
@@ -336,7 +239,7 @@ def registry_import(app: App, text: str, source: str, host: str | None = None) -
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
     if host is not None:
-        from .config import host_label
+        from ..config import host_label
 
         try:
             host_label(host)
@@ -352,8 +255,8 @@ def registry_import(app: App, text: str, source: str, host: str | None = None) -
 
 def registry_recover(app: App, names: list[str]) -> int:
     """Leases rebuilt from the marker jailhooks keeps in each jail's etc/pw.conf."""
-    from .plugins.uids import claim_of
-    from .registry.sql import checked_lease
+    from ..plugins.uids import claim_of
+    from ..registry.sql import checked_lease
 
     paths = {name: jc.path for name, jc in app.settings.jails.items()}
     paths.update({j["name"]: j["path"] for j in app.host.jails()})
@@ -388,8 +291,7 @@ def registry_recover(app: App, names: list[str]) -> int:
 
 
 def lease_move(app: App, jail: str, to_host: str) -> int:
-    from . import validate
-    from .config import host_label
+    from ..config import host_label
 
     try:
         validate.jail_name(jail)
