@@ -510,3 +510,19 @@ def test_jailhooks_own_files_are_private_whatever_the_umask(env, tmp_path):
             continue
         mode = stat.S_IMODE(path.lstat().st_mode)
         assert mode & 0o077 == 0, (path, oct(mode))
+
+
+def test_a_destroy_killed_halfway_converges_when_run_again(env, cli):
+    """Killed after the registry released the lease but before the jail's
+    record went: a re-run of destroy must still remove the record, or the
+    next create of that jail is taken for a lost registry."""
+    from jailhooks.registry.sqlite import SqliteRegistry
+
+    env.write_config(LOST.format(web=env.jail_root("web"), mail=env.jail_root("mail")))
+    assert cli("run", "create", "web").code == 0
+    reg = SqliteRegistry(str(env.state), 5)
+    reg.release("web")  # where the killed run stopped
+    reg.close()
+    assert cli("run", "destroy", "web").code == 0
+    assert "# jailhooks: UIDs" not in (env.root / "jails/web/etc/pw.conf").read_text()
+    assert cli("run", "create", "web").code == 0

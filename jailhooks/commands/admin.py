@@ -187,6 +187,14 @@ def release(app: App, name: str, force: bool) -> int:
         if app.host.jail(name) is not None and not force:
             raise UsageError(f"jail {name} is running: its UIDs would be handed to another jail "
                              "(stop it first, or --force)")
+        if not app.dry_run and app.registry.get(name) is not None:
+            # the jail's own record of its block first (see uids.jailhooks_destroy)
+            from ..plugins.uids import forget_claim
+
+            try:
+                forget_claim(app.engine.resolve(name).path, name)
+            except DataError as exc:  # a symlink planted in the jail: the lease is released all the same
+                app.warn(f"{name}: etc/pw.conf left as it is: {exc}")
         lease = app.registry.release(name)
     if lease is None:
         app.warn(f"{name}: no lease")
@@ -198,13 +206,6 @@ def release(app: App, name: str, force: bool) -> int:
             clear_fib(app.host, app.settings.for_jail("fib", name), lease.fib)
         except JailhooksError as exc:
             app.warn(f"{name}: FIB {lease.fib} not emptied: {exc}")
-    if not app.dry_run:
-        from ..plugins.uids import forget_claim
-
-        try:
-            forget_claim(app.engine.resolve(name).path, name)
-        except DataError as exc:  # a symlink planted in the jail: the lease is released all the same
-            app.warn(f"{name}: etc/pw.conf left as it is: {exc}")
     app.changed(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
             + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
     return 0

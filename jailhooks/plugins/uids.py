@@ -234,10 +234,12 @@ def jailhooks_prestart(ctx):
 
 @hookimpl
 def jailhooks_destroy(ctx):
+    # the jail's own record of its block goes first: a run killed between the
+    # two leaves a lease that a re-run releases, never a claim with no lease
+    if not ctx.dry_run:
+        forget_claim(ctx.jail.path, ctx.jail.name)
     lease = ctx.leases.release()
     ctx.note(f"released UIDs {lease.uid_first}-{lease.uid_last}" if lease else "no lease")
-    if lease and not ctx.dry_run:
-        forget_claim(ctx.jail.path, ctx.jail.name)
 
 
 @hookimpl
