@@ -15,13 +15,12 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         ip6: list[str] | None = None, force: bool = False) -> int:
     from ..engine import expand_phase
 
-    expand_phase(phase)  # a bad phase is a usage error before anything runs
+    phases = expand_phase(phase)  # a bad phase is a usage error before anything runs
     if not names:
         raise UsageError("run: give at least one jail name")
     if len(names) > 1 and (path or ip4 or ip6):
         raise UsageError("run: --path/--ip4/--ip6 describe one jail; give one jail name with them")
     code = ExitCode.OK
-    phases = expand_phase(phase)
     down = phases[0] not in UP_PHASES
     if not any(app.plugins.ordered(f"jailhooks_{p}") for p in phases):
         # no plugin acts at this point (prestop, with the built-ins): nothing to

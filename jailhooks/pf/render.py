@@ -112,8 +112,6 @@ def checked(plugin: str, rule: object) -> Filter | Nat | Rdr:
 
 def covers(wide: Filter, narrow: Filter) -> bool:
     """Does WIDE (a pass for the jail) let through everything NARROW does?"""
-    import ipaddress
-
     if wide.proto and (not narrow.proto or set(narrow.proto) - set(wide.proto)):
         return False
     if wide.to and wide.to != ("any",):
@@ -123,7 +121,7 @@ def covers(wide: Filter, narrow: Filter) -> bool:
             if dest in wide.to:
                 continue
             if dest.startswith("<") or not any(
-                    not w.startswith("<") and w != "any" and _within(ipaddress, dest, w) for w in wide.to):
+                    not w.startswith("<") and w != "any" and _within(dest, w) for w in wide.to):
                 return False
     if wide.port:
         if not narrow.port:
@@ -134,7 +132,9 @@ def covers(wide: Filter, narrow: Filter) -> bool:
     return True
 
 
-def _within(ipaddress, inner: str, outer: str) -> bool:
+def _within(inner: str, outer: str) -> bool:
+    import ipaddress
+
     a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
     return a.version == b.version and a.subnet_of(b)
 
@@ -210,7 +210,7 @@ class Renderer:
         # (strict "both") on the jail's passes; a block for the jail holds any UID
         match = self.spec.match
         user = self.user if rule.users or match == "uid" or match == "both" and rule.action == "pass" else ""
-        if user and (rule.users or self.spec.match == "uid"):
+        if user and (rule.users or match == "uid"):
             if set(protos) - {"tcp", "udp"}:
                 raise ValueError(f"jail {self.names.jail}: match = \"uid\" can only filter tcp and udp")
             protos = protos or ("tcp", "udp")  # pf ignores user for other protocols

@@ -19,10 +19,6 @@ from ..pf.render import Names, resolve_match
 from ..pf.rules import Filter, Rdr
 
 
-def _anchor_parent(v):
-    return validate.anchor_path(v)
-
-
 def _rule(peer_key: str):
     """A policy rule table; PEER_KEY is "to" (outbound) or "from" (inbound)."""
     return table_of({
@@ -57,7 +53,7 @@ POLICY = {
                    "auto: address when the jail has addresses, else uid"),
     "default": Field(choice("block", "pass"), "block", "what happens to everything else the jail sends"),
     "log": Field(boolean, True, "log what the default block drops"),
-    "interface": Field(lambda v: validate.interface(v), ""),
+    "interface": Field(validate.interface, ""),
     "allow": Field(list_of(_rule("to")), list, "outbound traffic the jail (every process in it) may send"),
     "block": Field(list_of(_rule("to")), list, "outbound traffic the jail may not send (before any allow)"),
     "users": Field(USERS, dict, "rules for the jail's users, the UIDs of its block"),
@@ -65,7 +61,7 @@ POLICY = {
 }
 SECTION = Section(
     "pf",
-    fields={"parent": Field(_anchor_parent, "jailhooks", "the anchor under which each jail's anchor lives"),
+    fields={"parent": Field(validate.anchor_path, "jailhooks", "the anchor under which each jail's anchor lives"),
             **POLICY},
     jail_fields={**{k: Field(v.check) for k, v in POLICY.items()},
                  "inherit_allow": Field(boolean, doc="also apply the global [pf] allow rules (default true)"),
@@ -104,11 +100,6 @@ def jailhooks_pf_rules(ctx):
     rules += [Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
               for r in own.get("rdr", [])]
     return rules
-
-
-def render(ctx, lease=None) -> str:
-    """The jail's anchor, as the core builds it (pf/anchor.py)."""
-    return ctx.anchor(lease)
 
 
 class Expected:
@@ -176,10 +167,16 @@ def load(ctx, anchor: str, text: str) -> None:
     keep(ctx, text)
 
 
+def _flush(ctx, anchor: str) -> None:
+    """Take the jail's rules away, and the record of what was loaded."""
+    ctx.host.pf_flush(anchor)
+    keep(ctx, None)
+
+
 @hookimpl
 def jailhooks_prestart(ctx):
     n = names(ctx)
-    text = render(ctx)
+    text = ctx.anchor()
     previous = last_loaded(ctx.settings, ctx.jail.name) if ctx.was_running else None
     load(ctx, n.anchor, text)
     ctx.this_run["pf.loaded"] = n.anchor  # pfctl -f is one transaction: it is all there now
@@ -187,7 +184,7 @@ def jailhooks_prestart(ctx):
         if previous is not None:
             ctx.on_undo(f"reload the previous anchor {n.anchor}", lambda: load(ctx, n.anchor, previous))
     else:
-        ctx.on_undo(f"flush anchor {n.anchor}", lambda: (ctx.host.pf_flush(n.anchor), keep(ctx, None)))
+        ctx.on_undo(f"flush anchor {n.anchor}", lambda: _flush(ctx, n.anchor))
     ctx.note(f"anchor {n.anchor} loaded ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rule lines)")
 
 
@@ -200,10 +197,10 @@ def jailhooks_poststart(ctx):
         # jail(8) removes the jail again if poststart fails (here or in a later
         # plugin): take the rules away too.  Registered first, so it also runs
         # when the check below cannot even ask pf.
-        ctx.on_undo(f"flush anchor {n.anchor}", lambda: (ctx.host.pf_flush(n.anchor), keep(ctx, None)))
+        ctx.on_undo(f"flush anchor {n.anchor}", lambda: _flush(ctx, n.anchor))
     if ctx.this_run.get("pf.loaded") == n.anchor:
         return  # loaded moments ago by this run's prestart
-    expected = last_loaded(ctx.settings, ctx.jail.name) or render(ctx)
+    expected = last_loaded(ctx.settings, ctx.jail.name) or ctx.anchor()
     if not ctx.dry_run and not inspect(ctx.host, n.anchor, expected)[0]:
         raise JailhooksError(f"anchor {n.anchor} does not hold the rules start loads; refusing to leave the jail "
                              "running without them (jailhooks sync reloads them)")
@@ -238,7 +235,7 @@ def jailhooks_destroy(ctx):
 def jailhooks_status(ctx):
     n = names(ctx)
     try:
-        wanted = render(ctx)
+        wanted = ctx.anchor()
     except DataError:
         wanted = None  # a policy that cannot be rendered: report what is there
     is_loaded, count = inspect(ctx.host, n.anchor, wanted)
@@ -249,7 +246,7 @@ def jailhooks_status(ctx):
 @hookimpl
 def jailhooks_sync(ctx):
     n = names(ctx)
-    load(ctx, n.anchor, render(ctx))
+    load(ctx, n.anchor, ctx.anchor())
     ctx.note(f"anchor {n.anchor} reloaded")
 
 
