@@ -83,11 +83,7 @@ class Engine:
         """The jail's facts.  With ERRORS (the way down), a facts source that
         fails is recorded there and the next one is asked: a stop must still
         take the jail's rules away when, say, jls fails."""
-        try:
-            validate.jail_name(name)
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        name = canonical(self.settings, name)
+        name = canonical(self.settings, checked_name(name))
         try:
             ip4 = [validate.jail_address(a, 4) for a in ip4 or []] or None
             ip6 = [validate.jail_address(a, 6) for a in ip6 or []] or None
@@ -245,6 +241,14 @@ class Engine:
             yield
         finally:
             os.close(fd)
+
+
+def checked_name(name: str) -> str:
+    """NAME if it is a valid jail name, else a DataError naming what is wrong."""
+    try:
+        return validate.jail_name(name)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def canonical(settings: Settings, name: str) -> str:

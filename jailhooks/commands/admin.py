@@ -102,7 +102,6 @@ def _json(doc: Any) -> str:
 # -- render, sync, check, release, plugins ---------------------------------------------
 
 def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: list[str] | None) -> int:
-
     jail = app.engine.resolve(name, path, ip4, ip6)
     ctx = app.context(jail, "render")
     lease = ctx.lease
@@ -175,14 +174,9 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
 
 
 def release(app: App, name: str, force: bool) -> int:
+    from ..engine import canonical, checked_name
 
-    try:
-        validate.jail_name(name)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    from ..engine import canonical
-
-    name = canonical(app.settings, name)
+    name = canonical(app.settings, checked_name(name))
     with app.engine.jail_lock(name):
         if app.host.jail(name) is not None and not force:
             raise UsageError(f"jail {name} is running: its UIDs would be handed to another jail "

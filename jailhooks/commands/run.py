@@ -25,14 +25,10 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
     if not any(app.plugins.ordered(f"jailhooks_{p}") for p in phases):
         # no plugin acts at this point (prestop, with the built-ins): nothing to
         # resolve and no command to run; a bad name is still refused
-        from .. import validate
-        from ..errors import DataError
+        from ..engine import checked_name
 
         for name in names:
-            try:
-                validate.jail_name(name)
-            except ValueError as exc:
-                raise DataError(str(exc)) from None
+            checked_name(name)
         return int(code)
     registry_error = None
     if down:  # a stop must take the rules away even when the registry cannot be opened
