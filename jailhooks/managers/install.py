@@ -52,8 +52,10 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
     out: list[str] = []
     if manager == "appjail":
         # AppJail keeps jail(8)'s parameters in a template of its own, one
-        # "key: value" per line, "+:" appending (appjail-template(5), AppJail's
-        # Templates guide); appjail-config converts it to a jail.conf.
+        # "key: value" per line; appjail-config converts it to a jail.conf.
+        # Appending is "key+: value", as AppJail's Templates guide writes its
+        # own exec.prestart lines (appjail-template(5) words it "separated by
+        # : or :+"); a key alone (vnet, mount.devfs there) is a boolean.
         out.append(f"# add to the template of jail {jail or 'NAME'} (appjail-config edit -j {jail or 'NAME'}),")
         out.append("# then check it with appjail-config check:")
         out += [f'exec.{p}+: "{program} run {p} -- ${{name}}"' for p in PHASES]
