@@ -91,16 +91,16 @@ class Engine:
         except ValueError as exc:
             raise DataError(f"jail {name}: {exc}") from None
         found = vnet = None
-        for impl in self.plugins.ordered("jailhooks_jail_facts"):
+        for plugin, caller in self.plugins.callers("jailhooks_jail_facts"):
             try:
-                found = call(impl, name=name, settings=self.settings, host=self.host)
+                found = call(caller, name=name, settings=self.settings, host=self.host)
                 if found is not None:
-                    found = _checked_facts(found, name, impl.plugin_name)
+                    found = _checked_facts(found, name, plugin)
             except Exception as exc:
                 if errors is None:
                     raise
                 message, code = describe(exc)
-                errors.append(Failure(impl.plugin_name, "facts", message, code))
+                errors.append(Failure(plugin, "facts", message, code))
                 found = None
                 continue
             if isinstance(found, Jail) and found.vnet and not found.addresses and vnet is None:
@@ -154,9 +154,10 @@ class Engine:
             self._every("sync", self.context(jail, "sync"), outcome)
         return outcome
 
-    def _call(self, ctx: Context, impl: Any) -> None:
-        ctx.plugin = impl.plugin_name
-        call(impl, ctx=ctx)
+    @staticmethod
+    def _call(ctx: Context, plugin: str, caller: Any) -> None:
+        ctx.plugin = plugin  # whose undo steps and notes these are
+        caller(ctx=ctx)
 
     def _fail(self, outcome: Outcome, phase: str, plugin: str, exc: BaseException) -> None:
         message, code = describe(exc)
@@ -177,11 +178,11 @@ class Engine:
             ctx.was_running = was_running
             ctx.this_run = loaded
             ctx._undo = undo  # one undo stack for the whole run (start = prestart + poststart)
-            for impl in self.plugins.ordered(f"jailhooks_{phase}"):
+            for plugin, caller in self.plugins.callers(f"jailhooks_{phase}"):
                 try:
-                    self._call(ctx, impl)
+                    self._call(ctx, plugin, caller)
                 except Exception as exc:
-                    self._fail(outcome, phase, impl.plugin_name, exc)
+                    self._fail(outcome, phase, plugin, exc)
                     self._notes(outcome, phase, ctx)
                     self._undo(undo, outcome)
                     return
@@ -200,11 +201,11 @@ class Engine:
 
     def _every(self, phase: str, ctx: Context, outcome: Outcome, down: bool = False) -> None:
         """Best effort: every implementation runs, whatever failed before."""
-        for impl in self.plugins.ordered(f"jailhooks_{phase}", down=down):
+        for plugin, caller in self.plugins.callers(f"jailhooks_{phase}", down=down):
             try:
-                self._call(ctx, impl)
+                self._call(ctx, plugin, caller)
             except Exception as exc:
-                self._fail(outcome, phase, impl.plugin_name, exc)
+                self._fail(outcome, phase, plugin, exc)
         self._notes(outcome, phase, ctx)
 
     @staticmethod

@@ -2,8 +2,9 @@
 
 Call order
 ----------
-jailhooks calls phase hooks itself, one implementation at a time, so that a
-failure is attributed to one plugin and the engine can undo or carry on:
+Every hook is called through pluggy, one plugin at a time (pluggy's hook
+caller narrowed to that plugin), so that a failure is attributed to one plugin
+and the engine can undo or carry on.  The order is:
 
 * on the way up (create, prestart, poststart): ``tryfirst`` implementations,
   then ordinary ones, then ``trylast`` ones; within each group in registration
@@ -13,6 +14,11 @@ failure is attributed to one plugin and the engine can undo or carry on:
 
 So a site plugin's prestart runs after the built-ins have given the jail its
 lease and anchor, and its poststop runs before they are taken away.
+
+Since each call reaches one plugin, a wrapper (``wrapper=True`` or
+``hookwrapper=True``) could never wrap the others: plugins that declare one
+are refused at load.  pluggy's tracing and ``add_hookcall_monitoring`` see
+every call.
 
 Failure
 -------
@@ -64,7 +70,10 @@ def jailhooks_check_config(settings: "Settings") -> "list[str] | None":
 def jailhooks_jail_facts(name: str, settings: "Settings", host: "Host") -> "Jail | None":
     """Resolve a jail's facts (path, addresses, jid) by its validated name.
 
-    Stops at the first non-None result.  Built-ins: ``jls`` for a running jail
+    Stops at the first non-None result (``firstresult``), with one exception:
+    a VNET jail that jls knows shows no addresses (they live in its own
+    network stack), so its kernel facts are kept and its addresses come from
+    the next source that answers.  Built-ins: ``jls`` for a running jail
     (tryfirst), then ``[jail.NAME]`` from the config (trylast).  A manager
     reader returns what its own config says.  Options given on the command
     line (``--path``, ``--ip4``, ``--ip6``) override whatever is returned.

@@ -58,9 +58,9 @@ class Plugins:
         except Exception as exc:  # pluggy validation: wrong signature, unknown hook
             raise PluginLoadError(f"plugin {name} ({source}) cannot be registered: {exc}") from None
         callers = self.pm.get_hookcallers(obj) or []
-        # The engine calls each implementation itself (to blame and undo per
-        # plugin), so a wrapper would never run its code around the others: a
-        # wrapper that raises to refuse a start would be silently ignored.
+        # The engine calls one plugin at a time (to blame and undo per plugin),
+        # so a wrapper would only ever wrap its own plugin, never the others: a
+        # wrapper that raises to refuse a start would not do what pluggy says.
         wrappers = sorted(hc.name for hc in callers for impl in hc.get_hookimpls()
                           if impl.plugin is obj and (impl.hookwrapper or getattr(impl, "wrapper", False)))
         if wrappers:
@@ -82,22 +82,36 @@ class Plugins:
         ordered = sorted(impls, key=key)
         return ordered[::-1] if down else ordered
 
+    def callers(self, hook: str, down: bool = False) -> list[tuple[str, Any]]:
+        """(plugin name, hook caller) for each implementation of HOOK, in order.
+
+        Each caller is pluggy's own hook caller narrowed to one plugin
+        (``subset_hook_caller``), so every call goes through pluggy (its
+        argument checks, ``firstresult``, tracing and hook-call monitoring)
+        while the engine still calls one plugin at a time: to blame a failure
+        on its plugin, undo what the run did, or carry on past it."""
+        impls = self.ordered(hook, down)
+        everyone = {impl.plugin for impl in impls}
+        return [(impl.plugin_name, self.pm.subset_hook_caller(hook, everyone - {impl.plugin})) for impl in impls]
+
     def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation in up order; (plugin, result) for non-None results."""
         out = []
-        for impl in self.ordered(hook):
-            result = call(impl, **kwargs)
+        for plugin, caller in self.callers(hook):
+            result = call(caller, **kwargs)
             if result is not None:
-                out.append((impl.plugin_name, result))
+                out.append((plugin, result))
         return out
 
 
-def call(impl: Any, **kwargs: Any) -> Any:
-    """One hook implementation, with the arguments it asks for (an
-    implementation may take any subset of its hook's arguments).  The engine
-    calls implementations one at a time, through here only, so that each
-    failure is blamed on its plugin and undone or carried past."""
-    return impl.function(**{a: kwargs[a] for a in impl.argnames})
+def call(caller: Any, **kwargs: Any) -> Any:
+    """What one plugin's hook caller (see Plugins.callers) returned, or None.
+    pluggy hands back a list of the non-None results, or with ``firstresult``
+    the result itself; a caller here has one implementation."""
+    result = caller(**kwargs)
+    if caller.spec is not None and caller.spec.opts.get("firstresult"):
+        return result
+    return result[0] if result else None
 
 
 def _resolve(module: str, attr: str, source: str, name: str, value: str) -> Any:

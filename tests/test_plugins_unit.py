@@ -83,6 +83,35 @@ def test_the_way_down_runs_every_hook_and_reports_every_failure(tmp_path):
     assert [f.plugin for f in outcome.failures] == ["b", "a"]
 
 
+def test_every_call_goes_through_pluggy_one_plugin_at_a_time(tmp_path):
+    log: list = []
+    plugins = fresh(plugin("a", jailhooks_prestart=recorder(log, "a")),
+                    plugin("b", jailhooks_prestart=recorder(log, "b", tryfirst=True)))
+    seen: list = []
+    plugins.pm.add_hookcall_monitoring(
+        lambda hook, impls, kwargs: seen.append((hook, [i.plugin_name for i in impls], sorted(kwargs))),
+        lambda outcome, hook, impls, kwargs: None)
+    engine(plugins, tmp_path).run("prestart", Jail("web"))
+    assert log == ["b", "a"]
+    assert seen == [("jailhooks_prestart", ["b"], ["ctx"]), ("jailhooks_prestart", ["a"], ["ctx"])]
+
+
+def test_facts_stop_at_the_first_answer(tmp_path):
+    asked: list = []
+
+    def source(tag, answer):
+        @hookimpl
+        def jailhooks_jail_facts(name):
+            asked.append(tag)
+            return None if answer is None else Jail(name, path=answer, source=tag)
+        return plugin(tag, jailhooks_jail_facts=jailhooks_jail_facts)
+
+    plugins = fresh(source("silent", None), source("first", "/jails/one"), source("second", "/jails/two"))
+    jail = engine(plugins, tmp_path).resolve("web")
+    assert (jail.path, jail.source) == ("/jails/one", "first")
+    assert asked == ["silent", "first"]  # firstresult: the second is never asked
+
+
 @pytest.mark.parametrize("marks", [{"wrapper": True}, {"hookwrapper": True}])
 def test_wrappers_are_refused_at_registration(marks):
     @hookimpl(**marks)
