@@ -154,6 +154,14 @@ class Engine:
             self._every("sync", self.context(jail, "sync"), outcome)
         return outcome
 
+    def release(self, jail: Jail) -> Outcome:
+        """``jailhooks_release`` before a jail's lease ends: every plugin, every
+        failure reported.  The caller holds the jail's lock (it ends the lease
+        under the same lock)."""
+        outcome = Outcome(jail.name, ("release",))
+        self._every("release", self.context(jail, "release"), outcome, down=True)
+        return outcome
+
     @staticmethod
     def _call(ctx: Context, plugin: str, caller: Any) -> None:
         ctx.plugin = plugin  # whose undo steps and notes these are

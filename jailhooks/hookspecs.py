@@ -120,6 +120,16 @@ def jailhooks_destroy(ctx: "Context") -> None:
 
 
 @hookspec
+def jailhooks_release(ctx: "Context") -> None:
+    """``jailhooks release NAME``: the jail's lease ends without a destroy (the
+    jail was removed by hand).  Give back what the lease holds outside the
+    registry (the routes of an exclusive FIB, the jail's record of its
+    block) while ``ctx.lease`` still shows it; the core ends the lease
+    afterwards, whatever failed.  Every implementation runs, on the way down;
+    failures are reported as warnings."""
+
+
+@hookspec
 def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
     """Contribute pf rules to the jail's anchor.
 
@@ -132,6 +142,14 @@ def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
     before passes whichever plugin they come from (see pf/render.py), each
     under a comment naming its plugin.  Must not run commands.
     """
+
+
+@hookspec
+def jailhooks_plan(ctx: "Context") -> None:
+    """``jailhooks render`` of a jail that has no lease yet: record in
+    ``ctx.leases`` what this plugin's create or prestart would record there,
+    so that the anchor rendered is the one start would load.  ``ctx.leases``
+    is a copy of the registry that is never saved.  Run no command."""
 
 
 @hookspec

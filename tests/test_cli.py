@@ -313,6 +313,20 @@ def test_release_by_hand(web, cli):
     assert leases(web) == []
 
 
+def test_release_runs_every_plugins_release_hook_and_ends_the_lease_whatever_fails(web, tmp_path, monkeypatch, cli):
+    write_plugin(tmp_path, "failing_release", FAILING.replace("{phase}", "release"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    web.config.write_text('plugins = ["failing_release"]\n' + web.config.read_text())
+    assert cli("run", "create", "web").code == 0
+    pw_conf = web.root / "jails/web/etc/pw.conf"
+    assert "of jail web" in pw_conf.read_text()
+    res = cli("release", "web")
+    assert res.code == 0
+    assert "web: failing_release: site policy says no" in res.err
+    assert "of jail web" not in pw_conf.read_text()  # the uids plugin's release hook ran all the same
+    assert leases(web) == []
+
+
 def test_destroy_ends_the_lease(web, cli):
     assert cli("run", "create", "web").code == 0
     assert cli("run", "destroy", "web").code == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import validate
 from ..app import App
-from ..errors import DataError, ExitCode, JailhooksError, UsageError
+from ..errors import DataError, ExitCode, UsageError
 from ..types import Jail
 from .run import report, require_known
 
@@ -105,15 +105,15 @@ def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: li
     jail = app.engine.resolve(name, path, ip4, ip6)
     ctx = app.context(jail, "render")
     lease = ctx.lease
-    if lease is None and app.plugins.pm.get_plugin("uids") is not None:
-        # the block start would allocate, on a copy of the registry that is never saved
+    if lease is None:  # the lease start would make, on a copy of the registry that is never saved
         from ..context import Context
-        from ..plugins.uids import allocate
         from ..registry import open_registry
 
         scratch = open_registry(app.settings, dry_run=True)
         try:
-            lease = allocate(Context(jail, "render", app.settings, app.host, scratch, True))[0]
+            plan = Context(jail, "render", app.settings, app.host, scratch, True)
+            app.plugins.collect("jailhooks_plan", ctx=plan)
+            lease = plan.lease
         finally:
             scratch.close()
     app.out.write(ctx.anchor(lease))
@@ -181,25 +181,13 @@ def release(app: App, name: str, force: bool) -> int:
         if app.host.jail(name) is not None and not force:
             raise UsageError(f"jail {name} is running: its UIDs would be handed to another jail "
                              "(stop it first, or --force)")
-        if not app.dry_run and app.registry.get(name) is not None:
-            # the jail's own record of its block first (see uids.jailhooks_destroy)
-            from ..plugins.uids import forget_claim
-
-            try:
-                forget_claim(app.engine.resolve(name).path, name)
-            except DataError as exc:  # a symlink planted in the jail: the lease is released all the same
-                app.warn(f"{name}: etc/pw.conf left as it is: {exc}")
+        if app.registry.get(name) is not None:  # each plugin gives back what the lease holds outside the registry
+            for failure in app.engine.release(app.engine.resolve(name)).failures:
+                app.warn(f"{name}: {failure.plugin}: {failure.message}")
         lease = app.registry.release(name)
     if lease is None:
         app.warn(f"{name}: no lease")
         return int(ExitCode.DATAERR)
-    if lease.fib is not None and lease.fib_exclusive:
-        from ..plugins.fib import clear_fib
-
-        try:  # its next owner must not inherit this jail's routes
-            clear_fib(app.host, app.settings.for_jail("fib", name), lease.fib)
-        except JailhooksError as exc:
-            app.warn(f"{name}: FIB {lease.fib} not emptied: {exc}")
     app.changed(f"{name}: released UIDs {lease.uid_first}-{lease.uid_last}"
             + (f" and FIB {lease.fib}" if lease.fib is not None else ""))
     return 0
@@ -250,7 +238,7 @@ def registry_import(app: App, text: str, source: str, host: str | None = None) -
 
 def registry_recover(app: App, names: list[str]) -> int:
     """Leases rebuilt from the marker jailhooks keeps in each jail's etc/pw.conf."""
-    from ..plugins.uids import claim_of
+    from ..claims import claim_of
     from ..registry.sql import checked_lease
 
     paths = {name: jc.path for name, jc in app.settings.jails.items()}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .. import hookimpl, validate
 from ..config import Field, Section, choice, integer, list_of, table_of
-from ..errors import CommandError, DataError, PoolExhausted
+from ..errors import CommandError, DataError, JailhooksError, PoolExhausted
 
 CONNECTED = table_of({"net": Field(validate.network), "interface": Field(validate.interface)})
 ROUTE = table_of({"net": Field(validate.network), "gateway": Field(validate.network)})
@@ -181,6 +181,16 @@ def jailhooks_destroy(ctx):
         clear_fib(ctx.host, ctx.config("fib"), lease.fib)
         ctx.note(f"routes of FIB {lease.fib} removed")
     ctx.leases.clear_fib()
+
+
+@hookimpl
+def jailhooks_release(ctx):
+    lease = ctx.lease
+    if lease is not None and lease.fib is not None and lease.fib_exclusive:
+        try:  # its next owner must not inherit this jail's routes
+            clear_fib(ctx.host, ctx.config("fib"), lease.fib)
+        except JailhooksError as exc:
+            raise DataError(f"FIB {lease.fib} not emptied: {exc}") from None
 
 
 @hookimpl

@@ -13,6 +13,7 @@ import os
 import sys
 
 from .. import hookimpl, jailfs
+from ..claims import MARK, claim_of, forget_claim, marker
 from ..errors import DataError, JailhooksError
 from ..config import Field, Section, boolean, integer, list_of
 
@@ -77,47 +78,6 @@ def allocate(ctx):
     pool = (sec["first"], sec["last"])
     fixed = tuple(sec["range"]) if sec.get("range") else None
     return ctx.leases.allocate_uids(sec["block"], pool, fixed)
-
-
-MARK = "# jailhooks: UIDs "
-
-
-def marker(lease) -> str:
-    """The line jailhooks keeps in a jail's etc/pw.conf: which block it gave
-    which jail, so that a lost registry can be rebuilt from the jails."""
-    return f"{MARK}{lease.uid_first}-{lease.uid_last} of jail {lease.jail} (jailhooks registry recover reads this)"
-
-
-def claim_of(path: str | None) -> dict | None:
-    """The block a jail's etc/pw.conf says jailhooks gave it, as a lease
-    record (unvalidated: a jail's own files are hostile), or None."""
-    if not path or os.path.realpath(path) == "/":
-        return None
-    try:
-        text = jailfs.read_text(path, "etc/pw.conf") or ""
-    except JailhooksError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(MARK):
-            words = line[len(MARK):].split()
-            if len(words) >= 4 and words[1:3] == ["of", "jail"] and words[0].count("-") == 1:
-                first, last = words[0].split("-")
-                if first.isdigit() and last.isdigit():
-                    return {"jail": words[3], "uid_first": int(first), "uid_last": int(last)}
-    return None
-
-
-def forget_claim(path: str | None, jail: str) -> bool:
-    """After a release: take the marker out of the jail's etc/pw.conf, so that
-    a jail made again under that name is not taken for a lost lease.  Best
-    effort (the jail's root may be gone already); True if one was removed."""
-    claim = claim_of(path)
-    if claim is None or claim["jail"] != jail:
-        return False
-    text = jailfs.read_text(path, "etc/pw.conf") or ""  # type: ignore[arg-type]
-    kept = [line for line in text.splitlines() if not line.startswith(MARK)]
-    jailfs.write_text(path, "etc/pw.conf", "\n".join(kept) + "\n" if kept else "")  # type: ignore[arg-type]
-    return True
 
 
 def _check_claims(ctx, lease) -> None:
@@ -240,6 +200,21 @@ def jailhooks_destroy(ctx):
         forget_claim(ctx.jail.path, ctx.jail.name)
     lease = ctx.leases.release()
     ctx.note(f"released UIDs {lease.uid_first}-{lease.uid_last}" if lease else "no lease")
+
+
+@hookimpl
+def jailhooks_plan(ctx):
+    allocate(ctx)
+
+
+@hookimpl
+def jailhooks_release(ctx):
+    if ctx.dry_run:
+        return
+    try:
+        forget_claim(ctx.jail.path, ctx.jail.name)
+    except DataError as exc:  # a symlink planted in the jail: the lease is released all the same
+        raise DataError(f"etc/pw.conf left as it is: {exc}") from None
 
 
 @hookimpl
