@@ -186,7 +186,7 @@ def hook_iocage(opts: Options, phase, jail, previous):
     Example (what `jailhooks install iocage web` prints):
       iocage set exec_prestart="/usr/local/bin/jailhooks hook iocage prestart ioc-web" web
     """
-    from .main import hook as run_hook
+    from .commands.run import hook as run_hook
 
     return call(opts, run_hook, "iocage", [phase, jail, *previous])
 
@@ -202,7 +202,7 @@ def hook_pot(opts: Options, phase):
     Example (the script `jailhooks install pot web` makes for prestart):
       exec /usr/local/bin/jailhooks hook pot prestart
     """
-    from .main import hook as run_hook
+    from .commands.run import hook as run_hook
 
     return call(opts, run_hook, "pot", [phase])
 

@@ -137,10 +137,10 @@ def fast_run(opts: dict) -> int:
         if collecting:
             gc.enable()
         try:
+            from .commands.run import hook, run
+
             if "manager" in opts:
                 return hook(app, opts["manager"], opts["args"])
-            from .commands.run import run
-
             return run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
                        opts["ip6"] or None, opts["force"])
         finally:
@@ -158,19 +158,6 @@ def refused(argv: list[str], exc: JailhooksError) -> None:
 
     words = " ".join(shown(a, 40) for a in argv[:6] if a)
     logbook.log("err", f"refused ({int(exc.exit_code)}): {words}: {exc}")
-
-
-def hook(app, manager: str, args: list[str]) -> int:
-    """``jailhooks hook iocage|pot ...`` (managers/hooks.py)."""
-    import os
-
-    from .commands.run import run as run_phase
-    from .managers import hooks
-
-    def run(phase: str, names: list[str], ip4: list[str] | None, ip6: list[str] | None) -> int:
-        return run_phase(app, phase, names, None, ip4, ip6)
-
-    return hooks.iocage(run, args) if manager == "iocage" else hooks.pot(run, args, os.environ)
 
 
 def main(argv: list[str] | None = None) -> int:

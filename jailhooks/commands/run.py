@@ -67,6 +67,19 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
     return int(code)
 
 
+def hook(app: App, manager: str, args: list[str]) -> int:
+    """``jailhooks hook iocage|pot ...``: what those managers run, turned into
+    ``run`` (managers/hooks.py reads their arguments and environment)."""
+    import os
+
+    from ..managers import hooks
+
+    def run_phase(phase: str, names: list[str], ip4: list[str] | None, ip6: list[str] | None) -> int:
+        return run(app, phase, names, None, ip4, ip6)
+
+    return hooks.iocage(run_phase, args) if manager == "iocage" else hooks.pot(run_phase, args, os.environ)
+
+
 def require_known(app: App, jail: Jail, up: bool) -> None:
     """Refuse a jail jailhooks knows nothing of, before touching anything: on
     the way up it needs facts (jls, its manager, [jail.NAME] or --path/--ip4),
