@@ -4,6 +4,7 @@ point), so a plugin's tests just ask for the ``jailhooks_env`` fixture::
 
     def test_my_rule(jailhooks_env):
         env = jailhooks_env
+        env.write_plugin("myplugin", MYPLUGIN_SOURCE)  # or an installed plugin
         env.write_config('plugins = ["myplugin"]', '[jail.web]\\nip4 = "192.0.2.10"\\n')
         env.create_jail("web", ip4="192.0.2.10")
         assert env.run("run", "start", "web").code == 0
@@ -14,13 +15,14 @@ Everything goes through the jailhooks command line, in this process (as
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -55,8 +57,10 @@ class SimHost:
 
     def __init__(self, root: Path, capsys: Any = None) -> None:
         self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.capsys = capsys
         self.extra_env: dict[str, str] = {}
+        self._plugins: list[str] = []
         self.write_config()
 
     @property
@@ -83,14 +87,41 @@ class SimHost:
                                + f'[host]\nstate_dir = "{self.state}"\nmode = "simulated"\nlock_timeout = 3\n\n'
                                + "".join(rest))
 
+    @property
+    def site(self) -> Path:
+        """Where write_plugin puts plugin modules: on the import path of run()
+        (from the first write_plugin until close()) and of subprocess()."""
+        return self.root / "site"
+
+    def write_plugin(self, name: str, source: str) -> Path:
+        """A plugin module NAME.py made of SOURCE (dedented) in ``site``; list it
+        in the config's ``plugins`` (or give it an entry point there) to load it."""
+        self.site.mkdir(exist_ok=True)
+        path = self.site / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        if str(self.site) not in sys.path:
+            sys.path.insert(0, str(self.site))
+        sys.modules.pop(name, None)  # a module of that name that another test wrote
+        importlib.invalidate_caches()
+        self._plugins.append(name)
+        return path
+
+    def close(self) -> None:
+        """Take back what write_plugin added to this process's imports."""
+        for name in self._plugins:
+            sys.modules.pop(name, None)
+        if str(self.site) in sys.path:
+            sys.path.remove(str(self.site))
+
     def jail_root(self, name: str) -> Path:
         path = self.root / "jails" / name
         (path / "etc").mkdir(parents=True, exist_ok=True)
         return path
 
-    def create_jail(self, name: str, ip4: str = "", ip6: str = "") -> None:
-        """What jail(8) does between exec.prestart and exec.poststart."""
-        args = ["-c", f"name={name}", f"path={self.jail_root(name)}", "persist"]
+    def create_jail(self, name: str, ip4: str = "", ip6: str = "", path: Path | None = None) -> None:
+        """What jail(8) does between exec.prestart and exec.poststart (the
+        jail's root: PATH, or jail_root(NAME))."""
+        args = ["-c", f"name={name}", f"path={path or self.jail_root(name)}", "persist"]
         if ip4:
             args.append(f"ip4.addr={ip4}")
         if ip6:
@@ -111,20 +142,30 @@ class SimHost:
         return self.host_state()["pf"]["anchors"].get(anchor)
 
     def run(self, *args: str) -> Result:
-        """The jailhooks command line, in this process (pytest's capsys)."""
+        """The jailhooks command line, in this process (its output through
+        pytest's capsys when there is one, else caught here)."""
         from .main import main
 
-        assert self.capsys is not None, "SimHost.run needs pytest's capsys"
+        argv = ["--config", str(self.config), *args]
+        if self.capsys is None:
+            import contextlib
+            import io
+
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(argv)
+            return Result(code, out.getvalue(), err.getvalue())
         self.capsys.readouterr()
-        code = main(["--config", str(self.config), *args])
-        out = self.capsys.readouterr()
-        return Result(code, out.out, out.err)
+        code = main(argv)
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
 
     def subprocess(self, *args: str, env: dict | None = None, timeout: float = 60) -> Result:
         """The jailhooks command line as a user runs it: a process of its own."""
         src = str(Path(__file__).resolve().parent.parent)
-        path = os.pathsep.join(p for p in (self.extra_env.get("PYTHONPATH", ""), src, os.environ.get("PYTHONPATH", ""))
-                               if p)
+        site = str(self.site) if self.site.is_dir() else ""
+        path = os.pathsep.join(p for p in (self.extra_env.get("PYTHONPATH", ""), site, src,
+                                           os.environ.get("PYTHONPATH", "")) if p)
         full_env = {**os.environ, **self.extra_env, **(env or {}), "PYTHONPATH": path}
         full_env.pop("JAILHOOKS_CONFIG", None)
         proc = subprocess.run([sys.executable, "-m", "jailhooks", "--config", str(self.config), *args],
@@ -133,7 +174,9 @@ class SimHost:
 
 
 @pytest.fixture
-def jailhooks_env(tmp_path, monkeypatch, capsys) -> SimHost:
+def jailhooks_env(tmp_path, monkeypatch, capsys) -> Iterator[SimHost]:
     """A simulated FreeBSD host and a config for it, in a temporary directory."""
     monkeypatch.delenv("JAILHOOKS_CONFIG", raising=False)
-    return SimHost(tmp_path, capsys)
+    env = SimHost(tmp_path, capsys)
+    yield env
+    env.close()

@@ -29,7 +29,9 @@ class Env(SimHost):
 @pytest.fixture
 def env(tmp_path, monkeypatch, capsys) -> Env:
     monkeypatch.delenv("JAILHOOKS_CONFIG", raising=False)
-    return Env(tmp_path, capsys)
+    env = Env(tmp_path, capsys)
+    yield env
+    env.close()
 
 
 @pytest.fixture

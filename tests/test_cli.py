@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import sqlite3
 import textwrap
 
@@ -82,10 +81,6 @@ def test_render_is_what_start_loads(web, cli):
     assert [l for l in load.stdout.splitlines() if not l.startswith("table")] == res.stdout.splitlines()
 
 
-def write_plugin(dir_, name, body):
-    (dir_ / f"{name}.py").write_text(textwrap.dedent(body))
-
-
 RECORDER = """
     import os
     from jailhooks import hookimpl
@@ -106,13 +101,11 @@ RECORDER = """
 """
 
 
-def test_site_plugin_from_config_list(web, tmp_path, monkeypatch):
-    write_plugin(tmp_path, "siterecorder", RECORDER)
+def test_site_plugin_from_config_list(web, tmp_path):
+    web.write_plugin("siterecorder", RECORDER)
     web.config.write_text('plugins = ["siterecorder"]\n' + web.config.read_text())
     log = tmp_path / "calls.log"
-    extra = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep),
-             "RECORDER_LOG": str(log)}
-    web.extra_env.update(extra)
+    web.extra_env["RECORDER_LOG"] = str(log)
     assert web.subprocess("run", "prestart", "web").code == 0
     assert web.subprocess("run", "poststop", "web").code == 0
     assert log.read_text() == "prestart web lease=100000\npoststop web\n"
@@ -122,15 +115,13 @@ def test_site_plugin_from_config_list(web, tmp_path, monkeypatch):
 
 
 def test_site_plugin_from_entry_point(web, tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    write_plugin(site, "eprecorder", RECORDER)
-    dist = site / "eprecorder-1.2.dist-info"
+    web.write_plugin("eprecorder", RECORDER)
+    dist = web.site / "eprecorder-1.2.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: eprecorder\nVersion: 1.2\n")
     (dist / "entry_points.txt").write_text("[jailhooks]\nrecorder = eprecorder\n")
     log = tmp_path / "calls.log"
-    web.extra_env.update({"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "RECORDER_LOG": str(log)})
+    web.extra_env["RECORDER_LOG"] = str(log)
     res = web.subprocess("run", "prestart", "web")
     assert res.code == 0, res.err
     assert log.read_text() == "prestart web lease=100000\n"
@@ -139,9 +130,8 @@ def test_site_plugin_from_entry_point(web, tmp_path):
 
 
 def test_broken_plugin_is_a_config_error_naming_it(web, tmp_path):
-    write_plugin(tmp_path, "brokenplugin", "import no_such_module_anywhere\n")
+    web.write_plugin("brokenplugin", "import no_such_module_anywhere\n")
     web.config.write_text('plugins = ["brokenplugin"]\n' + web.config.read_text())
-    web.extra_env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     res = web.subprocess("run", "prestart", "web")
     assert res.code == 78
     assert "plugin module 'brokenplugin' (config plugins) failed to import" in res.err
@@ -153,9 +143,8 @@ def test_broken_plugin_is_a_config_error_naming_it(web, tmp_path):
 
 
 def test_misspelt_hook_is_refused(web, tmp_path):
-    write_plugin(tmp_path, "typoplugin", "from jailhooks import hookimpl\n@hookimpl\ndef jailhooks_prestrat(ctx):\n    pass\n")
+    web.write_plugin("typoplugin", "from jailhooks import hookimpl\n@hookimpl\ndef jailhooks_prestrat(ctx):\n    pass\n")
     web.config.write_text('plugins = ["typoplugin"]\n' + web.config.read_text())
-    web.extra_env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     res = web.subprocess("run", "prestart", "web")
     assert res.code == 78 and "jailhooks_prestrat" in res.err
 
@@ -170,9 +159,8 @@ FAILING = """
 """
 
 
-def test_prestart_failure_undoes_the_run(web, tmp_path, monkeypatch, cli):
-    write_plugin(tmp_path, "failing_pre", FAILING.replace("{phase}", "prestart"))
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_prestart_failure_undoes_the_run(web, cli):
+    web.write_plugin("failing_pre", FAILING.replace("{phase}", "prestart"))
     web.config.write_text('plugins = ["failing_pre"]\n' + web.config.read_text())
     res = cli("run", "start", "web")
     assert res.code == 1
@@ -184,9 +172,8 @@ def test_prestart_failure_undoes_the_run(web, tmp_path, monkeypatch, cli):
     assert not (web.root / "jails/web/etc/pw.conf").exists()
 
 
-def test_poststop_failure_does_not_stop_the_others(web, tmp_path, monkeypatch, cli):
-    write_plugin(tmp_path, "failing_post", FAILING.replace("{phase}", "poststop"))
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_poststop_failure_does_not_stop_the_others(web, cli):
+    web.write_plugin("failing_post", FAILING.replace("{phase}", "poststop"))
     assert cli("run", "prestart", "web").code == 0
     web.config.write_text('plugins = ["failing_post"]\n' + web.config.read_text())
     web.sim.add_fault(["pfctl", "-q", "-k", "label"], rc=1, stderr="pfctl: DIOCKILLSTATES: Device busy\n")
@@ -313,9 +300,8 @@ def test_release_by_hand(web, cli):
     assert leases(web) == []
 
 
-def test_release_runs_every_plugins_release_hook_and_ends_the_lease_whatever_fails(web, tmp_path, monkeypatch, cli):
-    write_plugin(tmp_path, "failing_release", FAILING.replace("{phase}", "release"))
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_release_runs_every_plugins_release_hook_and_ends_the_lease_whatever_fails(web, cli):
+    web.write_plugin("failing_release", FAILING.replace("{phase}", "release"))
     web.config.write_text('plugins = ["failing_release"]\n' + web.config.read_text())
     assert cli("run", "create", "web").code == 0
     pw_conf = web.root / "jails/web/etc/pw.conf"
@@ -378,11 +364,10 @@ def test_the_program_exits_like_python_does(web, tmp_path, thread):
     """The program skips interpreter teardown, but not what a normal exit does:
     piped output is flushed, atexit handlers run, a plugin's thread finishes,
     and the exit status is main()'s."""
-    write_plugin(tmp_path, "exiting", EXITING)
+    web.write_plugin("exiting", EXITING)
     web.config.write_text('plugins = ["exiting"]\n' + web.config.read_text())
     log = tmp_path / "exit.log"
-    web.extra_env.update({"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                          "EXIT_LOG": str(log), **({"EXIT_THREAD": "1"} if thread else {})})
+    web.extra_env.update({"EXIT_LOG": str(log), **({"EXIT_THREAD": "1"} if thread else {})})
     res = web.subprocess("run", "prestart", "web")
     assert res.code == 0, res.err
     assert "web: prestart: exiting: noted\n" in res.out

@@ -71,15 +71,13 @@ def test_destroy_of_a_running_jail_is_refused_unless_forced(env, cli):
 # -- plugins that would be ignored ---------------------------------------------------------------
 
 @pytest.mark.parametrize("marker", ["wrapper=True", "hookwrapper=True"])
-def test_a_wrapper_hook_implementation_is_refused_at_load(env, cli, tmp_path, monkeypatch, marker):
+def test_a_wrapper_hook_implementation_is_refused_at_load(env, cli, marker):
     module = f"refuser_{marker.split('=')[0]}"
-    (tmp_path / f"{module}.py").write_text(
-        "from jailhooks import hookimpl\n"
-        f"@hookimpl({marker})\n"
-        "def jailhooks_prestart(ctx):\n"
-        "    raise RuntimeError('this jail may not start')\n"
-        "    yield\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_plugin(module, "from jailhooks import hookimpl\n"
+                             f"@hookimpl({marker})\n"
+                             "def jailhooks_prestart(ctx):\n"
+                             "    raise RuntimeError('this jail may not start')\n"
+                             "    yield\n")
     env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
     env.config.write_text(f'plugins = ["{module}"]\n' + env.config.read_text())
     res = cli("run", "start", "web")
@@ -201,11 +199,10 @@ def jailhooks_jail_facts(name):
 '''
 
 
-def with_plugin(env, tmp_path, monkeypatch, source: str, config: str) -> str:
+def with_plugin(env, source: str, config: str) -> str:
     """SOURCE as a plugin module, listed in the config (then CONFIG); its name."""
     module = f"plugin_{abs(hash(source))}"
-    (tmp_path / f"{module}.py").write_text(source)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_plugin(module, source)
     env.write_config(f'plugins = ["{module}"]', config)
     return module
 
@@ -216,8 +213,8 @@ def with_plugin(env, tmp_path, monkeypatch, source: str, config: str) -> str:
     ("Jail(name, path='../../etc')", "facts of jail web"),
     ("{'name': name}", "returned dict, not a Jail"),
 ])
-def test_facts_from_a_plugin_are_validated(env, cli, tmp_path, monkeypatch, answer, message):
-    with_plugin(env, tmp_path, monkeypatch, FACTS.format(answer=answer), '[jail.web]\nip4 = "192.0.2.10"\n')
+def test_facts_from_a_plugin_are_validated(env, cli, answer, message):
+    with_plugin(env, FACTS.format(answer=answer), '[jail.web]\nip4 = "192.0.2.10"\n')
     res = cli("run", "start", "web")
     assert res.code == 65 and message in res.err
     assert env.host_state()["pf"]["anchors"] == {}
@@ -244,9 +241,9 @@ def jailhooks_pf_rules(ctx):
     ('Sneaky(action="block")._replace(action="pass out quick all #")', "invalid Filter: action"),
     ('{"action": "block", "proto": "tcp", "port": 25}', "returned dict, not a Filter, Nat or Rdr"),
 ])
-def test_rules_from_a_plugin_are_validated_when_the_anchor_is_rendered(env, cli, tmp_path, monkeypatch, answer,
+def test_rules_from_a_plugin_are_validated_when_the_anchor_is_rendered(env, cli, answer,
                                                                       message):
-    module = with_plugin(env, tmp_path, monkeypatch, RULES.format(answer=answer),
+    module = with_plugin(env, RULES.format(answer=answer),
                          '[pf]\ndefault = "pass"\n[jail.web]\nip4 = "192.0.2.10"\n')
     res = cli("run", "start", "web")
     assert res.code == 65 and f"plugin {module}: " in res.err and message in res.err, res.err
@@ -449,13 +446,12 @@ def test_pw_conf_bytes_survive_and_a_huge_one_is_refused_untouched(env, cli):
     assert cli("status", "--json", "web").jails()[0]["uid_range"] is None  # undone
 
 
-def test_undo_restores_pw_conf_byte_for_byte(env, cli, tmp_path, monkeypatch):
+def test_undo_restores_pw_conf_byte_for_byte(env, cli):
     root = env.jail_root("web")
     original = b"# \xff\xfe not UTF-8\nminuid = 5000\n"
     (root / "etc" / "pw.conf").write_bytes(original)
-    (tmp_path / "failpre.py").write_text("from jailhooks import hookimpl\n@hookimpl\ndef jailhooks_prestart(ctx):\n"
-                                         "    raise RuntimeError('no')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_plugin("failpre", "from jailhooks import hookimpl\n@hookimpl\ndef jailhooks_prestart(ctx):\n"
+                                "    raise RuntimeError('no')\n")
     env.write_config(f'[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n')
     env.config.write_text('plugins = ["failpre"]\n' + env.config.read_text())
     assert cli("run", "prestart", "web").code == 1

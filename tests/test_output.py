@@ -19,9 +19,8 @@ def jailhooks_status(ctx):
 '''
 
 
-def test_status_json_is_a_versioned_document_with_plugin_keys_under_their_plugin(env, cli, tmp_path, monkeypatch):
-    (tmp_path / "evilstatus.py").write_text(EVIL)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_status_json_is_a_versioned_document_with_plugin_keys_under_their_plugin(env, cli):
+    env.write_plugin("evilstatus", EVIL)
     env.write_config(CONFIG.format(root=env.jail_root("web")))
     env.config.write_text('plugins = ["evilstatus"]\n' + env.config.read_text())
     env.create_jail("web", ip4="192.0.2.10", ip6="2001:db8::10")
@@ -100,8 +99,7 @@ def _syslog(monkeypatch):
 
 def test_runs_refusals_and_admin_changes_reach_syslog(env, cli, tmp_path, monkeypatch):
     syslog, logged = _syslog(monkeypatch)
-    (tmp_path / "sitelogger.py").write_text(LOGGER)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    env.write_plugin("sitelogger", LOGGER)
     env.write_config(CONFIG.format(root=env.jail_root("web")) + '[jail.db]\nip4 = "192.0.2.30"\n')
     env.config.write_text('plugins = ["sitelogger"]\n' + env.config.read_text())
     lines = lambda prio: [line for p, line in logged if p == prio]  # noqa: E731

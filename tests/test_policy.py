@@ -81,35 +81,29 @@ def site(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("policy")
     env = Env(root)
-    (root / "noX11.py").write_text(SITE_PLUGIN)
+    env.write_plugin("noX11", SITE_PLUGIN)
     sample = (CONTRIB / "jailhooks.toml").read_text()
     sample = sample.replace('mode = "auto"', f'mode = "simulated"\nstate_dir = "{env.state}"')
     sample = sample.replace("/usr/jails", str(root / "jails")).replace('# nat_interface = "em0"', 'nat_interface = "em0"')
     sample = sample.replace('# plugins = ["mysite.jailpolicy"]', 'plugins = ["noX11"]')
     env.config.write_text(sample + EXTRA.format(root=root / "jails"))
-    env.extra_env["PYTHONPATH"] = str(root)
-    import sys
-
-    sys.path.insert(0, str(root))
-    from jailhooks.main import main
-
     jails = {"web": ("192.0.2.10", "2001:db8::10"), "mail": ("192.0.2.20", ""), "db": ("192.0.2.30", ""),
              "app": ("10.0.0.5", ""), "shop": ("", ""), "blog": ("", ""), "legacy": ("192.0.2.60", "")}
     texts = {}
     for name, (ip4, ip6) in jails.items():
         env.create_jail(name, ip4=ip4, ip6=ip6)
-        assert main(["--config", str(env.config), "-q", "run", "start", name]) == 0, name
+        assert env.run("-q", "run", "start", name).code == 0, name
     env.jail_root("vj")
     assert env.sim.run(["/usr/sbin/jail", "-c", "name=vj", f"path={root / 'jails' / 'vj'}", "vnet", "persist"],
                        None, 5, True).returncode == 0
-    assert main(["--config", str(env.config), "-q", "run", "start", "vj"]) == 0
+    assert env.run("-q", "run", "start", "vj").code == 0
     for name in list(jails) + ["vj"]:
         res = env.subprocess("render", name)
         assert res.code == 0, res.err
         texts[f"jailhooks/{name}"] = res.out
     status = {r["jail"]: r for r in status_records(env.subprocess("status", "--json").out)}
-    sys.path.remove(str(root))
-    return env, texts, status
+    yield env, texts, status
+    env.close()
 
 
 @pytest.fixture(scope="module")
