@@ -44,58 +44,56 @@ class Site:
     every stage the benchmarks go through."""
 
     def __init__(self, root: Path, n: int) -> None:
+        from jailhooks.testing import SimHost
+
         self.root, self.n = root, n
         self.names = ["web"] + [f"j{i}" for i in range(1, n)]
         self.stub = StubHost(root / "stub")
         jails = ""
         for i, name in enumerate(self.names):
-            path = root / "jails" / name
-            (path / "etc").mkdir(parents=True, exist_ok=True)
-            jails += f'\n[jail.{name}]\npath = "{path}"\nip4 = "{address(i)}"\n[jail.{name}.saddr]\nnat = "203.0.113.5"\n'
-        self.sim_config = root / "sim.toml"
-        # the simulator only records answers: it leaves the jails' files to the real runs
-        self.sim_config.write_text(f'[host]\nmode = "simulated"\nstate_dir = "{root / "sim"}"\n'
-                                   '[uids]\nwrite_pw_conf = false\n' + POLICY + jails)
+            jails += (f'\n[jail.{name}]\npath = "{root / "jails" / name}"\nip4 = "{address(i)}"\n'
+                      f'[jail.{name}.saddr]\nnat = "203.0.113.5"\n')
+        # the simulated host (jailhooks.testing), only to record answers: its
+        # jails are the real runs' jail roots, whose files it leaves to them
+        self.simhost = SimHost(root / "simulated")
+        self.simhost.write_config("[uids]\nwrite_pw_conf = false\n" + POLICY + jails)
+        self.state = root / "state"
         self.config = root / "jailhooks.toml"
-        self.config.write_text(f'[host]\nmode = "freebsd"\nstate_dir = "{root / "state"}"\n'
+        self.config.write_text(f'[host]\nmode = "freebsd"\nstate_dir = "{self.state}"\n'
                                + self.stub.commands_toml() + POLICY + jails)
+        for name in self.names:
+            (root / "jails" / name / "etc").mkdir(parents=True, exist_ok=True)
 
     # -- the simulator, to record answers --------------------------------------------------
     def sim(self, *args: str) -> None:
-        from jailhooks.main import main
+        res = self.simhost.run("-q", *args)
+        assert res.code == 0, (args, res)
 
-        code = main(["--config", str(self.sim_config), "-q", *args])
-        assert code == 0, (args, code)
-
-    def sim_jail(self, *args: str) -> None:
-        from jailhooks.sim import SimulatedRunner
-
-        res = SimulatedRunner(str(self.root / "sim")).run(list(args), None, 5, True)
+    def sim_command(self, *argv: str) -> None:
+        res = self.simhost.sim.run(list(argv), None, 5, True)
         assert res.returncode == 0, res.stderr
 
     def record(self) -> None:
         """Stages: down (no jail runs), up:NAME (NAME was just made), sync
         (all run), adopt (web runs without a lease yet)."""
-        self.sim_jail("/sbin/sysctl", f"net.fibs={self.n + 2}")
+        self.sim_command("/sbin/sysctl", f"net.fibs={self.n + 2}")
         with recording(self.stub, "down"):
             for name in self.names:
                 self.sim("run", "create", name)
                 self.sim("run", "prestart", name)
         for i, name in enumerate(self.names):
-            self.sim_jail("/usr/sbin/jail", "-c", f"name={name}", f"path={self.root / 'jails' / name}",
-                          f"ip4.addr={address(i)}", "persist")
+            self.simhost.create_jail(name, ip4=address(i), path=self.root / "jails" / name)
             with recording(self.stub, f"up_{name}"):
                 self.sim("run", "poststart", name)
         with recording(self.stub, "sync"):
             self.sim("sync")
         for name in self.names:
-            self.sim_jail("/usr/sbin/jail", "-r", name)
+            self.simhost.remove_jail(name)
             with recording(self.stub, "down"):
                 self.sim("run", "poststop", name)
         with recording(self.stub, "down"):
             self.sim("run", "destroy", "web")
-        self.sim_jail("/usr/sbin/jail", "-c", "name=web", f"path={self.root / 'jails' / 'web'}",
-                      f"ip4.addr={address(0)}", "persist")
+        self.simhost.create_jail("web", ip4=address(0), path=self.root / "jails" / "web")
         with recording(self.stub, "adopt"):
             self.sim("run", "start", "web")
         # the real host starts with net.fibs as the simulator had it

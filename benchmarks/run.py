@@ -120,7 +120,7 @@ def bench_freebsd_path(n: int) -> tuple[list[tuple[str, float, str]], list[tuple
             site.record()
         finally:
             sys.path.remove(str(plugin))
-        bulk_leases(root / "state", 10_000, first=500_000_000)
+        bulk_leases(site.state, 10_000, first=500_000_000)
         python, script, env = clean_python(root, plugin)
         table = commands_per_phase(site, env, python)
         for _ in range(2):  # warm: pyc files, the lease, etc/pw.conf, the entry-point cache
@@ -257,7 +257,7 @@ def bench_parallel(jails: int = 32) -> list[tuple[str, float, str]]:
             codes = [subprocess.run(c, env=env, capture_output=True).returncode for c in cmds]
         took = time.perf_counter() - t
         assert codes == [0] * jails, codes
-        reg = SqliteRegistry(str(root / "state"), 30)
+        reg = SqliteRegistry(str(site.state), 30)
         blocks = sorted(lease.uid_range for lease in reg.leases())
         assert len(blocks) == jails and all(a[1] < b[0] for a, b in zip(blocks, blocks[1:]))
         return took
