@@ -5,9 +5,11 @@ State lives in ``STATE_DIR/simhost/`` (state.dat, and a file per jail and per
 anchor), updated under an flock so parallel jailhooks processes see one
 consistent host, as on FreeBSD.  The files are marshal data (only the
 simulator reads them).  Each command checks its arguments the way the real
-tool does and prints what
-FreeBSD 15.1 prints (tests compare against recorded real output).  What is
-not modelled fails loudly (exit 70, "not modelled"), never silently.
+tool does (its getopt string from its FreeBSD source) and prints what
+FreeBSD 15.1 prints (tests compare against recorded real output).  It models
+what the host layer sends (tests/test_sim_scope.py): an option the real tool
+has but the simulation does not model fails loudly (exit 70, "not
+modelled"), never silently, and one the real tool lacks gets its usage.
 
 Tests and demos create jails with the simulated ``jail -c`` and may inject
 faults: ``faults`` entries make a matching command fail, print garbage, or

@@ -44,12 +44,27 @@ class _Exit(Exception):
         self.code = code
 
 
-def options(args: list[str], shortopts: str, usage: str, code: int, err: list[str]):
-    """(flags, options, operands) by getopt(3); on a bad option the tool's
-    USAGE on stderr and exit CODE, as the real tool does."""
+NOT_MODELLED = 70  # the exit of anything the simulation does not model (EX_SOFTWARE)
+
+
+def not_modelled(tool: str, what: str, err: list[str]) -> int:
+    """Say that WHAT, which the real TOOL does, is not simulated; exit 70."""
+    err.append(f"{tool}: {what} is not modelled by the simulated host\n")
+    return NOT_MODELLED
+
+
+def options(args: list[str], tool: str, real: str, modelled: str, usage: str, code: int, err: list[str]):
+    """(flags, options, operands) by getopt(3) over REAL, the tool's own
+    optstring (from its FreeBSD source).  An option the tool does not have,
+    or one missing its argument, gets getopt's message, the tool's USAGE
+    and exit CODE, as on FreeBSD; an option the tool has but the simulation
+    does not model (its letter is not in MODELLED) exits 70, saying so."""
     try:
-        opts, rest = getopt(args, shortopts)
-    except GetoptError:
-        err.append(usage)
+        opts, rest = getopt(args, real)
+    except GetoptError as exc:
+        err.append(f"{tool}: {exc}\n{usage}")
         raise _Exit(code) from None
+    for opt, _ in opts:
+        if opt[1] not in modelled:
+            raise _Exit(not_modelled(tool, opt, err))
     return {o for o, _ in opts}, opts, rest

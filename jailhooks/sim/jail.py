@@ -3,20 +3,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .getopt import options
+from .getopt import not_modelled, options
 
 
 def run(st, args, input, out, err) -> int:
-    flags, opts, rest = options(args, "cdmrRqf:", "usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n"
+    # usr.sbin/jail/jail.c: getopt(argc, argv, "cde:f:hiJ:lmn:p:qrRs:u:U:v")
+    flags, opts, rest = options(args, "jail", "cde:f:hiJ:lmn:p:qrRs:u:U:v", "cdmrRq",
+                                "usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n"
                                 "            -[cmr] param=value ... [command=command ...]\n", 1, err)
     quiet = "-q" in flags
-    if "-f" in flags:
-        err.append("jail: reading jail.conf is not modelled by the simulated host\n")
-        return 70
     if flags & {"-r", "-R"}:
         if len(rest) != 1:
-            err.append("jail: -r takes one jail name or jid here\n")
-            return 1
+            return not_modelled("jail", "-r without exactly one jail", err)
         j = _find(st, rest[0])
         if j is None:
             err.append(f'jail: "{rest[0]}" not found\n')

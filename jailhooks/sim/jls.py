@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .getopt import options
+from .getopt import not_modelled, options
 
 
 JLS_PARAMS = {"jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr", "ip4.saddrsel",
@@ -15,10 +15,10 @@ def run(st, args, input, out, err) -> int:
         json_mode, args = args[1].split(",")[0] == "json", args[2:]
     elif args and args[0].startswith("--libxo="):
         json_mode, args = args[0][8:].split(",")[0] == "json", args[1:]
-    flags, opts, params = options(args, "cdhj:Nnqsv", "usage: jls [-dhNnqv] [-j jail] [param ...]\n", 1, err)
-    if flags & {"-h", "-s", "-d"} or ("-n" in flags and not params):
-        err.append("jls: this option is not modelled by the simulated host\n")
-        return 70
+    flags, opts, params = options(args, "jls", "cdhj:Nnqsv", "cjNnqv", "usage: jls [-dhNnqv] [-j jail] [param ...]\n",
+                                  1, err)
+    if "-n" in flags and not params:
+        return not_modelled("jls", "-n without parameters", err)
     for p in params:
         if p not in JLS_PARAMS:
             err.append(f"jls: unknown parameter: {p}\n")

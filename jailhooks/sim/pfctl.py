@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from ..pf.syntax import PfSyntaxError, parse
-from .getopt import GetoptError, _Exit, getopt
+from .getopt import _Exit, not_modelled, options
 from .store import _refs
 
 SHOW = ["ether", "nat", "queue", "rules", "Anchors", "Sources", "states", "info", "Interfaces",
@@ -30,11 +30,11 @@ def run(st, args, input, out, err) -> int:
             raise _Exit(usage())
         return found[0]
 
-    try:
-        opts, rest = getopt(args, "a:deqf:F:k:nvs:")
-    except GetoptError as exc:
-        err.append(f"pfctl: {exc}\n")
+    if not args:
         return usage()
+    # sbin/pfctl/pfctl.c: -h is usage(); -d (disable pf) is not modelled
+    _, opts, rest = options(args, "pfctl", "a:AdD:eqf:F:ghi:k:K:mMnNOo:Pp:rRs:St:T:vx:z", "aefFhknqsv",
+                            PFCTL_USAGE, 1, err)
     anchor = show = clear = rules_file = None
     kills: list[str] = []
     quiet = noaction = verbose = enable = False
@@ -62,9 +62,8 @@ def run(st, args, input, out, err) -> int:
             verbose = True
         elif o == "-e":
             enable = writes = True
-        elif o == "-d":
-            err.append("pfctl: -d is not modelled by the simulated host\n")
-            return 70
+        elif o == "-h":
+            return usage()
     if rest:
         err.append(f"pfctl: unknown command line argument: {rest[0]} ...\n")
         return usage()
@@ -79,8 +78,7 @@ def run(st, args, input, out, err) -> int:
             err.append("pfctl: anchor names beginning with '_' cannot be modified from the command line\n")
             return 1
         if anchor.endswith("*"):
-            err.append("pfctl: wildcard anchors are not modelled by the simulated host\n")
-            return 70
+            return not_modelled("pfctl", "a wildcard anchor", err)
     anchor = (anchor or "").strip("/")
     pf = st["pf"]
     if not pf["loaded"]:
@@ -178,14 +176,12 @@ def _pf_show(st, show: str, anchor: str, out, err) -> int:
         tables = pf["anchors"].get(anchor, {}).get("tables", {}) if anchor else {}
         out.extend(f"{t}\n" for t in sorted(tables))
         return 0
-    err.append(f"pfctl: -s {show} is not modelled by the simulated host\n")
-    return 70
+    return not_modelled("pfctl", f"-s {show}", err)
 
 def _pf_clear(st, clear: str, anchor: str, quiet: bool, err) -> None:
     anchors = st["pf"]["anchors"]
     if not anchor:
-        err.append("pfctl: flushing the main ruleset is not modelled by the simulated host\n")
-        raise _Exit(70)
+        raise _Exit(not_modelled("pfctl", "flushing the main ruleset", err))
     entry = anchors.get(anchor, {"filter": [], "nat": [], "tables": {}})
     msgs = []
     if clear in ("rules", "all"):
@@ -204,8 +200,7 @@ def _pf_clear(st, clear: str, anchor: str, quiet: bool, err) -> None:
     elif clear == "Tables":
         msgs = [msgs_tables]
     else:
-        err.append(f"pfctl: -F {clear} is not modelled by the simulated host\n")
-        raise _Exit(70)
+        raise _Exit(not_modelled("pfctl", f"-F {clear}", err))
     if entry["filter"] or entry["nat"] or entry["tables"]:
         anchors[anchor] = entry
     else:  # the kernel drops an anchor left with nothing in it

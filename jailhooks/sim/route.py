@@ -1,7 +1,7 @@
 """The simulated route(8): per-FIB tables, as sbin/route/route.c reports."""
 from __future__ import annotations
 
-from .getopt import options
+from .getopt import not_modelled, options
 
 USAGE = "usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n"
 
@@ -11,8 +11,12 @@ USAGE = "usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n"
 def run(st, args, input, out, err) -> int:
     import ipaddress  # only in the commands that parse addresses
 
-    flags, _, rest = options(args, "46dnqtv", USAGE, 64, err)
+    # route(8): route [-j jail] [-46dnqtv] command ...; -d, -t and -v change
+    # what route prints or does, which is not modelled
+    flags, _, rest = options(args, "route", "46dj:nqtv", "46nq", USAGE, 64, err)
     quiet = "-q" in flags
+    if rest and rest[0] == "monitor":
+        return not_modelled("route", "monitor", err)
     if not rest or rest[0] not in ("add", "change", "delete", "get", "flush"):
         err.append(USAGE)
         return 64

@@ -5,8 +5,10 @@ from .getopt import options
 
 
 def run(st, args, input, out, err) -> int:
-    flags, _, names = options(args, "niq", "usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] "
-                              "name[=value] ...\n", 1, err)
+    # sbin/sysctl/sysctl.c: getopt(argc, argv, "AabB:def:hiNnoqtTwWxX"), and its usage()
+    flags, _, names = options(args, "sysctl", "AabB:def:hiNnoqtTwWxX", "inq",
+                              "usage: sysctl [-bdehiNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...\n"
+                              "       sysctl [-bdehNnoqTtWx] [ -B <bufsize> ] -a\n", 1, err)
     rc = 0
     for item in names:
         name, eq, value = item.partition("=")
