@@ -55,6 +55,8 @@ class Result:
 class SimHost:
     """A config file and a simulated FreeBSD host in ROOT."""
 
+    LOCK_TIMEOUT = 3  # seconds a run waits for a jail's lock ([host] lock_timeout)
+
     def __init__(self, root: Path, capsys: Any = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ class SimHost:
         top = [textwrap.dedent(p) for p in parts if not p.lstrip().startswith("[")]
         rest = [textwrap.dedent(p) for p in parts if p.lstrip().startswith("[")]
         self.config.write_text("".join(t + "\n" for t in top)
-                               + f'[host]\nstate_dir = "{self.state}"\nmode = "simulated"\nlock_timeout = 3\n\n'
+                               + f'[host]\nstate_dir = "{self.state}"\nmode = "simulated"\nlock_timeout = {self.LOCK_TIMEOUT}\n\n'
                                + "".join(rest))
 
     @property

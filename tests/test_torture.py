@@ -2,8 +2,6 @@
 and hostile command lines.  Marked "torture"; CI runs them (a few minutes)."""
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import random
 import shutil
@@ -18,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from jailhooks.sim import SimulatedRunner
-from jailhooks.main import main
+from jailhooks.testing import SimHost
 from jailhooks.registry.sqlite import SqliteRegistry
 
 from .conftest import REPO, status_records
@@ -28,35 +26,30 @@ pytestmark = pytest.mark.torture
 JAILS = {"web": "192.0.2.10", "mail": "192.0.2.20", "db": "192.0.2.30"}
 
 
-class Host:
-    """A config + state dir; jail roots are shared between copies."""
+class Host(SimHost):
+    """jailhooks.testing's simulated host, three jails configured; their roots
+    are shared between copies."""
+
+    LOCK_TIMEOUT = 20  # a run that follows a killed one may wait for the jail's lock
 
     def __init__(self, root: Path, jails_root: Path):
-        self.root = root
+        super().__init__(root)
         self.jails_root = jails_root
-        root.mkdir(parents=True, exist_ok=True)
-        self.state = root / "state"
-        self.config = root / "jailhooks.toml"
-        body = f'[host]\nmode = "simulated"\nstate_dir = "{self.state}"\nlock_timeout = 20\n\n'
-        body += '[fib]\nmode = "exclusive"\n\n[pf]\nallow = [{ proto = "tcp", port = 443 }]\n\n'
+        body = '[fib]\nmode = "exclusive"\n\n[pf]\nallow = [{ proto = "tcp", port = 443 }]\n\n'
         for name, ip in JAILS.items():
             (jails_root / name / "etc").mkdir(parents=True, exist_ok=True)
             body += f'[jail.{name}]\npath = "{jails_root / name}"\nip4 = "{ip}"\n\n'
-        self.config.write_text(body)
-        SimulatedRunner(str(self.state)).run(["/sbin/sysctl", "net.fibs=8"], None, 5, True)
+        self.write_config(body)
+        self.sim.run(["/sbin/sysctl", "net.fibs=8"], None, 5, True)
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "jailhooks", "--config", str(self.config), *args]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-
     def snapshot(self) -> dict:
         sim = SimulatedRunner(str(self.state)).read()
-        res = self.run("status", "--json")
-        assert res.returncode == 0, res.stderr
-        status = status_records(res.stdout.replace(str(self.jails_root), "JAILS"))
+        res = self.subprocess("status", "--json")
+        assert res.code == 0, res.err
+        status = status_records(res.out.replace(str(self.jails_root), "JAILS"))
         return {"anchors": sim["pf"]["anchors"], "status": status}
 
     def copy_to(self, root: Path) -> "Host":
@@ -104,9 +97,9 @@ def test_kill_9_at_random_moments_then_rerun_converges(tmp_path):
             sim.run(["/usr/sbin/jail", "-r", jail], None, 5, True)
         reference = host.copy_to(tmp_path / f"ref{i}")
         began = time.monotonic()
-        ref = reference.run("run", phase, jail)
+        ref = reference.subprocess("run", phase, jail)
         took = time.monotonic() - began
-        assert ref.returncode == 0, ref.stderr
+        assert ref.code == 0, ref.err
         proc = subprocess.Popen(host.argv("-q", "run", phase, jail), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
         time.sleep(took * rng.uniform(0.05, 0.95))
@@ -115,8 +108,8 @@ def test_kill_9_at_random_moments_then_rerun_converges(tmp_path):
             kills += 1
         proc.wait()
         check_registry(host.state)
-        again = host.run("run", phase, jail)
-        assert again.returncode == 0, (phase, jail, again.stderr)
+        again = host.subprocess("run", phase, jail)
+        assert again.code == 0, (phase, jail, again.err)
         assert host.snapshot() == reference.snapshot(), (i, phase, jail)
         shutil.rmtree(reference.root)
     assert kills >= 50, f"only {kills} of {i} runs were still running when killed"
@@ -127,12 +120,12 @@ def _phase_commands(tmp_path, phase: str) -> list[list[str]]:
     host = Host(tmp_path / f"probe-{phase}", tmp_path / f"probe-{phase}" / "jails")
     sim = SimulatedRunner(str(host.state))
     if phase in ("poststart", "prestop", "poststop", "destroy"):
-        assert host.run("run", "create", "web").returncode == 0
-        assert host.run("run", "prestart", "web").returncode == 0
+        assert host.subprocess("run", "create", "web").code == 0
+        assert host.subprocess("run", "prestart", "web").code == 0
     if phase in ("poststart", "prestop"):
         sim.run(["/usr/sbin/jail", "-c", "name=web", f"path={tmp_path}", "ip4.addr=192.0.2.10", "persist"], None, 5, True)
     sim.clear_log()
-    assert host.run("run", phase, "web").returncode == 0
+    assert host.subprocess("run", phase, "web").code == 0
     seen = []
     for cmd in sim.read()["log"]:
         key = cmd[: 4 if cmd[0] == "pfctl" else 3]
@@ -150,8 +143,8 @@ def test_each_host_command_failing_in_turn(tmp_path, phase, fault):
         host = Host(tmp_path / f"{phase}-{n}", tmp_path / f"{phase}-{n}" / "jails")
         sim = SimulatedRunner(str(host.state))
         if phase in ("poststart", "poststop", "destroy"):
-            assert host.run("run", "create", "web").returncode == 0
-            assert host.run("run", "prestart", "web").returncode == 0
+            assert host.subprocess("run", "create", "web").code == 0
+            assert host.subprocess("run", "prestart", "web").code == 0
         if phase == "poststart":
             sim.run(["/usr/sbin/jail", "-c", "name=web", f"path={tmp_path}", "ip4.addr=192.0.2.10", "persist"],
                     None, 5, True)
@@ -162,13 +155,13 @@ def test_each_host_command_failing_in_turn(tmp_path, phase, fault):
             sim.add_fault(prefix, timeout=True)
         else:
             sim.add_fault(prefix, rc=0, stdout="\x00garbage{[\n")
-        res = host.run("run", phase, "web")
+        res = host.subprocess("run", phase, "web")
         sim.clear_faults()
-        assert "Traceback" not in res.stderr
+        assert "Traceback" not in res.err
         check_registry(host.state)
-        if fault == "prints garbage" and res.returncode == 0:
+        if fault == "prints garbage" and res.code == 0:
             continue  # commands whose output jailhooks does not read
-        assert res.returncode != 0, (phase, prefix, fault)
+        assert res.code != 0, (phase, prefix, fault)
         after = host.snapshot()
         if phase in ("create", "prestart", "poststart"):
             # fail closed: nothing this run did survives; a poststart failure also takes the anchor away
@@ -195,15 +188,11 @@ TOKENS = st.sampled_from(["run", "start", "stop", "prestart", "poststop", "creat
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(TOKENS | st.text(max_size=12), max_size=7))
 def test_hostile_command_lines_never_crash(tmp_path_factory, argv):
-    root = tmp_path_factory.mktemp("hostile")
-    config = root / "c.toml"
-    config.write_text(f'[host]\nmode = "simulated"\nstate_dir = "{root / "state"}"\n')
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["--config", str(config), *[a for a in argv if a != "--config"]])
-    assert code in (0, 1, 2, 64, 65, 68, 69, 75, 78), (argv, code, err.getvalue())
-    assert "Traceback" not in err.getvalue() and "internal error" not in err.getvalue(), (argv, err.getvalue())
-    reg = root / "state" / "registry.sqlite"
+    env = SimHost(tmp_path_factory.mktemp("hostile"))
+    res = env.run(*[a for a in argv if a != "--config"])
+    assert res.code in (0, 1, 2, 64, 65, 68, 69, 75, 78), (argv, res)
+    assert "Traceback" not in res.err and "internal error" not in res.err, (argv, res.err)
+    reg = env.state / "registry.sqlite"
     if reg.exists():
         with sqlite3.connect(reg) as db:
             for (jail,) in db.execute("SELECT jail FROM leases"):
