@@ -7,14 +7,15 @@ from __future__ import annotations
 import types
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import jailhooks
 from jailhooks import hookimpl
 from jailhooks.config import build_settings
-from jailhooks.engine import Engine
-from jailhooks.errors import PluginLoadError
+from jailhooks.engine import Engine, expand_phase
+from jailhooks.errors import PluginLoadError, UsageError
 from jailhooks.pluginmanager import Plugins, make_plugins
-from jailhooks.types import Jail
+from jailhooks.types import COMPOSITE, PHASES, Jail
 
 
 def plugin(name: str, **hooks) -> types.ModuleType:
@@ -204,6 +205,11 @@ def test_the_fast_run_parser_and_click_agree(argv, monkeypatch):
 
     fast = parse_run(argv)
     assert fast is not None, argv
+    if fast["args"][0] not in PHASES + tuple(COMPOSITE):  # both refuse it: click as it parses, run() at once
+        with pytest.raises(UsageError, match="unknown phase"):
+            expand_phase(fast["args"][0])
+        assert cli_mod.click_main(argv) == 64
+        return
     seen = {}
 
     def fake_call(opts, fn, phase, names, path, ip4, ip6, force):
@@ -216,3 +222,32 @@ def test_the_fast_run_parser_and_click_agree(argv, monkeypatch):
     assert seen == {"config": fast["config"], "dry_run": fast["dry_run"], "quiet": fast["quiet"],
                     "verbose": fast["verbose"], "phase": fast["args"][0], "names": fast["args"][1:],
                     "path": fast["path"], "ip4": fast["ip4"], "ip6": fast["ip6"], "force": fast["force"]}
+
+
+GLOBAL_OPTS = [["-q"], ["--quiet"], ["--dry-run"], ["-v"], ["--verbose"], ["--config", "/c.toml"], ["--config=/c.toml"]]
+RUN_OPTS = [["--force"], ["--path", "/j/web"], ["--path=/j/web"], ["--ip4", "192.0.2.1"], ["--ip4=192.0.2.1,192.0.2.2"],
+            ["--ip6", "2001:db8::1"], ["--ip6=2001:db8::1,2001:db8::2"], ["--ip4", ""], ["--ip4", "--force"]]
+
+
+@st.composite
+def run_lines(draw) -> list[str]:
+    """Run lines as the managers and admins write them, odd ones included."""
+    line = [tok for opt in draw(st.lists(st.sampled_from(GLOBAL_OPTS), max_size=3)) for tok in opt]
+    line += ["run", draw(st.sampled_from(["start", "stop", "prestart", "poststop", "destroy", "bogus"]))]
+    for item in draw(st.lists(st.sampled_from(RUN_OPTS) | st.sampled_from(["web", "mail"]).map(lambda n: [n]),
+                              max_size=5)):
+        line += item
+    if draw(st.booleans()):
+        line += ["--", *draw(st.lists(st.sampled_from(["web", "-h", "--force", "db"]), max_size=2))]
+    return line
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(run_lines())
+def test_every_line_the_fast_parser_takes_click_reads_the_same(monkeypatch, argv):
+    """Whatever line the fast parser accepts (it leaves the rest to click),
+    click reads the same way: generated lines, not only the examples above."""
+    from jailhooks.main import parse_run
+
+    if parse_run(argv) is not None:
+        test_the_fast_run_parser_and_click_agree(argv, monkeypatch)
