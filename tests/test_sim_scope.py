@@ -16,6 +16,8 @@ from jailhooks.host import Host
 from jailhooks.sim import SimulatedRunner
 from jailhooks.sim.getopt import NOT_MODELLED
 
+from .test_commands_per_phase import TYPICAL
+
 RULES = "table <jail_web> { 192.0.2.10 }\npass out quick from <jail_web> to any keep state label \"jailhooks:web\"\n"
 
 HOST_CALLS = {
@@ -69,26 +71,6 @@ def test_the_simulator_models_every_command_the_host_layer_sends(tmp_path):
     assert unmodelled(sim.answers) == []
 
 
-LIFECYCLE = """
-[fib]
-mode = "exclusive"
-connected = [{{ net = "192.0.2.0/24", interface = "em0" }}]
-gateway = "192.0.2.1"
-
-[saddr]
-nat_interface = "em0"
-
-[jail.web]
-path = "{root}"
-ip4 = "192.0.2.10"
-ip6 = "2001:db8::10"
-[jail.web.saddr]
-nat = "203.0.113.5"
-[jail.web.pf]
-allow = [{{ proto = "tcp", port = [80, 443] }}]
-"""
-
-
 def test_a_whole_lifecycle_through_the_cli_meets_nothing_unmodelled(env, cli, monkeypatch):
     answers: list = []
     real = SimulatedRunner.run
@@ -99,11 +81,11 @@ def test_a_whole_lifecycle_through_the_cli_meets_nothing_unmodelled(env, cli, mo
         return res
 
     monkeypatch.setattr(SimulatedRunner, "run", recording)
-    env.write_config(LIFECYCLE.format(root=env.jail_root("web")))
+    env.write_config(TYPICAL.format(root=env.jail_root("web")))  # a lease, an exclusive FIB with routes, NAT
     env.sim.run(["/sbin/sysctl", "net.fibs=2"], None, 5, True)
     assert cli("run", "create", "web").code == 0
     assert cli("run", "prestart", "web").code == 0
-    env.create_jail("web", ip4="192.0.2.10", ip6="2001:db8::10")
+    env.create_jail("web", ip4="10.0.0.5")
     for args in (["run", "poststart", "web"], ["sync"], ["status"], ["check", "web"], ["render", "web"],
                  ["run", "stop", "web"]):
         assert cli(*args).code in (0, 1), args  # check may find problems; it must not meet the unmodelled
