@@ -1,10 +1,10 @@
 """The simulated FreeBSD host: jls, jail, pfctl, sysctl and route as models,
 one module each, on a state store (store.py) with fault injection.
 
-State lives in ``STATE_DIR/simhost/`` (state.dat, and a file per jail and per
+State lives in ``STATE_DIR/simhost/`` (state.json, and a file per jail and per
 anchor), updated under an flock so parallel jailhooks processes see one
-consistent host, as on FreeBSD.  The files are marshal data (only the
-simulator reads them).  Each command checks its arguments the way the real
+consistent host, as on FreeBSD.  The files are JSON, to be read by people
+as much as by the simulator.  Each command checks its arguments the way the real
 tool does (its getopt string from its FreeBSD source) and prints what
 FreeBSD 15.1 prints (tests compare against recorded real output).  It models
 what the host layer sends (tests/test_sim_scope.py): an option the real tool
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
-import marshal
+import json
 import os
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -43,7 +43,7 @@ class SimulatedRunner:
 
     def __init__(self, state_dir: str):
         self.dir = os.path.join(state_dir, "simhost")
-        self.path = os.path.join(self.dir, "state.dat")
+        self.path = os.path.join(self.dir, "state.json")
         self.log_path = os.path.join(self.dir, "commands.log")
 
     # -- state ------------------------------------------------------------------
@@ -55,44 +55,44 @@ class SimulatedRunner:
         with open(os.path.join(self.dir, "lock"), "ab") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                before = self._bytes()
-                st = marshal.loads(before) if before else _fresh_state()
+                before = self._text()
+                st = json.loads(before) if before else _fresh_state()
                 st["pf"]["anchors"] = _Store(os.path.join(self.dir, "anchors"))
                 st["jails"] = _Store(os.path.join(self.dir, "jails"))
                 yield st
                 st["pf"].pop("anchors")
                 st.pop("jails")
-                if not before or st != marshal.loads(before):
+                if not before or st != json.loads(before):
                     _write(self.path, st)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _bytes(self) -> bytes:
+    def _text(self) -> str:
         try:
-            with open(self.path, "rb") as fh:
+            with open(self.path, encoding="utf-8") as fh:
                 return fh.read()
         except FileNotFoundError:
-            return b""
+            return ""
 
     def read(self) -> dict[str, Any]:
         """A plain copy of the whole state, anchors included (for tests)."""
         with self.state() as st:
             anchors, jails = dict(st["pf"]["anchors"].items()), dict(st["jails"].items())
             stores = st["pf"].pop("anchors"), st.pop("jails")
-            copy = marshal.loads(marshal.dumps(st))
+            copy = json.loads(json.dumps(st))
             st["pf"]["anchors"], st["jails"] = stores
         copy["pf"]["anchors"], copy["jails"] = anchors, jails
         copy["log"] = self.commands()
         return copy
 
-    # -- the command log: every command run, [tool, arg, ...], oldest first --------
-    # Appended, not kept in state.dat, so that a command that only reads
+    # -- the command log: every command run, [tool, arg, ...], one JSON line
+    # each, oldest first.  Appended, not kept in state.json, so that a command that only reads
     # (jls, pfctl -s) does not rewrite the host's state.
     LOG_MAX = 1 << 20  # bytes; then the oldest half is dropped
 
     def _log(self, argv: list[str]) -> None:
-        with open(self.log_path, "ab") as fh:
-            marshal.dump(argv, fh)
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(argv) + "\n")
             full = fh.tell() > self.LOG_MAX
         if full:
             kept = self.commands()
@@ -101,14 +101,15 @@ class SimulatedRunner:
     def commands(self) -> list[list[str]]:
         records = []
         try:
-            with open(self.log_path, "rb") as fh:
-                while True:
+            with open(self.log_path, encoding="utf-8") as fh:
+                for line in fh:
                     try:
-                        records.append(marshal.load(fh))
-                    except (EOFError, ValueError):  # the end, or a record cut short by kill -9
-                        return records
+                        records.append(json.loads(line))
+                    except ValueError:  # a line cut short by kill -9
+                        break
         except FileNotFoundError:
-            return records
+            pass
+        return records
 
     def clear_log(self) -> None:
         with self.state():

@@ -1,9 +1,9 @@
-"""The simulated host's state: kept in STATE_DIR/simhost/ as marshal data (a
-file for the host, and one per jail and per anchor, so that a command costs
-the same with 10 jails or 1,000), read and written under an flock."""
+"""The simulated host's state: kept in STATE_DIR/simhost/ as JSON (a file for
+the host, and one per jail and per anchor, so that a command costs the same
+with 10 jails or 1,000), read and written under an flock."""
 from __future__ import annotations
 
-import marshal
+import json
 import os
 import time
 from typing import Any
@@ -44,15 +44,19 @@ def _refs(rs) -> list[str]:
 
 
 def _write(path: str, value: Any) -> None:
-    """Replace PATH with VALUE as marshal data (lists, dicts, strings, numbers)."""
-    _write_records(path, [value])
+    """Replace PATH with VALUE as indented JSON."""
+    _replace(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
 def _write_records(path: str, values: list) -> None:
+    """Replace PATH with VALUES, one JSON line each."""
+    _replace(path, "".join(json.dumps(value) + "\n" for value in values))
+
+
+def _replace(path: str, text: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        for value in values:
-            marshal.dump(value, fh)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
     os.replace(tmp, path)
 
 
@@ -66,19 +70,19 @@ class _Store:
 
     def _path(self, name: str) -> str:
         # names are jail names or anchor paths: escape '%' and '/'
-        return os.path.join(self.dir, name.replace("%", "%25").replace("/", "%2F") + ".dat")
+        return os.path.join(self.dir, name.replace("%", "%25").replace("/", "%2F") + ".json")
 
     def __iter__(self):
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return iter(())
-        return iter(sorted(n[:-4].replace("%2F", "/").replace("%25", "%") for n in names if n.endswith(".dat")))
+        return iter(sorted(n[:-5].replace("%2F", "/").replace("%25", "%") for n in names if n.endswith(".json")))
 
     def get(self, name: str, default: Any = None) -> Any:
         try:
-            with open(self._path(name), "rb") as fh:
-                return marshal.load(fh)
+            with open(self._path(name), encoding="utf-8") as fh:
+                return json.load(fh)
         except FileNotFoundError:
             return default
 
