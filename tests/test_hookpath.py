@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import FIXTURES, REPO
 
 PROBE = """
 import sys
@@ -40,20 +40,39 @@ def site(tmp_path):
     return str(site)
 
 
-def test_run_prestart_avoids_click_metadata_and_logging(env, site):
-    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+def freebsd_stubs(env, tmp_path) -> None:
+    """The config for the real host layer ([host] mode = "freebsd"), its
+    commands sh scripts that answer as FreeBSD 15.1 does to a prestart of a
+    jail that is not running yet (jls: the recorded "not found"); so what is
+    pinned is what a hook run imports on FreeBSD, not in the simulator."""
+    nosuch = FIXTURES / "jls" / "jls-libxo-json-j-nosuch"
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    stubs = {"jls": f"sed s/nosuch/web/ {nosuch}.out; sed s/nosuch/web/ {nosuch}.err >&2; exit 1",
+             "pfctl": "cat > /dev/null", "sysctl": "echo 1", "route": ":", "jail": ":"}
+    for tool, body in stubs.items():
+        (bin_ / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / tool).chmod(0o755)
+    env.config.write_text(f'[host]\nmode = "freebsd"\nstate_dir = "{env.state}"\n[host.commands]\n'
+                          + "".join(f'{tool} = "{bin_ / tool}"\n' for tool in stubs)
+                          + '[jail.web]\nip4 = "192.0.2.10"\n')
+
+
+def test_run_prestart_avoids_click_metadata_and_logging(env, site, tmp_path):
+    freebsd_stubs(env, tmp_path)
     first = loaded(env, "run", "prestart", "web", extra_path=site)
     assert first["code"] == 0
     assert "importlib.metadata" in first["modules"]  # the first run scans and caches the entry points
     second = loaded(env, "run", "prestart", "web", extra_path=site)
     assert second["code"] == 0
     assert "quietplugin" in second["modules"]  # the plugin is still loaded, from the cache
+    assert "jailhooks.sim" not in second["modules"] and "subprocess" in second["modules"]  # the real host layer
     # What the interpreter loads anyway (an editable install's .pth may load pathlib and more)
     floor = subprocess.run([sys.executable, "-c", "import sys, pluggy, sqlite3; print(' '.join(sys.modules))"],
                            capture_output=True, text=True, timeout=60).stdout.split()
     added = set(second["modules"]) - set(floor)
-    for heavy in ("click", "importlib.metadata", "logging", "subprocess", "email", "hashlib", "socket",
-                  "json", "ipaddress", "dataclasses", "runpy"):
+    for heavy in ("click", "importlib.metadata", "logging", "email", "hashlib", "socket", "json", "ipaddress",
+                  "dataclasses", "runpy"):
         assert heavy not in added, heavy
 
 

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import subprocess
 import sys
 from typing import Protocol, TextIO
 
@@ -39,8 +40,6 @@ class SubprocessRunner:
     name = "freebsd"
 
     def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
-        import subprocess  # only on FreeBSD: the simulated host never needs it
-
         try:
             proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
                                   shell=False, check=False, stdin=None if input is not None else subprocess.DEVNULL)
