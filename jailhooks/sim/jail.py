@@ -1,6 +1,7 @@
 """The simulated jail(8): -c, -m and -r with parameters on the command line."""
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from .getopt import not_modelled, options
@@ -49,8 +50,6 @@ def run(st, args, input, out, err) -> int:
             return 1
         params[bool_key] = value
     try:
-        if params.get("ip4.addr") or params.get("ip6.addr"):
-            import ipaddress  # only when addresses are given (not for poststart's jail -m)
         ip4 = [str(ipaddress.IPv4Address(a)) for a in params["ip4.addr"].split(",")] if params.get("ip4.addr") else None
         ip6 = [str(ipaddress.IPv6Address(a)) for a in params["ip6.addr"].split(",")] if params.get("ip6.addr") else None
     except ValueError as exc:

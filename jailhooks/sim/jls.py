@@ -1,6 +1,7 @@
 """The simulated jls(8): what FreeBSD 15.1 prints (tests/test_fixtures_freebsd.py)."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .getopt import not_modelled, options
@@ -54,8 +55,6 @@ def _value(j: dict, p: str) -> Any:
             "vnet": j.get("vnet", "inherit")}[p]
 
 def _jls_json(j: dict, params: list[str], verbose: bool, n: bool) -> str:
-    import json  # only when a jail is listed: most hook runs list none
-
     if not params:
         if verbose:
             return (f'{{"jid":{j["jid"]},"hostname":{json.dumps(j["hostname"])},"path":{json.dumps(j["path"])},'

@@ -1,6 +1,7 @@
 """The simulated pfctl(8): anchors, rules, tables and states, parsed and printed by the pf grammar model."""
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from ..pf.syntax import PfSyntaxError, parse
@@ -209,8 +210,6 @@ def _pf_clear(st, clear: str, anchor: str, quiet: bool, err) -> None:
         err.extend(msgs)
 
 def _pf_kill(st, kills: list[str], quiet: bool, err) -> None:
-    import ipaddress  # only in the commands that parse addresses
-
     if kills[0] == "label":
         if len(kills) < 2 or not kills[1]:
             err.append("pfctl: no label specified\n" + PFCTL_USAGE)

@@ -1,6 +1,8 @@
 """The simulated route(8): per-FIB tables, as sbin/route/route.c reports."""
 from __future__ import annotations
 
+import ipaddress
+
 from .getopt import not_modelled, options
 
 USAGE = "usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n"
@@ -9,8 +11,6 @@ USAGE = "usage: route [-j jail] [-46dnqtv] command [[modifiers] args]\n"
 # Messages follow sbin/route/route.c: per-route results on stdout
 # ("add net D: gateway G fib N[: error]"), netlink errors on stderr.
 def run(st, args, input, out, err) -> int:
-    import ipaddress  # only in the commands that parse addresses
-
     # route(8): route [-j jail] [-46dnqtv] command ...; -d, -t and -v change
     # what route prints or does, which is not modelled
     flags, _, rest = options(args, "route", "46dj:nqtv", "46nq", USAGE, 64, err)
@@ -105,8 +105,6 @@ def run(st, args, input, out, err) -> int:
 
 
 def _reachable(table: dict, gw) -> bool:
-    import ipaddress  # only in the commands that parse addresses
-
     for key, r in table.items():
         if r["iface"] and not key.startswith("default"):
             net = ipaddress.ip_network(key)
