@@ -4,7 +4,7 @@ Jail managers call ``jailhooks run PHASE JAIL`` (and ``hook iocage|pot``)
 twice per start and twice per stop, and at boot for every jail at once.
 
 Start-up tuning, all of it, measured on the FreeBSD path (benchmarks/run.py:
-the hook is about 1.4 times its import floor, python with pluggy, tomllib and
+the hook is about 1.5 times its import floor, python with pluggy, tomllib and
 sqlite3):
 
 * main() parses exactly the ``run`` and ``hook`` command lines itself, so the
@@ -15,8 +15,8 @@ sqlite3):
   importlib.metadata costs more than the rest of a run;
 * the cyclic collector is paused while loading and what loading made is
   frozen (fast_run); the process ends without interpreter teardown (console);
-* modules that only some runs need (logging, json, ipaddress, subprocess,
-  the manager readers) are imported where they are used.
+* modules that only some runs need (logging, json, ipaddress, the manager
+  readers) are imported where they are used.
 
 tests/test_hookpath.py pins the modules a hook run imports.
 """
@@ -52,30 +52,46 @@ def refuse_option_like_names(argv: list[str]) -> None:
                              "put -- before the names (jailhooks run PHASE -- NAME)")
 
 
+def parse_globals(argv: list[str]) -> tuple[dict, list[str]] | None:
+    """The global options before the command word: (options, the command
+    word and what follows), or None if one is malformed."""
+    opts: dict = {"config": None, "dry_run": False, "quiet": False, "verbose": 0}
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=") if argv[i].startswith("--") else (argv[i], "", "")
+        if name == "--config":
+            if not eq:
+                i += 1
+                value = argv[i] if i < len(argv) else ""
+            if not value:
+                return None
+            opts["config"] = value
+        elif name in GLOBAL_FLAGS and not eq:
+            opts[GLOBAL_FLAGS[name]] = True
+        elif name in ("-v", "--verbose") and not eq:
+            opts["verbose"] += 1
+        else:
+            break
+        i += 1
+    return opts, argv[i:]
+
+
 def parse_run(argv: list[str]) -> dict | None:
     """The options of a well-formed ``run`` command line, or None."""
-    opts: dict = {"config": None, "dry_run": False, "quiet": False, "verbose": 0,
-                  "path": None, "ip4": [], "ip6": [], "args": [], "force": False}
-    seen_run = False
-    it = iter(argv)
+    found = parse_globals(argv)
+    if found is None or found[1][:1] != ["run"]:
+        return None
+    opts, rest = found
+    opts.update(path=None, ip4=[], ip6=[], args=[], force=False)
+    it = iter(rest[1:])
     for tok in it:
         if tok == "--":
             opts["args"].extend(it)
             break
         name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
-        if name == "--config" and not seen_run:
-            opts["config"] = value if eq else next(it, None)
-            if not opts["config"]:
-                return None
-        elif name in GLOBAL_FLAGS and not eq and not seen_run:
-            opts[GLOBAL_FLAGS[name]] = True
-        elif name in ("-v", "--verbose") and not eq and not seen_run:
-            opts["verbose"] += 1
-        elif name == "run" and not seen_run:
-            seen_run = True
-        elif name in RUN_FLAGS and not eq and seen_run:
+        if name in RUN_FLAGS and not eq:
             opts[RUN_FLAGS[name]] = True
-        elif name in RUN_VALUES and seen_run:
+        elif name in RUN_VALUES:
             value = value if eq else next(it, None)
             if value is None or value.startswith("-"):
                 return None
@@ -86,39 +102,25 @@ def parse_run(argv: list[str]) -> dict | None:
                 opts["path"] = value
             else:
                 opts[key].extend(v for v in value.split(",") if v)
-        elif tok.startswith("-") or not seen_run:
+        elif tok.startswith("-"):
             return None  # anything unusual: let click parse (and explain) it
         else:
             opts["args"].append(tok)
-    if not seen_run or len(opts["args"]) < 2:
-        return None
-    return opts
+    return opts if len(opts["args"]) >= 2 else None
 
 
 def parse_hook(argv: list[str]) -> dict | None:
     """``[globals] hook iocage|pot ARGS...``: what the managers that cannot
     pass a name run at every start, so it is parsed here too, without click."""
-    opts: dict = {"config": None, "dry_run": False, "quiet": False, "verbose": 0}
-    it = iter(argv)
-    for tok in it:
-        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
-        if name == "--config":
-            opts["config"] = value if eq else next(it, None)
-            if not opts["config"]:
-                return None
-        elif name in GLOBAL_FLAGS and not eq:
-            opts[GLOBAL_FLAGS[name]] = True
-        elif name in ("-v", "--verbose") and not eq:
-            opts["verbose"] += 1
-        elif tok == "hook":
-            manager, args = next(it, None), list(it)
-            if manager not in ("iocage", "pot") or not args or args[0] in ("-h", "--help"):
-                return None
-            opts["manager"], opts["args"] = manager, args
-            return opts
-        else:
-            return None
-    return None
+    found = parse_globals(argv)
+    if found is None or found[1][:1] != ["hook"]:
+        return None
+    opts, rest = found
+    manager, args = (rest[1], rest[2:]) if len(rest) > 1 else (None, [])
+    if manager not in ("iocage", "pot") or not args or args[0] in ("-h", "--help"):
+        return None
+    opts["manager"], opts["args"] = manager, args
+    return opts
 
 
 def fast_run(opts: dict) -> int:
