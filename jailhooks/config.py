@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from . import validate
 from .errors import ConfigError
+from .logbook import FACILITIES
 
 Check = Callable[[Any], Any]  # returns the parsed value or raises ValueError
 _MISSING = object()
@@ -179,7 +180,7 @@ HOST_FIELDS: dict[str, Field] = {
     "timeout": Field(number(0.1, 3600), 30.0, "seconds a host command may run"),
     "lock_timeout": Field(number(0, 3600), 30.0, "seconds to wait for a lock before exit 75"),
     "commands": Field(table_of({k: Field(absolute_path, v) for k, v in COMMANDS.items()}), lambda: dict(COMMANDS)),
-    "syslog_facility": Field(choice("daemon", "user", "security", "auth", *(f"local{i}" for i in range(8))), "daemon",
+    "syslog_facility": Field(choice(*FACILITIES), "daemon",
                              "the syslog(3) facility of jailhooks' messages"),
 }
 
