@@ -70,8 +70,3 @@ def pot(run: Callable[..., int], args: list[str], env: Mapping[str, str]) -> int
         raise UsageError("hook pot: _POT_NAME is not set (not run by pot?)")
     ip4, ip6 = pot_addresses(env)
     return run(phase, [name], ip4 or None, ip6 or None)
-
-
-def pot_script(program: str, phase: str) -> str:
-    """The one-line hook script pot copies into a pot."""
-    return f"#!/bin/sh\nexec {program} hook pot {phase}\n"
