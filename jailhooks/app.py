@@ -36,6 +36,21 @@ class App:
             self._registry = open_registry(self.settings, self.dry_run)
         return self._registry
 
+    def registry_or_stand_in(self):
+        """For the way down, where a stop must take the rules away even when the
+        registry cannot be opened: None if it opens, else the error, with a
+        stand-in registry (no leases; writes fail) in its place."""
+        from .errors import JailhooksError
+
+        try:
+            self.registry
+        except JailhooksError as exc:
+            from .registry import UnavailableRegistry
+
+            self._registry = UnavailableRegistry(exc)
+            return exc
+        return None
+
     @property
     def engine(self) -> Engine:
         return Engine(self.settings, self.plugins, self.host, self.registry, self.dry_run, self.verbose)

@@ -30,15 +30,7 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         for name in names:
             checked_name(name)
         return int(code)
-    registry_error = None
-    if down:  # a stop must take the rules away even when the registry cannot be opened
-        try:
-            app.registry
-        except JailhooksError as exc:
-            from ..registry import UnavailableRegistry
-
-            registry_error = exc
-            app._registry = UnavailableRegistry(exc)
+    registry_error = app.registry_or_stand_in() if down else None
     engine = app.engine
     for name in names:
         facts_errors: list = []
