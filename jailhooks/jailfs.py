@@ -144,3 +144,14 @@ def remove(root: str, relpath: str) -> None:
             os.unlink(parts[-1], dir_fd=dfd)
     except FileNotFoundError:
         pass
+
+
+def accounts(root: str, relpath: str) -> list[tuple[str, int]]:
+    """(name, id) of each entry of a jail's etc/passwd or etc/group (the third
+    field), comments and malformed lines left out; [] if the file is missing."""
+    found = []
+    for line in (read_text(root, relpath) or "").splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and not line.startswith("#") and parts[2].isdigit():
+            found.append((parts[0], int(parts[2])))
+    return found

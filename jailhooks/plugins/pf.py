@@ -321,13 +321,8 @@ def accounts_outside(settings, registry, jail) -> list[tuple[str, str]]:
     if jail.vnet:
         return [("ok", f"jail {jail.name} is a VNET jail: pf sees its packets as they enter the host, "
                        "by address, with no UID")]
-    outside = []
-    for line in (jailfs.read_text(jail.path, "etc/passwd") or "").splitlines():
-        parts = line.split(":")
-        if len(parts) > 2 and not line.startswith("#") and parts[2].isdigit():
-            uid = int(parts[2])
-            if not lease.uid_first <= uid <= lease.uid_last:
-                outside.append((uid, validate.shown(parts[0], 32)))
+    outside = [(uid, validate.shown(name, 32)) for name, uid in jailfs.accounts(jail.path, "etc/passwd")
+               if not lease.uid_first <= uid <= lease.uid_last]
     if not outside:
         return []
     level, meaning = MEANING[match]

@@ -223,15 +223,6 @@ def jailhooks_status(ctx):
     return {"uid_range": list(lease.uid_range) if lease else None}
 
 
-def _ids(text: str | None, id_field: int) -> list[tuple[str, int]]:
-    out = []
-    for line in (text or "").splitlines():
-        parts = line.split(":")
-        if len(parts) > id_field and not line.startswith("#") and parts[id_field].isdigit():
-            out.append((parts[0], int(parts[id_field])))
-    return out
-
-
 def audit(registry, jail) -> list[tuple[str, str]]:
     """Users and groups of the jail that its pf user rules would not see."""
     lease = registry.get(jail.name)
@@ -240,8 +231,8 @@ def audit(registry, jail) -> list[tuple[str, str]]:
     if not jail.path:
         return [("warning", f"jail {jail.name}: path unknown, users not audited")]
     found = []
-    for rel, field_no, kind in (("etc/passwd", 2, "user"), ("etc/group", 2, "group")):
-        for name, uid in _ids(jailfs.read_text(jail.path, rel), field_no):
+    for rel, kind in (("etc/passwd", "user"), ("etc/group", "group")):
+        for name, uid in jailfs.accounts(jail.path, rel):
             if lease.uid_first <= uid <= lease.uid_last or uid < 1000 or uid in RESERVED:
                 continue
             owner = registry.owner_of(uid)
