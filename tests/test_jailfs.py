@@ -98,6 +98,10 @@ def test_check_audits_users_against_the_block(env, cli, tmp_path):
     # the accounts outside the block, and what the default match (address) does with them
     assert ("jail web: 4 account(s) outside its UID block 100000-100999: root (0), www (80), bob (1001), "
             "eve (101005); the jail's rules (pf.allow/block) apply to them, its users' rules (pf.users) do not") in res.out
+    # names come from the jail's root: printed without the escapes they may carry
+    (roots["web"] / "etc" / "group").write_text("ev\x1b[2Jil:*:1002:\n")
+    res = cli("check", "web")
+    assert "\x1b" not in res.out and "jail web: group ev??2Jil (1002) is outside its block" in res.out
 
 
 def test_a_temp_file_left_by_a_killed_run_is_cleaned_up(jail):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import hookimpl, jailfs
+from .. import hookimpl, jailfs, validate
 from ..claims import MARK, claim_of, forget_claim, marker
 from ..errors import DataError, JailhooksError
 from ..config import Field, Section, boolean, integer, list_of
@@ -235,6 +235,7 @@ def audit(registry, jail) -> list[tuple[str, str]]:
         for name, uid in jailfs.accounts(jail.path, rel):
             if lease.uid_first <= uid <= lease.uid_last or uid < 1000 or uid in RESERVED:
                 continue
+            name = validate.shown(name, 32)  # the jail's root wrote it: no escapes into the admin's terminal
             owner = registry.owner_of(uid)
             if owner is not None:
                 found.append(("error", f"jail {jail.name}: {kind} {name} ({uid}) is inside the block of jail {owner.jail}"))
