@@ -13,6 +13,7 @@ import click
 from . import __version__
 from . import app as app_mod
 from .commands import admin, install as install_cmd, run as run_cmd
+from .config import COMMANDS
 from .context import COMPOSITE, PHASES
 from .errors import ExitCode
 from .managers.install import MANAGERS
@@ -243,7 +244,7 @@ def plugins(opts: Options, as_json):
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("tool", type=click.Choice(["jls", "jail", "pfctl", "sysctl", "route"]))
+@click.argument("tool", type=click.Choice(list(COMMANDS)))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def sim(opts: Options, tool, args):
