@@ -3,7 +3,7 @@ the host, a log, and how to register undo steps and notes.  It gives no
 access to the plugin manager or to other jails' leases."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .types import COMPOSITE, PHASES, UP_PHASES, Jail, Lease
 
@@ -45,7 +45,7 @@ class Context:
     changing hook signatures, so site plugins keep working."""
 
     def __init__(self, jail: Jail, phase: str, settings: "Settings", host: "Host", registry: "Registry",
-                 dry_run: bool = False, anchor: Optional[Callable[["Context", Optional[Lease]], str]] = None) -> None:
+                 dry_run: bool = False, anchor: Optional[Callable[["Context", Optional[Lease]], Any]] = None) -> None:
         self.jail = jail
         self.phase = phase
         self.settings = settings
@@ -91,6 +91,11 @@ class Context:
         """The jail's anchor text, built by the core from the config and every
         plugin's ``jailhooks_pf_rules`` (LEASE: a lease other than the
         registry's, e.g. the one start would allocate)."""
+        return self.anchor_spec(lease).text
+
+    def anchor_spec(self, lease: Optional[Lease] = None) -> Any:
+        """What the anchor is rendered from (jail, names, match, every
+        plugin's checked rules), with the text in ``.text``."""
         if self._anchor is None:
             raise RuntimeError("this context renders no anchor")
         return self._anchor(self, lease)

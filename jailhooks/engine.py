@@ -131,7 +131,7 @@ class Engine:
         return Context(jail=jail, phase=phase, settings=self.settings, host=self.host, registry=self.registry,
                        dry_run=self.dry_run, anchor=self._anchor)
 
-    def _anchor(self, ctx: Context, lease: Any) -> str:
+    def _anchor(self, ctx: Context, lease: Any) -> Any:
         from .pf.anchor import build
 
         return build(ctx, self.plugins, lease)

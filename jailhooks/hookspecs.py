@@ -166,6 +166,16 @@ def jailhooks_sync(ctx: "Context") -> None:
 
 
 @hookspec
+def jailhooks_verify(ctx: "Context", seen: dict) -> "list[str] | None":
+    """``jailhooks check``: prove, on the live host, that the firewall does
+    with this running jail's packets what its policy says ("enforced", not
+    just "loaded").  Return one line per probe that fails or cannot be
+    proven, naming the rule that decided; each is an error.  SEEN is one
+    dict shared by every jail of the command, so a plugin reads the live
+    ruleset once.  Read-only."""
+
+
+@hookspec
 def jailhooks_cleanup(settings: "Settings", host: "Host", running: "list[str]", dry_run: bool) -> "list[str] | None":
     """``jailhooks sync``, after every running jail was synced: remove what
     belongs to no running jail (e.g. orphan anchors).  Return lines saying

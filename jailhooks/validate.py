@@ -57,6 +57,16 @@ def shown(text: str, limit: int = 64) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "_.:-$/,=@+") else "?" for c in text[:limit])
 
 
+def escaped(text: str, limit: int = 600) -> str:
+    """A message that may carry text from outside (a jls path, a plugin's
+    exception, a rule pfctl printed) made safe for a terminal and a log line:
+    printable ASCII kept, anything else (newlines, escapes, other control
+    characters, non-ASCII) shown as a Python escape (\\x1b, \\n, \\u00e9)."""
+    text = str.__str__(text) if isinstance(text, str) else str(text)
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")
+
+
 def bounded(name: str, limit: int) -> str:
     """A valid jail name shortened injectively to at most LIMIT characters.
 

@@ -30,6 +30,9 @@ HOST_CALLS = {
     "pf_tables": lambda host: (host.pf_tables("jailhooks/web"), host.pf_tables("jailhooks/nosuch")),
     "pf_anchors": lambda host: (host.pf_anchors("jailhooks"), host.pf_anchors("nosuch")),
     "pf_running": lambda host: host.pf_running(),
+    "pf_show_all": lambda host: (host.pf_show_all("rules"), host.pf_show_all("nat")),
+    "pf_skipped": lambda host: host.pf_skipped(),
+    "pf_table": lambda host: (host.pf_table("jailhooks/web", "jail_web"), host.pf_table("jailhooks/web", "nosuch")),
     "pf_kill_label": lambda host: host.pf_kill_label("jailhooks:web"),
     "pf_kill_address": lambda host: (host.pf_kill_address("192.0.2.10"), host.pf_kill_address("2001:db8::10")),
     "pf_flush": lambda host: host.pf_flush("jailhooks/web"),
@@ -98,7 +101,7 @@ def test_a_whole_lifecycle_through_the_cli_meets_nothing_unmodelled(env, cli, mo
 
 @pytest.mark.parametrize("argv", [
     ["/sbin/pfctl", "-d"],
-    ["/sbin/pfctl", "-t", "jail_web", "-T", "show"],
+    ["/sbin/pfctl", "-t", "jail_web", "-T", "add", "192.0.2.1"],
     ["/sbin/pfctl", "-K", "192.0.2.10"],
     ["/sbin/pfctl", "-s", "rules", "-v", "-z"],
     ["/sbin/pfctl", "-a", "jailhooks/*", "-s", "rules"],

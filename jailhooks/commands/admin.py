@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import validate
 from ..app import App
-from ..errors import DataError, ExitCode, UsageError
+from ..errors import DataError, ExitCode, JailhooksError, UsageError
 from ..types import Jail
 from .run import report, require_known
 
@@ -152,6 +152,28 @@ def orphaned_leases(app: App) -> list[str]:
     return found
 
 
+def enforced(app: App, only: Jail | None) -> list[tuple[str, str, str]]:
+    """Each running jail's policy, proven on the live firewall (jailhooks_verify)."""
+    if only is not None:
+        jails = [only] if only.jid is not None else []
+    else:
+        jails = [running_jail(app, j) for j in app.host.jails()]
+    seen: dict = {}
+    findings = []
+    for jail in jails:
+        ctx = app.context(jail, "check")
+        problems = []
+        try:
+            for plugin, found in app.plugins.collect("jailhooks_verify", ctx=ctx, seen=seen):
+                problems += [(plugin, validate.escaped(str(line))) for line in found or []]
+        except JailhooksError as exc:
+            problems.append(("firewall", f"cannot be proven: {validate.escaped(str(exc))}"))
+        findings += [("error", plugin, f"jail {jail.name}: not enforced: {line}") for plugin, line in problems]
+        if not problems:
+            findings.append(("ok", "firewall", f"jail {jail.name}: its policy is enforced by the live ruleset"))
+    return findings
+
+
 def check(app: App, name: str | None, as_json: bool = False) -> int:
     jail = app.engine.resolve(name) if name else None
     if jail is not None:
@@ -162,6 +184,7 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
     for plugin, found in app.plugins.collect("jailhooks_check", settings=app.settings, host=app.host,
                                              registry=app.registry, jail=jail):
         findings += [(level, plugin, msg) for level, msg in found]
+    findings += enforced(app, jail)
     findings += [("warning", "registry", line) for line in orphaned_leases(app)]
     failed = any(level == "error" for level, _, _ in findings)
     if as_json:

@@ -114,6 +114,30 @@ class Host:
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return [line.strip() for line in res.stdout.splitlines() if line.strip()]
 
+    def pf_show_all(self, kind: str = "rules") -> str:
+        """The whole live tree of one rule class ("rules" or "nat"): the main
+        ruleset and every anchor it calls, recursively (``-a '*'`` sets
+        PF_OPT_RECURSE in pfctl.c; see pf/listing.py for the format)."""
+        return self.run("pfctl", "-a", "*", "-s", kind, mutating=False).stdout
+
+    def pf_skipped(self) -> list[str]:
+        """Interfaces pf does not filter (``set skip``): ``pfctl -v -s
+        Interfaces`` marks them " (skip)" (print_iface, pfctl_table.c)."""
+        res = self.run("pfctl", "-v", "-s", "Interfaces", mutating=False)
+        return [line[:-len(" (skip)")] for line in res.stdout.splitlines() if line.endswith(" (skip)")]
+
+    def pf_table(self, anchor: str, table: str) -> list[str] | None:
+        """The entries of a table (``-t T -T show``, one per line after three
+        columns of flags: print_addrx), or None when there is no such table."""
+        args = (["-a", anchor] if anchor else []) + ["-t", table, "-T", "show"]
+        res = self.run("pfctl", *args, check=False, mutating=False)
+        if res.returncode != 0:
+            if "does not exist" in res.stderr:
+                return None
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return [line[2:].strip() if line[2:3] == "!" else line.strip() for line in res.stdout.splitlines()
+                if line.strip()]
+
     def pf_running(self) -> bool:
         res = self.run("pfctl", "-s", "Running", check=False, mutating=False)
         if res.stdout.strip() in ("Enabled", "Disabled"):

@@ -14,9 +14,10 @@ def names(settings: Any, jail: str) -> Names:
     return Names.of(jail, settings.section("pf")["parent"])
 
 
-def build(ctx: Any, plugins: Any, lease: Any = None) -> str:
-    """The anchor text of CTX's jail.  LEASE: the jail's lease (default: what
-    the registry holds; `render` passes the one start would allocate)."""
+def build(ctx: Any, plugins: Any, lease: Any = None) -> AnchorSpec:
+    """The anchor of CTX's jail: its spec, with the rendered text in ``.text``.
+    LEASE: the jail's lease (default: what the registry holds; `render` passes
+    the one start would allocate)."""
     pol = ctx.config("pf")
     lease = lease or ctx.lease
     contributions = []
@@ -30,6 +31,7 @@ def build(ctx: Any, plugins: Any, lease: Any = None) -> str:
                       interface=pol["interface"] or None, default=pol["default"], log_blocked=pol["log"],
                       contributions=tuple(contributions), vnet=ctx.jail.vnet)
     try:
-        return render_anchor(spec)
+        spec.text = render_anchor(spec)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+    return spec

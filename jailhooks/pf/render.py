@@ -74,6 +74,7 @@ class AnchorSpec:
         self.log_blocked = log_blocked
         self.contributions = contributions  # (plugin name, rules) in call order
         self.vnet = vnet
+        self.text = ""  # the rendered anchor, once rendered
 
 
 def resolve_match(match: str, has_addresses: bool) -> str:

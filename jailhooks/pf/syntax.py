@@ -73,6 +73,7 @@ class Rule:
 class Ruleset:
     def __init__(self) -> None:
         self.tables: dict[str, list[str]] = {}
+        self.skip: list[str] = []  # set skip on ...
         self.rules: list[Rule] = []
         self.printed: list[str] = []  # macro/table lines, in parse order (-nv)
 
@@ -242,7 +243,7 @@ def parse(text: str, in_anchor: bool) -> Ruleset:
             p.take()
             p.take("skip")
             p.take("on")
-            p.list_or_one(lambda: [p.name()])
+            rs.skip.extend(p.list_or_one(lambda: [p.name()]))
             p.done()
             continue
         if head == "table":

@@ -173,10 +173,32 @@ def _flush(ctx, anchor: str) -> None:
     keep(ctx, None)
 
 
+def unenforced(ctx, spec, ruleset=None) -> list[str]:
+    """What pf, as it is now, does with the jail's probe packets against
+    what its policy SPEC says (pf/prove.py): one line per failed probe."""
+    from ..pf.prove import kept_reader, live, prove
+
+    if ruleset is None:
+        ruleset = live(ctx.host, kept_reader(ctx.settings))
+    return [str(f) for f in prove(spec, spec.text, ruleset)]
+
+
+def require_enforced(ctx, spec) -> None:
+    """Fail the phase unless pf enforces SPEC for the jail's packets."""
+    if ctx.dry_run:
+        return
+    problems = unenforced(ctx, spec)
+    if problems:
+        more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
+        raise JailhooksError(f"jail {ctx.jail.name}: its rules are loaded but pf does not enforce them: "
+                             f"{validate.escaped(problems[0], 400)}{more}")
+
+
 @hookimpl
 def jailhooks_prestart(ctx):
     n = names(ctx)
-    text = ctx.anchor()
+    spec = ctx.anchor_spec()
+    text = spec.text
     previous = last_loaded(ctx.settings, ctx.jail.name) if ctx.was_running else None
     load(ctx, n.anchor, text)
     ctx.this_run["pf.loaded"] = n.anchor  # pfctl -f is one transaction: it is all there now
@@ -185,7 +207,8 @@ def jailhooks_prestart(ctx):
             ctx.on_undo(f"reload the previous anchor {n.anchor}", lambda: load(ctx, n.anchor, previous))
     else:
         ctx.on_undo(f"flush anchor {n.anchor}", lambda: _flush(ctx, n.anchor))
-    ctx.note(f"anchor {n.anchor} loaded ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rule lines)")
+    require_enforced(ctx, spec)
+    ctx.note(f"anchor {n.anchor} loaded and enforced ({sum(1 for l in text.splitlines() if l and not l.startswith(('#', 'table')))} rule lines)")
 
 
 @hookimpl
@@ -204,6 +227,7 @@ def jailhooks_poststart(ctx):
     if not ctx.dry_run and not inspect(ctx.host, n.anchor, expected)[0]:
         raise JailhooksError(f"anchor {n.anchor} does not hold the rules start loads; refusing to leave the jail "
                              "running without them (jailhooks sync reloads them)")
+    require_enforced(ctx, ctx.anchor_spec())
 
 
 def _teardown(ctx):
@@ -246,8 +270,21 @@ def jailhooks_status(ctx):
 @hookimpl
 def jailhooks_sync(ctx):
     n = names(ctx)
-    load(ctx, n.anchor, ctx.anchor())
-    ctx.note(f"anchor {n.anchor} reloaded")
+    spec = ctx.anchor_spec()
+    load(ctx, n.anchor, spec.text)
+    require_enforced(ctx, spec)
+    ctx.note(f"anchor {n.anchor} reloaded and enforced")
+
+
+@hookimpl
+def jailhooks_verify(ctx, seen):
+    from ..pf.prove import kept_reader, live
+
+    if "pf" not in seen:
+        seen["pf"] = live(ctx.host, kept_reader(ctx.settings))
+    ruleset = seen["pf"]
+    ruleset.states.clear()  # each jail's probes start from no state
+    return unenforced(ctx, ctx.anchor_spec(), ruleset)
 
 
 @hookimpl

@@ -4,9 +4,10 @@ from __future__ import annotations
 import ipaddress
 import time
 
+from ..pf.listing import listing
 from ..pf.syntax import PfSyntaxError, parse
 from .getopt import _Exit, not_modelled, options
-from .store import _refs
+from .store import main_entry
 
 SHOW = ["ether", "nat", "queue", "rules", "Anchors", "Sources", "states", "info", "Interfaces",
         "labels", "timeouts", "memory", "Tables", "osfp", "Running", "all", "creatorids"]
@@ -34,9 +35,9 @@ def run(st, args, input, out, err) -> int:
     if not args:
         return usage()
     # sbin/pfctl/pfctl.c: -h is usage(); -d (disable pf) is not modelled
-    _, opts, rest = options(args, "pfctl", "a:AdD:eqf:F:ghi:k:K:mMnNOo:Pp:rRs:St:T:vx:z", "aefFhknqsv",
+    _, opts, rest = options(args, "pfctl", "a:AdD:eqf:F:ghi:k:K:mMnNOo:Pp:rRs:St:T:vx:z", "aefFhknqstTv",
                             PFCTL_USAGE, 1, err)
-    anchor = show = clear = rules_file = None
+    anchor = show = clear = rules_file = table = table_command = None
     kills: list[str] = []
     quiet = noaction = verbose = enable = False
     writes = False
@@ -63,11 +64,18 @@ def run(st, args, input, out, err) -> int:
             verbose = True
         elif o == "-e":
             enable = writes = True
+        elif o == "-t":
+            table = v
+        elif o == "-T":
+            table_command = v
         elif o == "-h":
             return usage()
+    if table_command is not None or table is not None:  # -T takes addresses as operands
+        return _pf_table(st, anchor, table, table_command, out, err)
     if rest:
         err.append(f"pfctl: unknown command line argument: {rest[0]} ...\n")
         return usage()
+    recurse = False
     if anchor is not None:
         if anchor == "":
             err.append("pfctl: anchor name must not be empty\n")
@@ -79,7 +87,11 @@ def run(st, args, input, out, err) -> int:
             err.append("pfctl: anchor names beginning with '_' cannot be modified from the command line\n")
             return 1
         if anchor.endswith("*"):
-            return not_modelled("pfctl", "a wildcard anchor", err)
+            # pfctl.c: a trailing "*" (or "/*") is cut off and sets PF_OPT_RECURSE;
+            # modelled: -a '*' -s rules|nat, the whole tree
+            if anchor != "*" or writes or show not in ("rules", "nat"):
+                return not_modelled("pfctl", "a wildcard anchor other than -a '*' -s rules|nat", err)
+            recurse, anchor = True, ""
     anchor = (anchor or "").strip("/")
     pf = st["pf"]
     if not pf["loaded"]:
@@ -91,7 +103,7 @@ def run(st, args, input, out, err) -> int:
         kills = []
     rc = 0
     if show is not None:
-        rc = _pf_show(st, show, anchor, out, err)
+        rc = _pf_show(st, show, anchor, out, err, recurse, verbose)
     if clear is not None:
         _pf_clear(st, clear, anchor, quiet, err)
     if kills:
@@ -107,6 +119,10 @@ def run(st, args, input, out, err) -> int:
             if not quiet:
                 err.append("pf enabled\n")
     return rc
+
+# The simulated host's interfaces and groups as pf lists them (em0 is its uplink).
+HOST_INTERFACES = {"all", "em0", "lo", "lo0", "pflog", "pflog0"}
+
 
 def _anchor_tree(st) -> set[str]:
     """Anchors that exist: those with rules or tables, their ancestors,
@@ -135,8 +151,26 @@ def _anchor_exists(st, anchor: str) -> bool:
             return True
     return any(name.startswith(below) for name in anchors)
 
-def _pf_show(st, show: str, anchor: str, out, err) -> int:
+def _pf_show(st, show: str, anchor: str, out, err, recurse: bool = False, verbose: bool = False) -> int:
     pf = st["pf"]
+    if recurse:  # pfctl_show_rules()/pfctl_show_nat() with PF_OPT_RECURSE
+        kind = "filter" if show == "rules" else "nat"
+        anchors = {name: entry.get(kind, []) for name, entry in pf["anchors"].items()}
+        tree = _anchor_tree(st)
+
+        def children(base: str) -> list[str]:
+            prefix = base + "/" if base else ""
+            return sorted({n[len(prefix):].split("/")[0] for n in tree if n.startswith(prefix) and n != base},
+                          key=str.encode)
+
+        out.append(listing(pf["main"][kind], anchors, show, children))
+        return 0
+    if show == "Interfaces":
+        # pfctl_show_ifaces(): every interface and group pf knows, " (skip)" with -v
+        skip = set(pf["main"].get("skip", []))
+        for name in sorted(HOST_INTERFACES | skip, key=str.encode):
+            out.append(f"{name}{' (skip)' if verbose and name in skip else ''}\n")
+        return 0
     if show == "Running":
         out.append("Enabled\n" if pf["enabled"] else "Disabled\n")
         return 0 if pf["enabled"] else 1
@@ -272,5 +306,22 @@ def _pf_load(st, rules_file: str, input: str | None, anchor: str, noaction: bool
         else:
             st["pf"]["anchors"].pop(anchor, None)
     else:
-        st["pf"]["main"] = {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)}
+        st["pf"]["main"] = main_entry(rs)
+    return 0
+
+
+def _pf_table(st, anchor, table, command, out, err) -> int:
+    """pfctl_table(): only ``-t NAME -T show`` is modelled (print_addrx: "%c %c%s")."""
+    if command is not None and command != "show":
+        return not_modelled("pfctl", f"-T {command}", err)
+    if command is None or table is None:
+        err.append(PFCTL_USAGE)
+        return 1
+    pf = st["pf"]
+    anchor = (anchor or "").strip("/")
+    tables = pf["anchors"].get(anchor, {}).get("tables", {}) if anchor else pf["main"].get("tables", {})
+    if table not in tables:
+        err.append("pfctl: Table does not exist.\n")
+        return 1
+    out.extend(f"   {entry}\n" for entry in tables[table])
     return 0

@@ -27,7 +27,7 @@ def _fresh_state() -> dict[str, Any]:
         "booted": time.time(),
         "next_jid": 1,
         "pf": {"loaded": True, "enabled": True, "since": time.time(),
-               "main": {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs)},
+               "main": main_entry(rs),
                },
         "states": [],
         "sysctl": {"net.fibs": "1", "net.add_addr_allfibs": "0", "security.jail.jailed": "0",
@@ -35,6 +35,12 @@ def _fresh_state() -> dict[str, Any]:
         "routes": {"0": {}},
         "faults": [],
     }
+
+
+def main_entry(rs) -> dict[str, Any]:
+    """The main ruleset as the simulated kernel keeps it."""
+    return {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "refs": _refs(rs), "tables": rs.tables,
+            "skip": sorted(set(rs.skip))}
 
 
 def _refs(rs) -> list[str]:

@@ -1,0 +1,289 @@
+"""Enforced, not just loaded: does pf do with a jail's packets what its policy says?
+
+A loaded anchor proves nothing by itself: the main ruleset may not call it,
+an earlier ``quick`` rule or ``set skip`` may decide first, another jail's
+anchor (in strcmp order before this one) may match the same packets.  So:
+
+* **probes** are packets derived from the jail's policy: one per outbound
+  rule (as root and as one of the jail's users), per inbound rule and port
+  forward (with its reply), and for the default block (a port no pass lists);
+* each probe's **expected** verdict is what the jail's own rendered anchor
+  does with it, alone behind the hooks of contrib/pf.conf (the policy tests
+  check that this is what the config means);
+* its **live** verdict is what pf's whole ruleset does with it, read back
+  with ``pfctl -a '*' -s rules`` and ``-s nat`` (every anchor, recursively),
+  ``pfctl -v -s Interfaces`` (``set skip``) and the tables the rules name.
+
+A probe whose live verdict differs, or cannot be evaluated (a construct the
+evaluator does not model could decide), is a finding naming the rule that
+decided.  Start fails closed on any finding; ``check`` and ``sync`` report them.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .evaluate import Packet, Ruleset, Verdict
+from .listing import PrintedRule, parse_listing, parse_rule
+from .render import AnchorSpec, Renderer
+from .rules import Filter
+from .syntax import parse
+
+# Documentation addresses (RFC 5737, RFC 3849) stand for "somewhere else".
+WORLD = {4: "198.51.100.1", 6: "2001:db8:ffff::1"}
+CLIENT = {4: "198.51.100.7", 6: "2001:db8:ffff::7"}
+USER_OFFSET = 5  # a user the jail's admin created: inside the block, not its first UID
+
+
+@dataclass
+class Probe:
+    what: str
+    packet: Packet
+    reply: Optional[Packet] = None  # inbound: the jail's answer, which the state must pass
+
+
+@dataclass
+class Finding:
+    probe: Probe
+    expected: Verdict
+    live: Verdict
+    leg: str = ""  # "" or "reply"
+    before: str = ""  # the deciding main rule comes before this hook
+
+    def __str__(self) -> str:
+        leg = " (its reply)" if self.leg else ""
+        if self.live.unproven:
+            return f"{self.probe.what}{leg}: not proven: {self.live.unproven}"
+        before = f" (before {self.before})" if self.before else ""
+        return (f"{self.probe.what}{leg}: pf would {self.live.action} it, the policy says "
+                f"{self.expected.action}; decided by {self.live.decided_by()}{before}")
+
+
+# -- probes ---------------------------------------------------------------------------------------
+
+def probes(spec: AnchorSpec) -> list[Probe]:
+    """The packets that show whether SPEC's policy holds."""
+    r = Renderer(spec)
+    by_family = {4: spec.ip4[0] if spec.ip4 else None, 6: spec.ip6[0] if spec.ip6 else None}
+    user = spec.uid_range[0] + USER_OFFSET if spec.uid_range and not spec.vnet else None
+    nat_iface = r.nats[0][1].interface if r.nats and not spec.vnet else None
+    iface = None if spec.vnet else spec.interface or nat_iface
+    out: list[Probe] = []
+
+    def who(rule_users: bool, action: str) -> list[tuple[str, Optional[int]]]:
+        if spec.vnet:
+            return [("from the jail", None)]
+        if rule_users or spec.match == "uid":
+            return [(f"as its user {user}", user)] if user is not None else []
+        people = [("as root", 0)]
+        if user is not None and not (spec.match == "both" and action == "block"):
+            people.append((f"as its user {user}", user))
+        return people if spec.match != "both" or action == "block" else people[1:]
+
+    def outbound(what: str, proto: str, dst: Optional[str], port: int, users: bool, action: str) -> None:
+        families = [ipaddress.ip_address(dst).version] if dst else [f for f in (4, 6) if by_family[f]] or [4]
+        for family in families[:1] if not dst else families:
+            src = by_family[family] if spec.match in ("address", "both") or spec.vnet else None
+            if src is None and (spec.match != "uid" or spec.vnet):
+                continue
+            for label, uid in who(users, action):
+                pkt = Packet(iface, "in" if spec.vnet else "out", proto, src, dst or WORLD[family],
+                             dport=port if proto in ("tcp", "udp") else 0, uid=uid)
+                out.append(Probe(f"{what} {label}", pkt))
+
+    for plugin, rule in r.filters:
+        if rule.direction != "out":
+            continue
+        proto, port = _proto_port(rule)
+        dst = _one_host(rule.to)
+        if dst == "":
+            continue  # a table: no address to probe with
+        kind = "users' " if rule.users else ""
+        outbound(f"{kind}{rule.action} {_describe(proto, dst, port)} (from {plugin})", proto, dst, port,
+                 rule.users, rule.action)
+    if spec.default == "block":
+        passes = [rule for _, rule in r.filters if rule.action == "pass" and rule.direction == "out"]
+        free = _unlisted(passes)
+        if free is not None:
+            proto, port = free
+            outbound(f"default block: {_describe(proto, None, port)}", proto, None, port, False, "block")
+    for plugin, rule in r.filters:
+        if rule.direction != "in":
+            continue
+        proto, port = _proto_port(rule)
+        for family in (4, 6):
+            peer = _one_host(rule.peers) or CLIENT[family]
+            if not by_family[family] or peer == "" or ipaddress.ip_address(peer).version != family:
+                continue
+            pkt = Packet(iface, "in", proto, peer, by_family[family], sport=50000, dport=port)
+            reply = Packet(iface, "out", proto, by_family[family], peer, sport=port, dport=50000)
+            out.append(Probe(f"inbound {rule.action} {proto} from {peer} to port {port} (from {plugin})", pkt,
+                             reply if rule.action == "pass" else None))
+    for plugin, fwd in r.rdrs:
+        for _, nat in r.nats:
+            inside = by_family.get(nat.family)
+            peer = _one_host(fwd.peers) or CLIENT[nat.family]
+            if inside is None or peer == "" or ipaddress.ip_address(peer).version != nat.family:
+                continue
+            pkt = Packet(nat.interface, "in", fwd.proto[0], peer, nat.target, sport=50001, dport=int(fwd.port))
+            reply = Packet(nat.interface, "out", fwd.proto[0], inside, peer, sport=int(fwd.to_port), dport=50001)
+            out.append(Probe(f"port forward {fwd.proto[0]} {nat.target}:{fwd.port} -> {inside}:{fwd.to_port} "
+                             f"(from {plugin})", pkt, reply))
+    return out
+
+
+def _proto_port(rule: Filter) -> tuple[str, int]:
+    proto = rule.proto[0] if rule.proto else "tcp"
+    port = int(rule.port[0].split(":")[0]) if rule.port else (443 if proto in ("tcp", "udp") else 0)
+    return proto, port
+
+
+def _one_host(hosts: tuple[str, ...]) -> Optional[str]:
+    """An address inside the first of HOSTS; None for any; "" for a table."""
+    if not hosts or hosts[0] == "any":
+        return None
+    if hosts[0].startswith("<"):
+        return ""
+    net = ipaddress.ip_network(hosts[0], strict=False)
+    return str(net.network_address if net.num_addresses == 1 else next(net.hosts()))
+
+
+def _describe(proto: str, dst: Optional[str], port: int) -> str:
+    text = f"{proto} to {dst or 'any'}"
+    return f"{text} port {port}" if proto in ("tcp", "udp") else text
+
+
+def _unlisted(passes: list[Filter]) -> Optional[tuple[str, int]]:
+    """A (proto, port) to WORLD that no pass lets through."""
+    for proto in ("tcp", "udp", "icmp"):
+        mine = [p for p in passes if not p.proto or proto in p.proto]
+        if any(not p.port and (not p.to or p.to == ("any",)) for p in mine):
+            continue
+        if proto == "icmp":
+            return proto, 0
+        spans = [tuple(int(x) for x in (port.split(":") * 2)[:2]) for p in mine for port in p.port]
+        for port in (9, 7, 13, 19, 37, 79, 113, *range(1, 65536)):
+            if not any(lo <= port <= hi for lo, hi in spans):
+                return proto, port
+    return None
+
+
+# -- the expected verdicts: the jail's anchor alone behind the hooks ---------------------------------
+
+def alone(anchor: str, text: str) -> Ruleset:
+    """Ruleset of a main ruleset that only calls ANCHOR (holding TEXT)."""
+    rs = parse(text, in_anchor=True)
+    parent = anchor.rsplit("/", 1)[0]
+
+    def hook(kind: str, lines: list[str]) -> PrintedRule:
+        rule = parse_rule(f'{kind} "{parent}/*" all')
+        rule.children = [(anchor, [parse_rule(line, anchor) for line in lines])]
+        return rule
+
+    nat = rs.lines("nat")
+    return Ruleset(filter=[hook("anchor", rs.lines("filter"))], nat=[hook("nat-anchor", nat), hook("rdr-anchor", nat)],
+                   tables=lambda path, name: rs.tables.get(name) if path == anchor else None)
+
+
+# -- the live verdicts ---------------------------------------------------------------------------------
+
+def live(host: Any, kept: Callable[[str], Optional[str]] = lambda anchor: None) -> Ruleset:
+    """What pf holds now.  Tables are read when a rule needs them; a jail
+    anchor's const table is taken from the text jailhooks loaded into it
+    (KEPT(anchor)) when the anchor's live rules are exactly that text's:
+    pfctl -f loads rules and table in one transaction, and a const table
+    cannot be changed afterwards."""
+    filter_rules = parse_listing(host.pf_show_all("rules"))
+    nat_rules = parse_listing(host.pf_show_all("nat"))
+    printed: dict[str, list[str]] = {}
+    _collect(filter_rules, printed)
+    _collect(nat_rules, printed)
+    cache: dict[tuple[str, str], Optional[list]] = {}
+
+    def tables(path: str, name: str) -> Optional[list]:
+        key = (path, name)
+        if key not in cache:
+            cache[key] = _kept_table(kept(path), path, name, printed) if path else None
+            if cache[key] is None:
+                cache[key] = host.pf_table(path, name)
+        return cache[key]
+
+    return Ruleset(filter=filter_rules, nat=nat_rules, skip=set(host.pf_skipped()), tables=tables)
+
+
+def _collect(rules: list[PrintedRule], printed: dict[str, list[str]]) -> None:
+    for r in rules:
+        for path, inner in r.children:
+            lines = printed.setdefault(path, [])
+            for line in (i.text for i in inner if not i.children and i.text not in lines):
+                lines.append(line)
+            _collect(inner, printed)
+
+
+def _kept_table(text: Optional[str], path: str, name: str, printed: dict[str, list[str]]) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        rs = parse(text, in_anchor=True)
+    except Exception:
+        return None
+    if name not in rs.tables or "const" not in next(
+            (line for line in text.splitlines() if line.startswith(f"table <{name}>")), ""):
+        return None
+    want = rs.lines("filter") + [line for line in rs.lines("nat")]
+    if sorted(set(want)) != sorted(set(printed.get(path, []))):
+        return None  # the anchor holds something else than what was loaded
+    return list(rs.tables[name])
+
+
+def prove(spec: AnchorSpec, text: str, ruleset: Ruleset) -> list[Finding]:
+    """Every probe of SPEC whose verdict on RULESET is not the one its
+    anchor TEXT gives alone."""
+    expected_rs = alone(spec.names.anchor, text)
+    findings = []
+    for probe in probes(spec):
+        expected_rs.states.clear()  # each probe is a new connection, and its reply
+        ruleset.states.clear()
+        expected = expected_rs.test(probe.packet)
+        got = ruleset.test(probe.packet)
+        if got.unproven or got.action != expected.action:
+            findings.append(Finding(probe, expected, got, before=_hook_after(ruleset, got, spec.names.anchor)))
+            continue
+        if probe.reply is not None and expected.passed:
+            want, seen = expected_rs.test(probe.reply), ruleset.test(probe.reply)
+            if seen.unproven or seen.action != want.action:
+                findings.append(Finding(probe, want, seen, "reply"))
+    return findings
+
+
+def _hook_after(ruleset: Ruleset, verdict: Verdict, anchor: str) -> str:
+    """The main ruleset's call of ANCHOR that comes after the deciding rule, if any."""
+    rules = ruleset.nat if verdict.rule is not None and verdict.rule.kind in ("nat", "rdr") else ruleset.filter
+    if verdict.rule is None or verdict.rule.path or verdict.rule not in rules:
+        return ""
+    for r in rules[rules.index(verdict.rule) + 1:]:
+        if r.call and any(path == anchor for path, _ in r.children):
+            return f'{r.kind} "{r.call}"'
+    return ""
+
+
+def kept_reader(settings: Any) -> Callable[[str], Optional[str]]:
+    """KEPT for live(): the text jailhooks last loaded into a jail anchor
+    under [pf] parent (STATE_DIR/anchors/COMPONENT.conf), else None."""
+    from .. import jailfs
+
+    parent = settings.section("pf")["parent"]
+    directory = os.path.join(settings.state_dir, "anchors")
+
+    def kept(anchor: str) -> Optional[str]:
+        head, _, component = anchor.rpartition("/")
+        if head != parent or not component or not os.path.isdir(directory):
+            return None
+        try:
+            return jailfs.read_text(directory, f"{component}.conf")
+        except (OSError, ValueError):
+            return None
+
+    return kept
