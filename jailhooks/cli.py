@@ -132,6 +132,33 @@ def render(opts: Options, jail, path, ip4, ip6):
 
 
 @cli.command()
+@click.argument("jail")
+@click.argument("proto", type=click.Choice(["tcp", "udp", "icmp", "icmp6"]))
+@click.argument("dest", metavar="DEST[:PORT]")
+@click.option("--in", "inbound", is_flag=True, help="A packet to the jail (DEST: its address or NAT address).")
+@click.option("--from", "peer", metavar="ADDR", help="--in: the sender (default: a documentation address).")
+@click.option("--uid", type=click.IntRange(0, 4294967294), help="The sending socket's UID (default: 0, root).")
+@click.option("--user", metavar="NAME", help="The sending socket's user, from the jail's etc/passwd.")
+@click.option("--on", "iface", metavar="IF", help="The interface the packet crosses (default: the policy's).")
+@click.option("--rendered", is_flag=True, help="Ask what start would load, not the live host.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_obj
+def explain(opts: Options, jail, proto, dest, inbound, peer, uid, user, iface, rendered, as_json):
+    """What the firewall does with one packet of JAIL, and the rule that decides.
+
+    \b
+    Examples:
+      jailhooks explain web tcp 198.51.100.1:443
+      jailhooks explain web tcp 198.51.100.1:25 --user alice
+      jailhooks explain web tcp 192.0.2.10:80 --in --from 203.0.113.9
+      jailhooks explain mail tcp 198.51.100.1:25 --rendered --json
+    """
+    if uid is not None and user is not None:
+        raise click.UsageError("--uid and --user exclude each other")
+    return call(opts, admin.explain, jail, proto, dest, inbound, peer, uid, user, iface, rendered, as_json)
+
+
+@cli.command()
 @click.pass_obj
 def sync(opts: Options):
     """Bring every running jail to its desired state; remove orphan anchors.

@@ -175,6 +175,16 @@ def jailhooks_verify(ctx: "Context", seen: dict) -> "list[str] | None":
     ruleset once.  Read-only."""
 
 
+@hookspec(firstresult=True)
+def jailhooks_explain(ctx: "Context", packet: dict, rendered: bool) -> "dict | None":
+    """``jailhooks explain``: what the firewall does with PACKET of the jail
+    (keys direction "out"/"in", proto, dst, port, src or None, uid or None,
+    iface or None), on the live ruleset, or with RENDERED on what start would
+    load.  Return a dict with at least ``verdict`` ("pass"/"block"),
+    ``proven`` (bool), ``rule`` (text or None), ``anchor``, ``section``,
+    ``translation`` and ``why``; the first answer wins.  Read-only."""
+
+
 @hookspec
 def jailhooks_cleanup(settings: "Settings", host: "Host", running: "list[str]", dry_run: bool) -> "list[str] | None":
     """``jailhooks sync``, after every running jail was synced: remove what

@@ -104,6 +104,15 @@ class Plugins:
         return out
 
 
+    def first(self, hook: str, **kwargs: Any) -> Any:
+        """The first plugin's non-None answer (for firstresult hooks), or None."""
+        for _, caller in self.callers(hook):
+            result = call(caller, **kwargs)
+            if result is not None:
+                return result
+        return None
+
+
 def call(caller: Any, **kwargs: Any) -> Any:
     """What one plugin's hook caller (see Plugins.callers) returned, or None.
     pluggy hands back a list of the non-None results, or with ``firstresult``

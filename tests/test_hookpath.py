@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+from jailhooks.pf.listing import listing as print_listing
+from jailhooks.pf.syntax import parse
+
 from .conftest import FIXTURES, REPO
 
 PROBE = """
@@ -48,14 +51,25 @@ def freebsd_stubs(env, tmp_path) -> None:
     nosuch = FIXTURES / "jls" / "jls-libxo-json-j-nosuch"
     bin_ = tmp_path / "bin"
     bin_.mkdir()
+    listing = tmp_path / "pfctl-a-all-s-rules.out"
+    # pfctl answers as a host whose pf.conf calls the jail anchors and which
+    # holds the anchor prestart loads: what `-a '*' -s rules` then prints
+    pfctl = (f'case "$*" in "-a * -s rules") cat {listing};; "-a * -s nat"|"-v -s Interfaces") ;; '
+             '*) cat > /dev/null;; esac')
     stubs = {"jls": f"sed s/nosuch/web/ {nosuch}.out; sed s/nosuch/web/ {nosuch}.err >&2; exit 1",
-             "pfctl": "cat > /dev/null", "sysctl": "echo 1", "route": ":", "jail": ":"}
+             "pfctl": pfctl, "sysctl": "echo 1", "route": ":", "jail": ":"}
     for tool, body in stubs.items():
         (bin_ / tool).write_text(f"#!/bin/sh\n{body}\n")
         (bin_ / tool).chmod(0o755)
     env.config.write_text(f'[host]\nmode = "freebsd"\nstate_dir = "{env.state}"\n[host.commands]\n'
                           + "".join(f'{tool} = "{bin_ / tool}"\n' for tool in stubs)
                           + '[jail.web]\nip4 = "192.0.2.10"\n')
+    rendered = subprocess.run([sys.executable, "-m", "jailhooks", "--config", str(env.config), "render", "web"],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              timeout=60).stdout
+    main = parse('anchor "jailhooks/*"\n', in_anchor=False)
+    listing.write_text(print_listing(main.lines("filter"), {"jailhooks/web": parse(rendered, True).lines("filter")},
+                                     "rules"))
 
 
 def test_run_prestart_avoids_click_metadata_and_logging(env, site, tmp_path):
@@ -71,7 +85,8 @@ def test_run_prestart_avoids_click_metadata_and_logging(env, site, tmp_path):
     floor = subprocess.run([sys.executable, "-c", "import sys, pluggy, sqlite3; print(' '.join(sys.modules))"],
                            capture_output=True, text=True, timeout=60).stdout.split()
     added = set(second["modules"]) - set(floor)
-    for heavy in ("click", "importlib.metadata", "logging", "email", "hashlib", "socket", "json", "ipaddress",
+    # (ipaddress is needed: prestart proves the jail's policy over pf's live rules, pf/prove.py)
+    for heavy in ("click", "importlib.metadata", "logging", "email", "hashlib", "socket", "json",
                   "dataclasses", "runpy"):
         assert heavy not in added, heavy
 

@@ -196,6 +196,84 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
     return int(ExitCode.FAILED) if failed else 0
 
 
+def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str | None, uid: int | None,
+            user: str | None, iface: str | None, rendered: bool, as_json: bool) -> int:
+    """What the firewall does with one packet of the jail, and the rule that decides."""
+    import ipaddress
+
+    from .. import jailfs
+
+    jail = app.engine.resolve(name)
+    require_known(app, jail, up=False)
+    proto = {"icmp6": "ipv6-icmp"}.get(proto, proto)
+    if proto not in ("tcp", "udp", "icmp", "ipv6-icmp"):
+        raise UsageError(f"explain: protocol {proto!r} is not one of tcp, udp, icmp, icmp6")
+    host, port = _dest(dest, proto)
+    try:
+        if peer is not None:
+            peer = str(ipaddress.ip_address(peer))
+    except ValueError:
+        raise UsageError(f"explain: --from {peer!r} is not an IP address") from None
+    if user is not None:
+        found = [u for n, u in jailfs.accounts(jail.path, "etc/passwd") if n == user] if jail.path else []
+        if not found:
+            raise DataError(f"explain: jail {jail.name} has no user {validate.shown(user)} in its etc/passwd")
+        uid = found[0]
+    packet = {"direction": "in" if inbound else "out", "proto": proto, "dst": host, "port": port,
+              "src": peer if inbound else None, "uid": None if inbound else (0 if uid is None else uid),
+              "iface": iface}
+    if inbound and packet["src"] is None:
+        packet["src"] = "2001:db8:ffff::7" if ":" in host else "198.51.100.7"
+    answer = app.plugins.first("jailhooks_explain", ctx=app.context(jail, "explain"), packet=packet,
+                               rendered=rendered)
+    if answer is None:
+        raise UsageError("explain: no plugin explains packets (is the pf plugin disabled?)")
+    answer = {"jail": jail.name, **answer}
+    if as_json:
+        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-explain": answer}))
+        return 0
+    p = answer["packet"]
+    who = "" if p["uid"] is None else f", uid {p['uid']}"
+    src = p["src"] or "(the host's address)"
+    app.out.write(f"packet:     {p['proto']} {src} -> {p['dst']}" + (f" port {p['port']}" if p["port"] else "")
+                  + f", {p['direction']}{' on ' + p['iface'] if p['iface'] else ''}{who}\n")
+    if answer.get("translation"):
+        seen = answer["seen_as"]
+        app.out.write(f"translated: {validate.escaped(answer['translation'])} (the filter sees {seen['src']} -> "
+                      f"{seen['dst']} port {seen['port']})\n")
+    verdict = answer["verdict"] + (" (keeps state: replies pass)" if answer.get("state") else "")
+    app.out.write(f"verdict:    {verdict if answer['proven'] else verdict + ' (not proven)'}\n")
+    app.out.write(f"decided by: {validate.escaped(answer['why'])}\n")
+    if answer.get("section"):
+        origin = f", from plugin {answer['plugin']}" if answer.get("plugin") else ""
+        app.out.write(f"section:    {answer['section']}{origin}\n")
+    app.out.write(f"ruleset:    {'what start would load (rendered), behind the hooks alone' if rendered else 'the live host'}\n")
+    return 0
+
+
+def _dest(dest: str, proto: str) -> tuple[str, int]:
+    """DEST[:PORT], [V6]:PORT or a bare IPv6 address."""
+    import ipaddress
+
+    host, port = dest, ""
+    if dest.startswith("["):
+        host, _, port = dest[1:].partition("]")
+        port = port[1:] if port.startswith(":") else port
+    elif dest.count(":") == 1:
+        host, _, port = dest.partition(":")
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise UsageError(f"explain: {dest!r} is not ADDRESS[:PORT]") from None
+    if proto in ("tcp", "udp"):
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"explain: {proto} needs a port: {dest!r} is not ADDRESS:PORT (1-65535)")
+        return host, int(port)
+    if port:
+        raise UsageError(f"explain: {proto} has no ports ({dest!r})")
+    return host, 0
+
+
 def release(app: App, name: str, force: bool) -> int:
     from ..engine import canonical, checked_name
 

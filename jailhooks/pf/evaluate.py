@@ -30,7 +30,6 @@ that rule, unless a later rule decides regardless.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from .listing import Host, PrintedRule
@@ -39,32 +38,50 @@ from .listing import Host, PrintedRule
 _LOCAL_IFACES = ("lo", "pflog", "pfsync", "enc")
 
 
-@dataclass(frozen=True)
 class Packet:
-    iface: Optional[str]  # None: the packet's interface is not known (some external one)
-    direction: str  # "in" or "out"
-    proto: str  # tcp, udp, icmp, ipv6-icmp
-    src: Optional[str]  # None: not known (the host's own address, for a jail without one)
-    dst: str
-    sport: int = 40000
-    dport: int = 0
-    uid: Optional[int] = None  # owner of the local socket; None: no socket
-    tag: str = ""
+    """One packet as pf sees it on one interface, in one direction."""
+
+    __slots__ = ("iface", "direction", "proto", "src", "dst", "sport", "dport", "uid", "tag")
+
+    def __init__(self, iface: Optional[str], direction: str, proto: str, src: Optional[str], dst: str,
+                 sport: int = 40000, dport: int = 0, uid: Optional[int] = None, tag: str = "") -> None:
+        self.iface = iface  # None: not known (some external interface)
+        self.direction = direction  # "in" or "out"
+        self.proto = proto  # tcp, udp, icmp, ipv6-icmp
+        self.src = src  # None: not known (the host's own address, for a jail without one)
+        self.dst = dst
+        self.sport, self.dport = sport, dport
+        self.uid = uid  # owner of the local socket; None: no socket
+        self.tag = tag
+
+    def _replace(self, **changes) -> "Packet":
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Packet(**fields)
+
+    def __repr__(self) -> str:
+        return (f"Packet({self.iface!r}, {self.direction!r}, {self.proto!r}, {self.src!r}, {self.dst!r}, "
+                f"sport={self.sport}, dport={self.dport}, uid={self.uid!r}, tag={self.tag!r})")
 
     @property
     def af(self) -> int:
-        return ipaddress.ip_address(self.dst).version
+        return 6 if ":" in self.dst else 4
 
 
-@dataclass
 class Verdict:
-    action: str  # pass or block
-    rule: Optional[PrintedRule] = None  # the deciding rule (None: the default, a state or set skip)
-    packet: Optional[Packet] = None  # as the filter saw it (after translation)
-    state: bool = False  # the pass created a state (or the packet matched one)
-    why: str = ""  # "state", "set skip", "default" when no rule decided
-    unproven: str = ""  # the rule and construct that kept the verdict from being certain
-    translation: Optional[PrintedRule] = None
+    def __init__(self, action: str, rule: Optional[PrintedRule] = None, packet: Optional[Packet] = None,
+                 state: bool = False, why: str = "", unproven: str = "",
+                 translation: Optional[PrintedRule] = None) -> None:
+        self.action = action  # pass or block
+        self.rule = rule  # the deciding rule (None: the default, a state or set skip)
+        self.packet = packet  # as the filter saw it (after translation)
+        self.state = state  # the pass created a state (or the packet matched one)
+        self.why = why  # "state", "set skip ...", "default" when no rule decided
+        self.unproven = unproven  # the rule and construct that kept the verdict from being certain
+        self.translation = translation
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.action!r}, {self.decided_by()!r})"
 
     @property
     def passed(self) -> bool:
@@ -86,15 +103,16 @@ def where(rule: PrintedRule) -> str:
 TableReader = Callable[[str, str], Optional[list]]  # (anchor path, name) -> entries, None if no such table
 
 
-@dataclass
 class Ruleset:
     """The filter and translation rules (parsed listings), the interfaces pf
-    skips, and how to read a table's entries."""
-    filter: list[PrintedRule]
-    nat: list[PrintedRule]
-    skip: set = field(default_factory=set)
-    tables: TableReader = lambda path, name: None
-    states: list = field(default_factory=list)
+    skips, and how to read a table's entries.  JAIL_TABLES ("PARENT/"): the
+    anchors whose tables hold only jails' addresses."""
+
+    def __init__(self, filter: list, nat: list, skip: Optional[set] = None,
+                 tables: TableReader = lambda path, name: None, jail_tables: str = "") -> None:
+        self.filter, self.nat, self.skip = filter, nat, skip or set()
+        self.tables, self.jail_tables = tables, jail_tables
+        self.states: list = []
 
     # -- matching ----------------------------------------------------------------------------
     def _table(self, path: str, name: str) -> Optional[list]:
@@ -107,6 +125,10 @@ class Ruleset:
         """Does ADDR match H (None: cannot tell)?"""
         if h.kind == "any":
             hit: Optional[bool] = True
+        elif addr is None and h.kind == "table" and self.jail_tables and path.startswith(self.jail_tables):
+            # the unknown source is the host's own address (a jail without one of
+            # its own); a jail anchor's table holds jails' addresses, not the host's
+            hit = False
         elif addr is None or h.kind == "other":
             return None
         else:
@@ -185,8 +207,8 @@ class Ruleset:
             if r.unmodelled or not r.target:
                 return pkt, None, where(r) + _unmodelled(r)
             if want == "nat":
-                return replace(pkt, src=r.target, tag=r.tag or pkt.tag), r, ""
-            return replace(pkt, dst=r.target, dport=r.target_port or pkt.dport, tag=r.tag or pkt.tag), r, ""
+                return pkt._replace(src=r.target, tag=r.tag or pkt.tag), r, ""
+            return pkt._replace(dst=r.target, dport=r.target_port or pkt.dport, tag=r.tag or pkt.tag), r, ""
         return pkt, None, ""
 
     # -- one packet -----------------------------------------------------------------------------
@@ -269,7 +291,7 @@ class _Walk:
                 continue  # a later rule that matches for certain decides instead
             self.decided, self.unproven = r, ""
             if r.tag:
-                self.pkt = replace(self.pkt, tag=r.tag)
+                self.pkt = self.pkt._replace(tag=r.tag)
             if r.quick:
                 return True
         return False

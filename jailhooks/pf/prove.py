@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .evaluate import Packet, Ruleset, Verdict
@@ -37,20 +36,21 @@ CLIENT = {4: "198.51.100.7", 6: "2001:db8:ffff::7"}
 USER_OFFSET = 5  # a user the jail's admin created: inside the block, not its first UID
 
 
-@dataclass
 class Probe:
-    what: str
-    packet: Packet
-    reply: Optional[Packet] = None  # inbound: the jail's answer, which the state must pass
+    __slots__ = ("what", "packet", "reply")
+
+    def __init__(self, what: str, packet: Packet, reply: Optional[Packet] = None) -> None:
+        self.what, self.packet = what, packet
+        self.reply = reply  # inbound: the jail's answer, which the state must pass
 
 
-@dataclass
 class Finding:
-    probe: Probe
-    expected: Verdict
-    live: Verdict
-    leg: str = ""  # "" or "reply"
-    before: str = ""  # the deciding main rule comes before this hook
+    __slots__ = ("probe", "expected", "live", "leg", "before")
+
+    def __init__(self, probe: Probe, expected: Verdict, live: Verdict, leg: str = "", before: str = "") -> None:
+        self.probe, self.expected, self.live = probe, expected, live
+        self.leg = leg  # "" or "reply"
+        self.before = before  # the main ruleset's hook the deciding rule comes before
 
     def __str__(self) -> str:
         leg = " (its reply)" if self.leg else ""
@@ -85,7 +85,7 @@ def probes(spec: AnchorSpec) -> list[Probe]:
     def outbound(what: str, proto: str, dst: Optional[str], port: int, users: bool, action: str) -> None:
         families = [ipaddress.ip_address(dst).version] if dst else [f for f in (4, 6) if by_family[f]] or [4]
         for family in families[:1] if not dst else families:
-            src = by_family[family] if spec.match in ("address", "both") or spec.vnet else None
+            src = by_family[family]  # a jail with addresses sends from them, whatever its match
             if src is None and (spec.match != "uid" or spec.vnet):
                 continue
             for label, uid in who(users, action):
@@ -184,12 +184,13 @@ def alone(anchor: str, text: str) -> Ruleset:
 
     nat = rs.lines("nat")
     return Ruleset(filter=[hook("anchor", rs.lines("filter"))], nat=[hook("nat-anchor", nat), hook("rdr-anchor", nat)],
-                   tables=lambda path, name: rs.tables.get(name) if path == anchor else None)
+                   tables=lambda path, name: rs.tables.get(name) if path == anchor else None,
+                   jail_tables=parent + "/")
 
 
 # -- the live verdicts ---------------------------------------------------------------------------------
 
-def live(host: Any, kept: Callable[[str], Optional[str]] = lambda anchor: None) -> Ruleset:
+def live(host: Any, kept: Callable[[str], Optional[str]] = lambda anchor: None, parent: str = "") -> Ruleset:
     """What pf holds now.  Tables are read when a rule needs them; a jail
     anchor's const table is taken from the text jailhooks loaded into it
     (KEPT(anchor)) when the anchor's live rules are exactly that text's:
@@ -210,7 +211,8 @@ def live(host: Any, kept: Callable[[str], Optional[str]] = lambda anchor: None) 
                 cache[key] = host.pf_table(path, name)
         return cache[key]
 
-    return Ruleset(filter=filter_rules, nat=nat_rules, skip=set(host.pf_skipped()), tables=tables)
+    return Ruleset(filter=filter_rules, nat=nat_rules, skip=set(host.pf_skipped()), tables=tables,
+                   jail_tables=parent + "/" if parent else "")
 
 
 def _collect(rules: list[PrintedRule], printed: dict[str, list[str]]) -> None:

@@ -179,7 +179,7 @@ def unenforced(ctx, spec, ruleset=None) -> list[str]:
     from ..pf.prove import kept_reader, live, prove
 
     if ruleset is None:
-        ruleset = live(ctx.host, kept_reader(ctx.settings))
+        ruleset = live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
     return [str(f) for f in prove(spec, spec.text, ruleset)]
 
 
@@ -281,10 +281,64 @@ def jailhooks_verify(ctx, seen):
     from ..pf.prove import kept_reader, live
 
     if "pf" not in seen:
-        seen["pf"] = live(ctx.host, kept_reader(ctx.settings))
+        seen["pf"] = live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
     ruleset = seen["pf"]
     ruleset.states.clear()  # each jail's probes start from no state
     return unenforced(ctx, ctx.anchor_spec(), ruleset)
+
+
+def _section(text: str, printed: str) -> tuple[str, str]:
+    """(section heading, plugin) of the rendered TEXT's rule that PRINTED
+    (a line as pfctl prints it) comes from."""
+    from ..pf.syntax import PfSyntaxError, parse
+
+    section = plugin = ""
+    tables = "\n".join(line for line in text.splitlines() if line.startswith("table"))
+    for line in text.splitlines():
+        if line.startswith("# from plugin "):
+            plugin = line[len("# from plugin "):]
+        elif line.startswith("# ") and line[2:3].isdigit() or line in ("# translation", "# inbound passes",
+                                                                       "# inbound blocks"):
+            section, plugin = line[2:], ""
+        elif line and not line.startswith(("#", "table")):
+            try:
+                rs = parse(f"{tables}\n{line}\n", in_anchor=True)
+            except PfSyntaxError:
+                continue
+            if printed in rs.lines("filter") + rs.lines("nat"):
+                return section, plugin
+    return "", ""
+
+
+@hookimpl
+def jailhooks_explain(ctx, packet, rendered):
+    from ..pf.evaluate import Packet
+    from ..pf.prove import alone, kept_reader, live
+
+    spec = ctx.anchor_spec()
+    names_ = names(ctx)
+    family = 6 if ":" in packet["dst"] else 4
+    own = next((a for a in spec.ip4 + spec.ip6 if (":" in a) == (family == 6)), None)
+    iface = packet["iface"] or spec.interface or next((r.interface for _, rules in spec.contributions
+                                                       for r in rules if type(r).__name__ == "Nat"), None)
+    if packet["direction"] == "out":
+        src = own  # None: a jail without an address of its own sends from the host's
+        pkt = Packet(None if spec.vnet else iface, "in" if spec.vnet else "out", packet["proto"], src,
+                     packet["dst"], dport=packet["port"], uid=None if spec.vnet else packet["uid"])
+    else:
+        pkt = Packet(iface, "in", packet["proto"], packet["src"], packet["dst"], sport=50000, dport=packet["port"])
+    ruleset = alone(names_.anchor, spec.text) if rendered else live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
+    v = ruleset.test(pkt)
+    rule = v.rule
+    section, plugin = _section(spec.text, rule.text) if rule is not None and rule.path == names_.anchor else ("", "")
+    return {"verdict": v.action, "proven": not v.unproven, "why": v.decided_by(), "state": v.state,
+            "rule": rule.text if rule is not None else None, "anchor": rule.path if rule is not None else None,
+            "section": section, "plugin": plugin,
+            "translation": v.translation.text if v.translation is not None else None,
+            "packet": {"direction": pkt.direction, "proto": pkt.proto, "src": pkt.src, "dst": pkt.dst,
+                       "port": pkt.dport, "uid": pkt.uid, "iface": pkt.iface},
+            "seen_as": {"src": v.packet.src, "dst": v.packet.dst, "port": v.packet.dport} if v.packet else None,
+            "ruleset": "rendered" if rendered else "live"}
 
 
 @hookimpl
