@@ -104,8 +104,8 @@ def state_dir_of(raw: dict) -> str | None:
 
 
 def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,
-             autoload: bool = True, verbose: int = 0, strict: bool = True) -> App:
-    raw, source = read_toml(config)
+             autoload: bool = True, verbose: int = 0, strict: bool = True, missing_ok: bool = False) -> App:
+    raw, source = read_toml(config, missing_ok)
     choice = plugin_list(raw, source)
     plugins = make_plugins(choice.modules, autoload=autoload and choice.autoload, disabled=choice.disabled,
                            cache_dir=None if dry_run else state_dir_of(raw), strict=strict)

@@ -26,10 +26,10 @@ class Options:
     verbose: int
     quiet: bool
 
-    def app(self, strict: bool = True) -> app_mod.App:
+    def app(self, strict: bool = True, missing_ok: bool = False) -> app_mod.App:
         app_mod.setup_logging(self.verbose)
         return app_mod.load_app(self.config, dry_run=self.dry_run, quiet=self.quiet, verbose=self.verbose,
-                                strict=strict)
+                                strict=strict, missing_ok=missing_ok)
 
 
 def call(opts: Options, fn, *args, strict: bool = True) -> int:
@@ -283,7 +283,7 @@ def sim(opts: Options, tool, args):
     """
     import sys
 
-    app = opts.app()
+    app = opts.app(missing_ok=True)
     if app.host.mode.split(",")[0] != "simulated":
         raise click.UsageError("sim only drives the simulated host ([host] mode = \"simulated\", or auto off FreeBSD)")
     res = app.host.run(tool, *args, check=False, mutating=True)

@@ -256,8 +256,11 @@ class Settings:
         return self.host["state_dir"]
 
 
-def read_toml(path: str | None) -> tuple[dict, str]:
-    """Parse the file: (raw table, source name).  A missing default file is {}."""
+def read_toml(path: str | None, missing_ok: bool = False) -> tuple[dict, str]:
+    """Parse the file: (raw table, source name).  A missing file is an error
+    (a host that lost its config must not quietly run on built-in defaults,
+    say a local registry instead of the fleet's); MISSING_OK (the simulated
+    host's own tool, ``jailhooks sim``) reads a missing default file as {}."""
     explicit = path is not None or bool(os.environ.get("JAILHOOKS_CONFIG"))
     path = path or os.environ.get("JAILHOOKS_CONFIG") or default_config_path()
     if sys.version_info >= (3, 11):
@@ -275,8 +278,9 @@ def read_toml(path: str | None) -> tuple[dict, str]:
             os.set_blocking(fh.fileno(), True)
             return tomllib.load(fh), path
     except FileNotFoundError:
-        if explicit:
-            raise ConfigError("file not found", path) from None
+        if explicit or not missing_ok:
+            raise ConfigError("file not found: copy the sample configuration there (jailhooks.toml.sample, "
+                              "contrib/jailhooks.toml in the source) or pass --config PATH", path) from None
         return {}, "(built-in defaults)"
     except PermissionError:
         raise ConfigError("permission denied", path) from None

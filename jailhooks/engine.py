@@ -21,7 +21,7 @@ from .config import Settings
 from .context import COMPOSITE, PHASES, UP_PHASES, Context, Jail
 from .errors import DataError, ExitCode, JailhooksError, LockTimeout, UsageError
 from .host import Host
-from .pluginmanager import Plugins, call
+from .pluginmanager import Plugins, call_plugin
 
 
 class Failure:
@@ -64,11 +64,22 @@ def expand_phase(phase: str) -> tuple[str, ...]:
 
 
 def describe(exc: BaseException) -> tuple[str, int]:
+    """(one line, exit code) for what a step raised; text from outside is escaped."""
     if isinstance(exc, JailhooksError):
-        return str(exc), int(exc.exit_code)
+        return validate.escaped(str(exc)), int(exc.exit_code)
     if isinstance(exc, ValueError):  # invalid values from plugins' rules and the like
-        return str(exc), int(ExitCode.DATAERR)
-    return f"{type(exc).__name__}: {exc}", int(ExitCode.FAILED)
+        return validate.escaped(str(exc)), int(ExitCode.DATAERR)
+    if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)) or not isinstance(exc, Exception):
+        return validate.escaped(f"raised {type(exc).__name__}({_args(exc)}): the phase fails closed"), int(ExitCode.FAILED)
+    return validate.escaped(f"{type(exc).__name__}: {_args(exc)}"), int(ExitCode.FAILED)
+
+
+def _args(exc: BaseException) -> str:
+    """EXC's message without calling anything a plugin's exception class defines."""
+    try:
+        return ", ".join(repr(a) if not isinstance(a, str) else str.__str__(a) for a in BaseException.__getattribute__(exc, "args"))
+    except BaseException:
+        return "?"
 
 
 class Engine:
@@ -93,7 +104,7 @@ class Engine:
         found = vnet = None
         for plugin, caller in self.plugins.callers("jailhooks_jail_facts"):
             try:
-                found = call(caller, name=name, settings=self.settings, host=self.host)
+                found = call_plugin(plugin, caller, name=name, settings=self.settings, host=self.host)
                 if found is not None:
                     found = _checked_facts(found, name, plugin)
             except Exception as exc:
@@ -181,6 +192,15 @@ class Engine:
         # prestart on a jail with a jid is a re-run on a running jail
         was_running = jail.jid is not None and phases[0] != "poststart"
         loaded: dict = {}  # what this run's prestart proved (start = prestart + poststart in one run)
+        if "prestart" in phases and jail.addresses and not self.dry_run:
+            try:
+                clash = address_conflicts(jail, self.host.jails(), self.settings)
+            except Exception as exc:
+                self._fail(outcome, "prestart", "core", exc)
+                return
+            if clash:
+                self._fail(outcome, "prestart", "core", DataError(clash[0]))
+                return
         for phase in phases:
             ctx = self.context(jail, phase)
             ctx.was_running = was_running
@@ -189,7 +209,7 @@ class Engine:
             for plugin, caller in self.plugins.callers(f"jailhooks_{phase}"):
                 try:
                     self._call(ctx, plugin, caller)
-                except Exception as exc:
+                except BaseException as exc:  # sys.exit(), KeyboardInterrupt ... from a plugin: fail closed
                     self._fail(outcome, phase, plugin, exc)
                     self._notes(outcome, phase, ctx)
                     self._undo(undo, outcome)
@@ -203,7 +223,7 @@ class Engine:
             try:
                 fn()
                 outcome.undone.append(f"{plugin}: {what}")
-            except Exception as exc:
+            except BaseException as exc:
                 message, code = describe(exc)
                 outcome.failures.append(Failure(plugin, "undo", f"undo {what}: {message}", code))
 
@@ -212,7 +232,7 @@ class Engine:
         for plugin, caller in self.plugins.callers(f"jailhooks_{phase}", down=down):
             try:
                 self._call(ctx, plugin, caller)
-            except Exception as exc:
+            except BaseException as exc:
                 self._fail(outcome, phase, plugin, exc)
         self._notes(outcome, phase, ctx)
 
@@ -252,6 +272,26 @@ class Engine:
             os.close(fd)
 
 
+def address_conflicts(jail: Jail, running: list[dict[str, Any]], settings: Settings) -> list[str]:
+    """One address, one jail: the kernel lets two jails share an address
+    (prison_ip_conflict_check), and then ``from <jail_a>`` also matches jail
+    b's packets.  Lines naming each running or configured jail (other than
+    JAIL) that holds one of JAIL's addresses."""
+    mine = set(jail.addresses)
+    found = []
+    for other in running:
+        if other["name"] != jail.name:
+            for address in sorted(mine & set(other["ip4"] + other["ip6"])):
+                found.append(f"jail {jail.name}: address {address} is also held by running jail {other['name']}: "
+                             "one address, one jail (pf could not tell their packets apart)")
+    for name, conf in sorted(settings.jails.items()):
+        if name != jail.name and not any(o["name"] == name for o in running):
+            for address in sorted(mine & set(conf.ip4 + conf.ip6)):
+                found.append(f"jail {jail.name}: address {address} is also configured for jail {name}: "
+                             "one address, one jail (pf could not tell their packets apart)")
+    return found
+
+
 def checked_name(name: str) -> str:
     """NAME if it is a valid jail name, else a DataError naming what is wrong."""
     try:
@@ -274,13 +314,20 @@ def _checked_facts(found: Any, name: str, plugin: str) -> Jail:
     jail asked about (no source renames a jail), with valid addresses and path."""
     if not isinstance(found, Jail):
         raise DataError(f"plugin {plugin}: jailhooks_jail_facts returned {type(found).__name__}, not a Jail")
-    if found.name != name:
-        raise DataError(f"plugin {plugin}: facts for jail {name} name another jail ({validate.shown(str(found.name))})")
+    fields = tuple.__getitem__(found, slice(None))  # the values, not what a subclass's methods say
+    if validate.exact(fields[0]) != name:
+        raise DataError(f"plugin {plugin}: facts for jail {name} name another jail "
+                        f"({validate.shown(str.__str__(fields[0]) if isinstance(fields[0], str) else '?')})")
+    path, ip4, ip6, hostname, jid, source, vnet = fields[1:8]
     try:
-        return found._replace(ip4=tuple(validate.jail_address(a, 4) for a in found.ip4),
-                              ip6=tuple(validate.jail_address(a, 6) for a in found.ip6),
-                              path=None if found.path is None else _path(found.path),
-                              jid=None if found.jid is None else _jid(found.jid), vnet=bool(found.vnet))
+        # a new Jail of exact built-in values: no subclass, no method of the plugin's survives
+        return Jail(name, None if path is None else _path(path),
+                    tuple(validate.jail_address(a, 4) for a in list(ip4)),
+                    tuple(validate.jail_address(a, 6) for a in list(ip6)),
+                    None if hostname is None else validate.shown(validate.exact(hostname), 255),
+                    None if jid is None else _jid(validate.exact(jid)),
+                    validate.shown(validate.exact(source) if isinstance(source, str) else plugin, 64),
+                    vnet is True)
     except (TypeError, ValueError) as exc:
         raise DataError(f"plugin {plugin}: facts of jail {name}: {exc}") from None
 
@@ -294,4 +341,4 @@ def _jid(value: Any) -> int:
 def _path(value: str) -> str:
     from .config import absolute_path
 
-    return absolute_path(value)
+    return absolute_path(validate.exact(value))

@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 
 from . import PROJECT, hookspecs
-from .errors import PluginLoadError
+from .errors import JailhooksError, PluginLoadError
 
 BUILTIN_PLUGINS = (
     "jailhooks.plugins.jls",
@@ -98,7 +98,7 @@ class Plugins:
         """Call every implementation in up order; (plugin, result) for non-None results."""
         out = []
         for plugin, caller in self.callers(hook):
-            result = call(caller, **kwargs)
+            result = call_plugin(plugin, caller, **kwargs)
             if result is not None:
                 out.append((plugin, result))
         return out
@@ -106,11 +106,30 @@ class Plugins:
 
     def first(self, hook: str, **kwargs: Any) -> Any:
         """The first plugin's non-None answer (for firstresult hooks), or None."""
-        for _, caller in self.callers(hook):
-            result = call(caller, **kwargs)
+        for plugin, caller in self.callers(hook):
+            result = call_plugin(plugin, caller, **kwargs)
             if result is not None:
                 return result
         return None
+
+
+def call_plugin(plugin: str, caller: Any, **kwargs: Any) -> Any:
+    """call(), with what is not an Exception (sys.exit(), KeyboardInterrupt,
+    a bare BaseException) from a plugin turned into a one-line error naming
+    it: nothing a plugin raises ends jailhooks as if all were well."""
+    try:
+        return call(caller, **kwargs)
+    except ValueError as exc:  # an invalid value the plugin made (a Filter it built, ...)
+        from .errors import DataError
+        from .validate import escaped
+
+        raise DataError(escaped(f"plugin {plugin}: {exc}")) from None
+    except Exception:
+        raise
+    except BaseException as exc:
+        from .validate import escaped
+
+        raise JailhooksError(escaped(f"plugin {plugin}: raised {type(exc).__name__}; refusing to go on")) from None
 
 
 def call(caller: Any, **kwargs: Any) -> Any:

@@ -28,7 +28,22 @@ _TABLE_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _IFNAME = r"[A-Za-z][A-Za-z0-9_.]{0,14}"
 
 
+def exact(value: object) -> object:
+    """VALUE copied into its exact built-in type when it is a str, int or bool
+    (a plugin's ``str`` subclass may override ``__format__``, ``__eq__``,
+    ``__str__``, ``__hash__`` ...: the copy has none of that); other values
+    are returned as they are, for the caller to refuse."""
+    if isinstance(value, bool):
+        return value is True  # bool cannot be subclassed; this is True or False
+    if isinstance(value, str):
+        return str.__str__(value)  # the base slot: an exact str with the same characters
+    if isinstance(value, int):
+        return int.__int__(value)
+    return value
+
+
 def jail_name(value: object) -> str:
+    value = exact(value)
     if not isinstance(value, str):
         raise ValueError("jail name must be a string")
     if not value:
@@ -107,12 +122,14 @@ def anchor_path(value: object) -> str:
 
 
 def table_name(value: object) -> str:
+    value = exact(value)
     if not isinstance(value, str) or not re.fullmatch(_TABLE_NAME, value) or len(value) > TABLE_NAME_MAX:
         raise ValueError(f"table name must be [A-Za-z_][A-Za-z0-9_]* of at most {TABLE_NAME_MAX} characters")
     return value
 
 
 def interface(value: object) -> str:
+    value = exact(value)
     if not isinstance(value, str) or not re.fullmatch(_IFNAME, value):
         raise ValueError("not an interface name (a letter, then letters, digits, '_' or '.', at most 15)")
     return value
@@ -137,6 +154,7 @@ def dotted_quad(text: str) -> bool:
 
 
 def ipv4(value: object) -> str:
+    value = exact(value)
     if not isinstance(value, str):
         raise ValueError("not an IPv4 address")
     if dotted_quad(value):
@@ -150,6 +168,7 @@ def ipv4(value: object) -> str:
 
 
 def ipv6(value: object) -> str:
+    value = exact(value)
     if not isinstance(value, str):
         raise ValueError("not an IPv6 address")
     _no_scope(value)
@@ -163,6 +182,7 @@ def ipv6(value: object) -> str:
 
 def jail_address(value: object, family: int) -> str:
     """An address as jail(8) configs write it: [iface|]addr[/mask]; returns addr."""
+    value = exact(value)
     if not isinstance(value, str):
         raise ValueError(f"not an IPv{family} address")
     text = value.strip()
@@ -179,6 +199,7 @@ def jail_address(value: object, family: int) -> str:
 
 def network(value: object) -> str:
     """A host or network (CIDR) of either family, canonical."""
+    value = exact(value)
     if not isinstance(value, str):
         raise ValueError("not an address or network")
     if dotted_quad(value):
@@ -196,6 +217,7 @@ def network(value: object) -> str:
 
 def destination(value: object) -> str:
     """A rule destination: address, network, 'any', or <table> of the main ruleset."""
+    value = exact(value)
     if value == "any":
         return "any"
     if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
@@ -205,6 +227,7 @@ def destination(value: object) -> str:
 
 def port(value: object) -> str:
     """A port (1-65535) or an inclusive range 'LOW:HIGH'; returned as pf text."""
+    value = exact(value)
     if isinstance(value, bool):
         raise ValueError("a port must be a number or 'LOW:HIGH'")
     if isinstance(value, int):

@@ -40,7 +40,7 @@ PROOF = ["pfctl -a * -s rules", "pfctl -a * -s nat", "pfctl -v -s Interfaces"]
 EXPECTED = {
     # jail(8)'s order: exec.prestart, the jail is made, exec.poststart ...
     "create": [JLS_ONE, JLS_ALL, "sysctl -n net.fibs", "route -q -n flush -fib 1"],
-    "prestart": [JLS_ONE, "sysctl -n net.fibs", "route -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1",
+    "prestart": [JLS_ONE, JLS_ALL, "sysctl -n net.fibs", "route -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1",
                  "route -q -n -4 add default 192.0.2.1 -fib 1", "pfctl -a jailhooks/web -f -", *PROOF],
     "poststart": [JLS_ONE, "pfctl -a jailhooks/web -s rules", "pfctl -a jailhooks/web -s nat",
                   "pfctl -a jailhooks/web -s Tables", *PROOF, "jail -m name=web ip4.nosaddrsel"],
@@ -54,7 +54,7 @@ EXPECTED = {
 
 # a jail that ran before jailhooks, adopted with one `run start`: prestart's
 # load proves the anchor, and jls already gave the jid, so poststart asks nothing again
-ADOPTED = [JLS_ONE, JLS_ALL, "sysctl -n net.fibs", "route -q -n flush -fib 1",
+ADOPTED = [JLS_ONE, JLS_ALL, JLS_ALL, "sysctl -n net.fibs", "route -q -n flush -fib 1",
            "route -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1", "route -q -n -4 add default 192.0.2.1 -fib 1",
            "pfctl -a jailhooks/web -f -", *PROOF, "jail -m name=web ip4.nosaddrsel"]
 

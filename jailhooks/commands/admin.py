@@ -9,6 +9,7 @@ from typing import Any
 from .. import validate
 from ..app import App
 from ..errors import DataError, ExitCode, JailhooksError, UsageError
+from ..engine import address_conflicts
 from ..types import Jail
 from .run import report, require_known
 
@@ -154,12 +155,13 @@ def orphaned_leases(app: App) -> list[str]:
 
 def enforced(app: App, only: Jail | None) -> list[tuple[str, str, str]]:
     """Each running jail's policy, proven on the live firewall (jailhooks_verify)."""
-    if only is not None:
-        jails = [only] if only.jid is not None else []
-    else:
-        jails = [running_jail(app, j) for j in app.host.jails()]
+    running = app.host.jails()
+    jails = ([only] if only.jid is not None else []) if only is not None else [running_jail(app, j) for j in running]
     seen: dict = {}
-    findings = []
+    findings = [("error", "jls", f"running jail {shown} has no rules: jailhooks refuses its name ({why}); "
+                                 "it runs unfiltered") for shown, why in (app.host.rejected if only is None else [])]
+    for jail in jails:
+        findings += [("error", "core", line) for line in address_conflicts(jail, running, app.settings)]
     for jail in jails:
         ctx = app.context(jail, "check")
         problems = []

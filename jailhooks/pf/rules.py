@@ -14,14 +14,17 @@ PROTOCOLS = ("tcp", "udp", "icmp", "ipv6-icmp")
 
 
 def _tuple(values: Union[Iterable, str, int, None], check) -> tuple:
+    """A plugin's value or list of values, each checked and copied (CHECK
+    returns exact built-in values): a tuple of plain str."""
     if values is None:
         return ()
     if isinstance(values, (str, int)):
         values = [values]
-    return tuple(check(v) for v in values)
+    return tuple(check(v) for v in list(values))
 
 
 def _proto(value: object) -> str:
+    value = validate.exact(value)
     if value == "icmp6":
         value = "ipv6-icmp"
     if value not in PROTOCOLS:
@@ -56,6 +59,7 @@ class Filter(_FilterFields):
 
     def __new__(cls, action: str = "pass", direction: str = "out", proto=(), to=(), port=(), peers=(),
                 log: bool = False, users: bool = False) -> "Filter":
+        action, direction = validate.exact(action), validate.exact(direction)
         if action not in ("pass", "block"):
             raise ValueError(f"action {action!r} is not pass or block")
         if direction not in ("in", "out"):

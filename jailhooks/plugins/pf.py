@@ -230,10 +230,24 @@ def jailhooks_poststart(ctx):
     require_enforced(ctx, ctx.anchor_spec())
 
 
+def loaded_at(text: str | None) -> str | None:
+    """The anchor a kept text was loaded into, from its first line
+    (``# jailhooks anchor "PARENT/JAIL": generated ...``)."""
+    head = (text or "").split("\n", 1)[0]
+    prefix = '# jailhooks anchor "'
+    if head.startswith(prefix) and '"' in head[len(prefix):]:
+        return head[len(prefix):].split('"', 1)[0]
+    return None
+
+
 def _teardown(ctx):
     n = names(ctx)
     errors = []
-    for step in (lambda: ctx.host.pf_flush(n.anchor), lambda: ctx.host.pf_kill_label(n.label),
+    # [pf] parent may have changed since start: flush where the rules really are
+    where = loaded_at(last_loaded(ctx.settings, ctx.jail.name))
+    elsewhere = [where] if where and where != n.anchor and validate.anchor_path(where) == where else []
+    for step in (lambda: ctx.host.pf_flush(n.anchor), *[(lambda a=a: ctx.host.pf_flush(a)) for a in elsewhere],
+                 lambda: ctx.host.pf_kill_label(n.label),
                  *[(lambda a=a: ctx.host.pf_kill_address(a)) for a in ctx.jail.addresses]):
         try:  # every step, whatever failed before: no rules or states may stay behind
             step()

@@ -1,0 +1,205 @@
+"""Enforced, not just loaded: seven ways a jail could run unfiltered while
+jailhooks said ok, each driven through the CLI on the simulated host, and
+`explain`.  What pf does with the jail's packets is read back from the live
+ruleset (pfctl -a '*' -s rules|nat) and evaluated (jailhooks/pf/prove.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+WEB = '[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n[jail.web.pf]\nallow = [{{ proto = "tcp", port = 443 }}]\n'
+HOOKS = 'nat-anchor "jailhooks/*"\nrdr-anchor "jailhooks/*"\n'
+
+
+@pytest.fixture
+def web(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")))
+    return env
+
+
+def start(env, cli, name="web", ip4="192.0.2.10"):
+    """What jail(8) does: exec.prestart, the jail is made, exec.poststart."""
+    first = cli("run", "prestart", name)
+    if first.code != 0:
+        return first
+    env.create_jail(name, ip4=ip4)
+    return cli("run", "poststart", name)
+
+
+def load_main(env, tmp_path, text: str) -> None:
+    conf = tmp_path / "pf.conf"
+    conf.write_text(text)
+    assert env.sim.run(["/sbin/pfctl", "-f", str(conf)], None, 5, True).returncode == 0
+
+
+# -- 1. the main ruleset does not reach the anchor ---------------------------------------------------
+
+@pytest.mark.parametrize("main,decider", [
+    (HOOKS + "pass out all\n", "main ruleset: pass out all flags S/SA keep state"),  # iocage's NAT file: no hook
+    (HOOKS + "pass out quick all\nanchor \"jailhooks/*\"\n",
+     'main ruleset: pass out quick all flags S/SA keep state (before anchor "jailhooks/*")'),
+    ("set skip on em0\n" + HOOKS + "anchor \"jailhooks/*\"\n",
+     "not proven: set skip on em0 (the packet may leave on it, and pf does not filter it)"),
+])
+def test_start_fails_closed_when_the_live_ruleset_does_not_apply_the_anchor(web, cli, tmp_path, main, decider):
+    load_main(web, tmp_path, main)
+    res = start(web, cli)
+    assert res.code == 1
+    assert "jail web: its rules are loaded but pf does not enforce them: " in res.err
+    assert decider in res.err
+    assert web.anchor("jailhooks/web") is None  # undone: a jail that does not start leaves no rules
+
+
+def test_check_and_sync_name_the_rule_that_decides_instead(web, cli, tmp_path):
+    assert start(web, cli).code == 0
+    assert "ok      firewall: jail web: its policy is enforced by the live ruleset" in cli("check").out
+    load_main(web, tmp_path, HOOKS + "pass out quick proto tcp all\nanchor \"jailhooks/*\"\n")
+    report = cli("check")
+    assert report.code == 1
+    assert ("error   pf: jail web: not enforced: default block: tcp to any port 9 as root: pf would pass it, the "
+            "policy says block; decided by main ruleset: pass out quick proto tcp all flags S/SA keep state "
+            '(before anchor "jailhooks/*")') in report.out
+    doc = json.loads(cli("check", "--json").out)["jailhooks-check"]
+    assert doc["ok"] is False
+    assert cli("sync").code == 1
+
+
+def test_an_unmodelled_rule_that_could_decide_is_not_proven_never_guessed(web, cli, tmp_path):
+    load_main(web, tmp_path, HOOKS + "pass out quick on egress all\nanchor \"jailhooks/*\"\n")
+    res = start(web, cli)
+    assert res.code == 1
+    assert "not proven: main ruleset: pass out quick on egress all" in res.err
+
+
+def test_the_contrib_baseline_proves_every_probe(web, cli, tmp_path):
+    from .conftest import REPO
+
+    load_main(web, tmp_path, (REPO / "contrib" / "pf.conf").read_text())
+    assert start(web, cli).code == 0
+
+
+# -- 2. a plugin raising BaseException -----------------------------------------------------------------
+
+@pytest.mark.parametrize("raising", ["sys.exit(0)", "raise KeyboardInterrupt", "raise BaseException('x')"])
+def test_a_plugin_raising_baseexception_fails_the_start_closed(env, cli, raising):
+    env.write_plugin("quitter", f"import sys\nfrom jailhooks import hookimpl\n\n@hookimpl\n"
+                                f"def jailhooks_pf_rules(ctx):\n    {raising}\n")
+    env.write_config('plugins = ["quitter"]\n' + WEB.format(root=env.jail_root("web")))
+    res = cli("run", "prestart", "web")
+    assert res.code == 1 and "Traceback" not in res.err
+    assert "plugin quitter: raised" in res.err
+    assert env.anchor("jailhooks/web") is None
+    assert cli("render", "web").code != 0
+
+
+# -- 3. values are copied, never trusted --------------------------------------------------------------
+
+HOSTILE = '''
+from jailhooks import hookimpl
+from jailhooks.pf.rules import Filter, Nat
+
+class Addr(str):
+    def __format__(self, spec):
+        return "192.0.2.1\\npass out quick all #"
+    def __str__(self):
+        return "192.0.2.1\\npass out quick all #"
+    def __eq__(self, other):
+        return True
+    def __hash__(self):
+        return 0
+    def __iter__(self):
+        return iter(["any"])
+
+@hookimpl
+def jailhooks_pf_rules(ctx):
+    return [Filter(action=Addr("pass"), proto=Addr("tcp"), to=[Addr("192.0.2.1")], port=Addr("443"))]
+'''
+
+
+def test_str_subclasses_from_a_plugin_are_copied_before_anything_formats_them(env, cli):
+    env.write_plugin("hostile", HOSTILE)
+    env.write_config('plugins = ["hostile"]\n' + WEB.format(root=env.jail_root("web")))
+    res = cli("render", "web")
+    assert res.code == 0, res.err
+    assert "pass out quick all #" not in res.out and "\npass out quick all" not in res.out
+    assert "pass out quick proto tcp from <jail_web> to 192.0.2.1 port 443" in res.out
+    assert start(env, cli).code == 0
+    assert not any(rule.startswith("pass out quick all") for rule in env.anchor("jailhooks/web")["filter"])
+
+
+def test_an_action_whose_eq_is_always_true_is_refused(env, cli):
+    env.write_plugin("sneaky", HOSTILE.replace('action=Addr("pass")', 'action=Addr("allow")'))
+    env.write_config('plugins = ["sneaky"]\n' + WEB.format(root=env.jail_root("web")))
+    res = cli("render", "web")
+    assert res.code == 65 and "action 'allow' is not pass or block" in res.err
+
+
+# -- 4. one address, one jail ---------------------------------------------------------------------------
+
+def test_a_second_jail_with_the_same_address_is_refused(web, cli):
+    assert start(web, cli).code == 0
+    web.write_config(WEB.format(root=web.jail_root("web")) + f'[jail.copy]\npath = "{web.jail_root("copy")}"\n'
+                     'ip4 = "192.0.2.10"\n')
+    res = cli("run", "start", "copy")
+    assert res.code == 65
+    assert "jail copy: address 192.0.2.10 is also held by running jail web: one address, one jail" in res.err
+    assert web.anchor("jailhooks/copy") is None
+    web.create_jail("copy", ip4="192.0.2.10")  # started by hand, without jailhooks
+    assert "address 192.0.2.10 is also held by running jail copy" in cli("check").out
+
+
+# -- 5. kernel jails jailhooks refuses -------------------------------------------------------------------
+
+def test_check_names_every_running_jail_it_cannot_govern(web, cli):
+    assert start(web, cli).code == 0
+    for name in ("x;pass", "-h"):
+        assert web.sim.run(["/usr/sbin/jail", "-c", f"name={name}", "path=/", "persist"], None, 5, True).returncode == 0
+    report = cli("check")
+    assert report.code == 1
+    assert "error   jls: running jail 'x;pass' has no rules: jailhooks refuses its name" in report.out
+    assert "error   jls: running jail '-h' has no rules" in report.out
+
+
+# -- 6. [pf] parent changed while the jail runs -----------------------------------------------------------
+
+def test_stop_flushes_the_anchor_where_it_was_loaded(web, cli):
+    assert start(web, cli).code == 0
+    web.write_config('[pf]\nparent = "other"\n' + WEB.format(root=web.jail_root("web")))
+    web.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    assert web.anchor("jailhooks/web") is None
+
+
+# -- 7. a missing config file --------------------------------------------------------------------------
+
+def test_a_missing_config_file_is_exit_78_not_built_in_defaults(env, cli, tmp_path):
+    missing = tmp_path / "nowhere.toml"
+    for args in (["check"], ["status"], ["run", "start", "web"]):
+        res = cli("--config", str(missing), *args)
+        assert res.code == 78, args
+        assert "file not found: copy the sample configuration there" in res.err and str(missing) in res.err
+    assert cli("--config", str(missing), "--help").code == 0
+
+
+# -- explain -------------------------------------------------------------------------------------------
+
+def test_explain_gives_the_verdict_and_the_rule_that_decides(web, cli):
+    assert start(web, cli).code == 0
+    res = cli("explain", "web", "tcp", "198.51.100.1:443")
+    assert res.code == 0, res.err
+    assert "verdict:    pass (keeps state: replies pass)" in res.out
+    assert ('decided by: anchor jailhooks/web: pass out quick proto tcp from <jail_web> to any port = https flags '
+            'S/SA keep state label "jailhooks:web"') in res.out
+    assert "section:    4. passes for the jail, from plugin pf" in res.out
+    doc = json.loads(cli("explain", "web", "tcp", "198.51.100.1:25", "--json").out)["jailhooks-explain"]
+    assert (doc["verdict"], doc["proven"], doc["section"]) == ("block", True, "5. block everything else the jail sends")
+    assert cli("explain", "web", "tcp", "198.51.100.1").code == 64  # tcp needs a port
+    assert cli("explain", "nosuch", "tcp", "198.51.100.1:1").code == 68
+
+
+def test_explain_rendered_answers_before_the_jail_ever_started(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")))
+    res = cli("explain", "web", "udp", "198.51.100.1:53", "--rendered")
+    assert res.code == 0 and "verdict:    block" in res.out
+    assert "ruleset:    what start would load" in res.out
