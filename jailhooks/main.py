@@ -15,9 +15,10 @@ sqlite3):
   importlib.metadata costs more than the rest of a run;
 * the cyclic collector is paused while loading and what loading made is
   frozen (fast_run); the process ends without interpreter teardown (console);
-* modules that only some runs need (logging, json, the manager readers)
-  are imported where they are used; ipaddress is not one of them any more:
-  every start proves the jail's policy over pf's live rules (pf/prove.py).
+* modules that only some runs need (logging, the manager readers) are
+  imported where they are used; ipaddress and json are not among them any
+  more: every prestart reads the running jails (jls JSON: one address, one
+  jail) and proves the jail's policy over pf's live rules (pf/prove.py).
 
 tests/test_hookpath.py pins the modules a hook run imports.
 """
