@@ -135,6 +135,11 @@ def interface(value: object) -> str:
     return value
 
 
+def re_interface(text: str) -> bool:
+    """TEXT is an interface name (no exception)."""
+    return bool(re.fullmatch(_IFNAME, text))
+
+
 def _no_scope(text: str) -> None:
     if "%" in text:
         raise ValueError("scoped IPv6 addresses are not supported")

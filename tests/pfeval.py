@@ -35,6 +35,7 @@ class Verdict:
 class Firewall:
     main_text: str
     anchors: dict[str, str] = field(default_factory=dict)
+    interfaces: dict[str, list] = field(default_factory=dict)  # name -> addresses, primary first
 
     def __post_init__(self) -> None:
         main = parse(self.main_text, in_anchor=False)
@@ -48,7 +49,7 @@ class Firewall:
             filter=parse_listing(listing(main.lines("filter"), {a: rs.lines("filter") for a, rs in parsed.items()},
                                          "rules")),
             nat=parse_listing(listing(main.lines("nat"), {a: rs.lines("nat") for a, rs in parsed.items()}, "nat")),
-            skip=set(main.skip), tables=tables)
+            skip=set(main.skip), tables=tables, interfaces=self.interfaces)
 
     @property
     def states(self) -> list:

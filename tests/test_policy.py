@@ -54,6 +54,25 @@ nat = "203.0.113.50"
 allow = [{{ proto = "tcp", port = 443 }}]
 inbound = [{{ proto = "tcp", port = 22 }}]
 
+# hosting: customers may only fetch over https; the site-wide allow (the resolver) still holds for them
+[jail.hosting]
+path = "{root}/hosting"
+ip4 = ["192.0.2.70"]
+[jail.hosting.pf]
+allow = [{{ proto = "tcp", port = [25, 443] }}]
+[jail.hosting.pf.users]
+allow = [{{ proto = "tcp", port = 443 }}]
+
+# closed: the same, without the site-wide allow
+[jail.closed]
+path = "{root}/closed"
+ip4 = ["192.0.2.71"]
+[jail.closed.pf]
+inherit_allow = false
+allow = [{{ proto = "tcp", port = 443 }}]
+[jail.closed.pf.users]
+allow = [{{ proto = "tcp", port = 443 }}]
+
 # legacy: the strict form (match = "both") kept from before 0.3
 [jail.legacy]
 path = "{root}/legacy"
@@ -88,7 +107,8 @@ def site(tmp_path_factory):
     sample = sample.replace('# plugins = ["mysite.jailpolicy"]', 'plugins = ["noX11"]')
     env.config.write_text(sample + EXTRA.format(root=root / "jails"))
     jails = {"web": ("192.0.2.10", "2001:db8::10"), "mail": ("192.0.2.20", ""), "db": ("192.0.2.30", ""),
-             "app": ("10.0.0.5", ""), "shop": ("", ""), "blog": ("", ""), "legacy": ("192.0.2.60", "")}
+             "app": ("10.0.0.5", ""), "shop": ("", ""), "blog": ("", ""), "legacy": ("192.0.2.60", ""),
+             "hosting": ("192.0.2.70", ""), "closed": ("192.0.2.71", "")}
     texts = {}
     for name, (ip4, ip6) in jails.items():
         env.create_jail(name, ip4=ip4, ip6=ip6)
@@ -109,7 +129,7 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fw(site):
     _, texts, _ = site
-    return Firewall((CONTRIB / "pf.conf").read_text(), texts)
+    return Firewall((CONTRIB / "pf.conf").read_text(), texts, interfaces=EM0)
 
 
 def user_of(site, jail: str) -> int:
@@ -118,8 +138,10 @@ def user_of(site, jail: str) -> int:
 
 
 ADDR = {"web": "192.0.2.10", "mail": "192.0.2.20", "db": "192.0.2.30", "app": "10.0.0.5", "shop": HOST,
-        "blog": HOST, "legacy": "192.0.2.60"}
+        "blog": HOST, "legacy": "192.0.2.60", "hosting": "192.0.2.70", "closed": "192.0.2.71"}
 LOCAL = set(ADDR.values()) | {"2001:db8::10"}
+# em0: the host's own address first, then the jails' addresses as its aliases
+EM0 = {"em0": [HOST] + sorted(set(ADDR.values()) - {HOST, "10.0.0.5"}) + ["2001:db8::1", "2001:db8::10"]}
 
 
 def send(fw, jail, uid, dst, port, proto="tcp", src=None):
@@ -160,6 +182,12 @@ ROWS = [
     ("blog", "user", WORLD, 25, "tcp", True),
     ("blog", "user", WORLD, 443, "tcp", False),
     ("shop", ROOT, WORLD, 25, "tcp", True),          # what a UID match cannot see: root, daemons
+    ("hosting", "user", WORLD, 443, "tcp", True),    # a customer's script may fetch over https
+    ("hosting", "user", "192.0.2.53", 53, "udp", True),  # and resolve names: the site-wide allow holds
+    ("hosting", "user", WORLD, 25, "tcp", False),    # but not send mail, which the jail's MTA may
+    ("hosting", ROOT, WORLD, 25, "tcp", True),
+    ("closed", "user", "192.0.2.53", 53, "udp", False),  # inherit_allow = false: not even that
+    ("closed", ROOT, "192.0.2.53", 53, "udp", False),
     ("legacy", "user", WORLD, 25, "tcp", True),      # match = "both": the block's users pass
     ("legacy", POSTFIX, WORLD, 25, "tcp", False),    # and a daemon outside the block cannot
 ]
@@ -198,6 +226,17 @@ def test_without_the_baseline_an_inbound_connection_gets_no_state_and_its_reply_
     assert v.passed and not v.state  # no rule: pass without state
     reply = Packet("em0", "out", "tcp", "192.0.2.30", CLIENT, sport=5432, dport=50003, uid=POSTGRES)
     assert not old.test(reply).passed  # ... so db's default block drops the reply
+
+
+def test_the_hosts_sshd_is_open_and_a_jails_port_22_is_not(fw):
+    """contrib/pf.conf passes ssh to ($ext_if:0), the host's own address:
+    not to the jails' addresses, which are aliases on the same interface."""
+    assert fw.test(Packet("em0", "in", "tcp", CLIENT, HOST, sport=50010, dport=22)).passed
+    v = fw.test(Packet("em0", "in", "tcp", CLIENT, "192.0.2.10", sport=50011, dport=22))
+    assert not v.passed and v.rule.startswith("main:block drop in log all"), v
+    assert not fw.test(Packet("em0", "in", "tcp", CLIENT, "192.0.2.30", sport=50012, dport=22)).passed
+    # vj lists 22 in its inbound: its own anchor opens it
+    assert fw.test(Packet("em0", "in", "tcp", CLIENT, "192.0.2.50", sport=50013, dport=22)).passed
 
 
 def test_port_forward_and_its_reply(fw):

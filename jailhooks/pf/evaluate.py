@@ -109,10 +109,24 @@ class Ruleset:
     anchors whose tables hold only jails' addresses."""
 
     def __init__(self, filter: list, nat: list, skip: Optional[set] = None,
-                 tables: TableReader = lambda path, name: None, jail_tables: str = "") -> None:
+                 tables: TableReader = lambda path, name: None, jail_tables: str = "",
+                 interfaces: Optional[dict] = None) -> None:
         self.filter, self.nat, self.skip = filter, nat, skip or set()
         self.tables, self.jail_tables = tables, jail_tables
+        self.interfaces = interfaces or {}  # name -> its addresses, the primary one of each family first
         self.states: list = []
+
+    def _dynamic(self, spec: str) -> Optional[list]:
+        """The addresses ``(IF)`` or ``(IF:0)`` stand for (pf.conf(5): ":0 Do
+        not include interface aliases"); None when not known here."""
+        iface, _, modifier = spec.partition(":")
+        if iface not in self.interfaces or modifier not in ("", "0"):
+            return None
+        addresses = self.interfaces[iface]
+        if modifier == "0":
+            return [a for a in (next((x for x in addresses if ":" not in x), None),
+                                next((x for x in addresses if ":" in x), None)) if a]
+        return list(addresses)
 
     # -- matching ----------------------------------------------------------------------------
     def _table(self, path: str, name: str) -> Optional[list]:
@@ -131,6 +145,12 @@ class Ruleset:
             hit = False
         elif addr is None or h.kind == "other":
             return None
+        elif h.kind == "dynamic":
+            entries = self._dynamic(h.value)
+            if entries is None:
+                return None  # the interface's addresses are not known here
+            ip = ipaddress.ip_address(addr)
+            hit = any(_in(ip, e) for e in entries)
         else:
             ip = ipaddress.ip_address(addr)
             if h.kind == "table":

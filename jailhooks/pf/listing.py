@@ -35,9 +35,10 @@ _HARMLESS = {"label": 1, "ridentifier": 1, "queue": 1, "rtable": 1, "dnpipe": 1,
 
 
 class Host:
-    """One side of from/to: ``any``, an address or network, a ``<table>``, or
-    something only the kernel can resolve (an interface's addresses, self,
-    no-route, urpf-failed, a range), kept as ``other``."""
+    """One side of from/to: ``any``, an address or network, a ``<table>``, an
+    interface's addresses (``dynamic``: ``(em0)``, ``(em0:0)``), or something
+    only the kernel can resolve (self, no-route, urpf-failed, a range), kept
+    as ``other``."""
 
     __slots__ = ("kind", "value", "neg", "port")
 
@@ -277,8 +278,8 @@ def _host(w: _Words, r: PrintedRule) -> Host:
         h = Host("any", neg=neg)
     elif word.startswith("<") and word.endswith(">"):
         h = Host("table", word[1:-1], neg)
-    elif word.startswith("("):
-        h = Host("other", word, neg)
+    elif word.startswith("("):  # an interface's addresses: (em0), (em0:0) ...
+        h = Host("dynamic", word[1:-1], neg)
     elif word in ("self", "no-route", "urpf-failed", "route"):
         if word == "route":
             word += " " + w.take()

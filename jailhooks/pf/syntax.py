@@ -148,6 +148,13 @@ class _Parser:
             name = self.name()
             self.take(">")
             return [Address(f"<{name}>")]
+        if tok == "(":  # an interface's addresses, as the kernel resolves them: (em0), (em0:0)
+            name = self.name()
+            self.take(")")
+            iface, _, modifier = name.partition(":")
+            if not validate.re_interface(iface) or modifier not in ("", "0", "network", "broadcast", "peer"):
+                raise PfSyntaxError(self.line, "could not parse host specification")
+            return [Address(f"({name})")]
         if tok == "{":  # nested list (macro that expands to a list)
             self.i -= 1
             return self.list_or_one(self.host)
@@ -194,10 +201,16 @@ def tokenize(text: str, line: int, macros: dict[str, str]) -> list[str]:
     out: list[str] = []
     for tok in _TOKEN.findall(text):
         if tok.startswith("$"):
-            name = tok[1:]
+            # parse.y's lexer reads a macro name as letters, digits and '_':
+            # "$ext_if:0" is the macro ext_if followed by ":0"
+            name = tok[1:len(tok) - len(tok[1:].lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"))]
+            rest = tok[1 + len(name):]
             if name not in macros:
                 raise PfSyntaxError(line, f"macro '{name}' not defined")
-            out.extend(tokenize(macros[name], line, macros))
+            if rest:
+                out.extend(tokenize(macros[name] + rest, line, macros))
+            else:
+                out.extend(tokenize(macros[name], line, macros))
         else:
             out.append(tok)
     return out

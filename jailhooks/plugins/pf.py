@@ -83,18 +83,31 @@ def _filters(rules: list, **kw) -> list:
             for r in rules]
 
 
+def _for_users(rule: dict) -> dict | None:
+    """RULE as a rule for the jail's users: pf matches users on tcp and udp
+    sockets only, so its other protocols are left out (None: nothing left)."""
+    protos = [p for p in rule["proto"] or ["tcp", "udp"] if p in ("tcp", "udp")]
+    return {**rule, "proto": protos} if protos else None
+
+
 @hookimpl
 def jailhooks_pf_rules(ctx):
     """The policy from the config, as contributions like any plugin's."""
     glob = ctx.settings.section("pf")
     own = ctx.settings.jails.get(ctx.jail.name)
     own = own.sections.get("pf", {}) if own else {}
-    allow = (glob["allow"] if own.get("inherit_allow", True) else []) + own.get("allow", [])
+    inherit = own.get("inherit_allow", True)
+    allow = (glob["allow"] if inherit else []) + own.get("allow", [])
     users = own.get("users", glob["users"])
+    users_allow = users.get("allow", [])
+    if users_allow and inherit:
+        # the users' allow list is all they may send: it keeps what every jail
+        # may (the resolver: a script that may reach 443 must still resolve names)
+        users_allow = [_for_users(r) for r in glob["allow"] if _for_users(r)] + users_allow
     rules = _filters(glob["block"] + own.get("block", []), action="block")
     rules += _filters(allow, action="pass")
     rules += _filters(users.get("block", []), action="block", users=True)
-    rules += _filters(users.get("allow", []), action="pass", users=True)
+    rules += _filters(users_allow, action="pass", users=True)
     rules += [Filter(action="pass", direction="in", proto=tuple(r["proto"]), peers=tuple(r["from"]),
                      port=tuple(r["port"]), log=r["log"]) for r in own.get("inbound", glob["inbound"])]
     rules += [Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
