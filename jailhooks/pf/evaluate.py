@@ -115,6 +115,7 @@ class Ruleset:
         self.tables, self.jail_tables = tables, jail_tables
         self.interfaces = interfaces or {}  # name -> its addresses, the primary one of each family first
         self.states: list = []
+        self.why: list = []  # what the last _conditions() could not evaluate
 
     def _dynamic(self, spec: str) -> Optional[list]:
         """The addresses ``(IF)`` or ``(IF:0)`` stand for (pf.conf(5): ":0 Do
@@ -175,18 +176,18 @@ class Ruleset:
     def _conditions(self, r: PrintedRule, pkt: Packet) -> Optional[bool]:
         """Do R's conditions hold for PKT?  None: the modelled ones do, and R
         has one that is not modelled (or a value not known here)."""
-        unsure = bool(r.unmodelled)
+        why = self.why = list(r.unmodelled)  # what could not be evaluated, for the message
         if r.direction and r.direction != pkt.direction:
             return False
         if r.interface:
             local = r.interface.startswith(_LOCAL_IFACES)
-            if pkt.iface is None:  # some external interface: not lo0, not pflog0
-                if not (local and r.interface[-1:].isdigit()):
-                    unsure = True
+            if not r.interface[-1:].isdigit():  # an interface group: its members are not known here
+                why.append(f"on {r.interface}: an interface group")
+            elif pkt.iface is None:  # some external interface: not lo0, not pflog0
+                if not local:
+                    why.append(f"on {r.interface}: the packet's interface is not known (explain --on IF)")
                 elif not r.interface_not:
                     return False
-            elif not r.interface[-1:].isdigit():  # an interface group: its members are not known here
-                unsure = True
             elif (r.interface == pkt.iface) == r.interface_not:
                 return False
         if r.af and r.af != pkt.af:
@@ -197,7 +198,11 @@ class Ruleset:
             hit = self._host(h, addr, r.path)
             if hit is False:
                 return False
-            unsure |= hit is None
+            if hit is None:
+                why.append(f"{'! ' if h.neg else ''}{_shown(h)}: " + (
+                    "the host's own address is not known here" if addr is None else
+                    "the interface's addresses are not known here" if h.kind == "dynamic" else
+                    "a table with negated entries" if h.kind == "table" else "not modelled"))
             if h.port is not None and (pkt.proto not in ("tcp", "udp") or not self._op(h.port, port)):
                 return False
         if r.user is not None and pkt.proto in ("tcp", "udp"):
@@ -211,21 +216,21 @@ class Ruleset:
         if r.icmp_type and (pkt.proto not in ("icmp", "ipv6-icmp") or r.icmp_type != "echoreq"):
             return False
         if r.flags and pkt.proto == "tcp" and r.flags not in ("S/SA", "any", "S/FSRPAUEW", "S/FSRA"):
-            unsure = True
-        return None if unsure else True
+            why.append(f"flags {r.flags}")
+        return None if why else True
 
     # -- translation ----------------------------------------------------------------------------
     def _translate(self, pkt: Packet) -> tuple[Packet, Optional[PrintedRule], str]:
         want = "nat" if pkt.direction == "out" else "rdr"
         for r, hit in _walk(self.nat, want, self, pkt):
             if hit is None:
-                return pkt, None, where(r) + _unmodelled(r)
+                return pkt, None, where(r) + _unmodelled(self.why)
             if not hit:
                 continue
             if r.negated:
                 return pkt, r, ""
             if r.unmodelled or not r.target:
-                return pkt, None, where(r) + _unmodelled(r)
+                return pkt, None, where(r) + _unmodelled(r.unmodelled or ["no translation address"])
             if want == "nat":
                 return pkt._replace(src=r.target, tag=r.tag or pkt.tag), r, ""
             return pkt._replace(dst=r.target, dport=r.target_port or pkt.dport, tag=r.tag or pkt.tag), r, ""
@@ -290,7 +295,7 @@ class _Walk:
                 continue
             if r.kind == "anchor":
                 if hit is None:
-                    self.unproven = where(r) + _unmodelled(r)
+                    self.unproven = where(r) + _unmodelled(self.rs.why)
                     return True
                 before = self.decided
                 for _, inner in r.children:
@@ -301,11 +306,11 @@ class _Walk:
                 continue
             if r.kind == "match" or r.kind == "unknown":
                 if hit is None or r.kind == "unknown" or r.tag:
-                    self.unproven = where(r) + _unmodelled(r, "a rule whose effect is not modelled")
+                    self.unproven = where(r) + _unmodelled(self.rs.why or ["a rule whose effect is not modelled"])
                     return True
                 continue
             if hit is None:
-                self.unproven = where(r) + _unmodelled(r)
+                self.unproven = where(r) + _unmodelled(self.rs.why)
                 if r.quick:
                     return True
                 continue  # a later rule that matches for certain decides instead
@@ -334,9 +339,12 @@ def _walk(rules: list[PrintedRule], want: str, rs: Ruleset, pkt: Packet):
                 yield from _walk(inner, want, rs, pkt)
 
 
-def _unmodelled(r: PrintedRule, fallback: str = "") -> str:
-    what = ", ".join(r.unmodelled) or fallback or "a condition that cannot be evaluated here"
-    return f" (cannot evaluate: {what})"
+def _unmodelled(why: list) -> str:
+    return f" (cannot evaluate: {', '.join(why) or 'a condition not modelled'})"
+
+
+def _shown(h: Host) -> str:
+    return {"table": f"<{h.value}>", "dynamic": f"({h.value})"}.get(h.kind, h.value)
 
 
 def _in(ip, entry: str) -> bool:

@@ -21,7 +21,7 @@ import re
 
 from .syntax import SERVICES
 
-_TOKEN = re.compile(r'"[^"]*"|\([^()]*\)|[^\s"()]+')
+_TOKEN = re.compile(r'"[^"]*"|\([^()]*\)(?:/\d+)?|[^\s"()]+')
 _PORT_BY_NAME = {name: port for port, name in SERVICES.items()}
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 _RANGE_OPS = ("><", "<>")
@@ -102,10 +102,11 @@ def _block(lines: list[str], i: int, depth: int, path: str) -> tuple[list[Printe
         rule = parse_rule(body[:-2] if opens else body, path)
         i += 1
         if opens:
-            if not rule.call:
+            if not rule.kind.endswith("anchor"):
                 raise ValueError(f"pfctl listing: a block after a rule that calls no anchor: {body!r}")
-            target = _resolve(path, rule.call)
-            if rule.call.endswith("/*"):  # one block per child
+            # an anonymous anchor (anchor { ... } in pf.conf) prints without its name
+            target = _resolve(path, rule.call) if rule.call else f"{path}/_anonymous" if path else "_anonymous"
+            if rule.call and rule.call.endswith("/*"):  # one block per child
                 while i < len(lines) and lines[i].strip() != "}":
                     child = parse_rule(lines[i].strip()[:-2], path)
                     if not lines[i].strip().endswith(" {") or not child.call or _indent(lines[i]) != depth + 1:
@@ -145,8 +146,6 @@ def parse_rule(text: str, path: str = "") -> PrintedRule:
         r.kind = head
         if w.peek() and w.peek().startswith('"'):
             r.call = w.take()[1:-1]
-        else:
-            r.unmodelled.append("an anonymous anchor")
     elif head in ("pass", "block"):
         r.kind, r.action = "filter", head
         if head == "block":
@@ -278,8 +277,10 @@ def _host(w: _Words, r: PrintedRule) -> Host:
         h = Host("any", neg=neg)
     elif word.startswith("<") and word.endswith(">"):
         h = Host("table", word[1:-1], neg)
-    elif word.startswith("("):  # an interface's addresses: (em0), (em0:0) ...
+    elif word.startswith("(") and word.endswith(")"):  # an interface's addresses: (em0), (em0:0) ...
         h = Host("dynamic", word[1:-1], neg)
+    elif word.startswith("("):  # (em0)/24: the interface's networks, masked
+        h = Host("other", word, neg)
     elif word in ("self", "no-route", "urpf-failed", "route"):
         if word == "route":
             word += " " + w.take()
