@@ -322,7 +322,7 @@ def registry_export(opts: Options):
 
 
 @registry.command("import")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--host", metavar="HOST", help="The host the leases belong to (default: the host each was exported with).")
 @click.pass_obj
 def registry_import(opts: Options, file, host):

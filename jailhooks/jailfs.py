@@ -16,6 +16,7 @@ import stat
 from contextlib import contextmanager
 from typing import Iterator
 
+from . import validate
 from .errors import DataError
 
 _SYMLINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # Linux: ELOOP; FreeBSD O_NOFOLLOW: EMLINK
@@ -87,9 +88,10 @@ def read_text(root: str, relpath: str) -> str | None:
                 if exc.errno in _SYMLINK_ERRNOS:
                     raise DataError(f"{shown} is a symbolic link inside the jail; refusing to follow it") from None
                 raise DataError(f"{shown}: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, FIFO or device planted by the jail
+                os.close(fd)
+                raise DataError(f"{validate.escaped(shown)} is not a regular file")
             with os.fdopen(fd, "rb") as fh:
-                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    raise DataError(f"{shown} is not a regular file")
                 os.set_blocking(fh.fileno(), True)
                 data = fh.read(MAX_FILE + 1)
                 if len(data) > MAX_FILE:

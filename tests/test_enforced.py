@@ -203,3 +203,60 @@ def test_explain_rendered_answers_before_the_jail_ever_started(env, cli):
     res = cli("explain", "web", "udp", "198.51.100.1:53", "--rendered")
     assert res.code == 0 and "verdict:    block" in res.out
     assert "ruleset:    what start would load" in res.out
+
+
+# -- leases from outside stay inside the pool ---------------------------------------------------------
+
+def test_recover_refuses_a_forged_marker_outside_the_pool(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")))
+    assert cli("run", "create", "web").code == 0
+    for f in env.state.glob("registry.sqlite*"):
+        f.unlink()
+    pw = env.root / "jails/web/etc/pw.conf"  # web's root claims host users 1000-1999
+    pw.write_text(pw.read_text().replace("100000-100999 of jail web", "1000-1999 of jail web"))
+    res = cli("registry", "recover")
+    assert res.code == 65
+    assert "UIDs 1000-1999 lie outside the pool [uids] first..last (100000-999999999)" in res.err
+    assert cli("status", "--json", "web").jails()[0]["uid_range"] is None
+
+
+@pytest.mark.parametrize("data,message", [
+    (b'{"jailhooks_registry": 1, "leases": [{"jail": "a", "uid_first": 1000, "uid_last": 1999}]}',
+     "UIDs 1000-1999 lie outside the pool"),
+    (b'\xff\xfe{"leases": []}', "not UTF-8 text; nothing was imported"),
+    (b"[" * 100000 + b"]" * 100000, "nothing was imported"),
+    (b'{"jailhooks_registry": 2, "leases": []}', "not version 1 of a jailhooks registry export"),
+    (b'{"leases": []}', "not version 1 of a jailhooks registry export"),
+])
+def test_registry_import_refuses_what_is_not_an_export_of_this_pool(env, cli, tmp_path, data, message):
+    f = tmp_path / "leases.json"
+    f.write_bytes(data)
+    res = cli("registry", "import", str(f))
+    assert res.code == 65 and message in res.err and "Traceback" not in res.err, res.err
+    assert cli("status", "--json").jails() == []
+
+
+def test_a_registry_replaced_while_jails_run_is_reported_and_sync_keeps_the_rules(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")) + '[jail.web.pf.users]\nblock = [{ proto = "tcp", port = 25 }]\n')
+    assert start(env, cli).code == 0
+    loaded = env.anchor("jailhooks/web")
+    assert any("user 99999 >< 101000" in rule for rule in loaded["filter"])
+    for f in env.state.glob("registry.sqlite*"):
+        f.unlink()
+    report = cli("check")
+    assert report.code == 1
+    assert ("jail web runs with UIDs 100000-100999 (its etc/pw.conf), the registry holds no lease for it: run "
+            "`jailhooks registry recover`") in report.out
+    res = cli("sync")
+    assert res.code == 1 and "anchor jailhooks/web kept as loaded" in res.err
+    assert env.anchor("jailhooks/web") == loaded  # not rewritten without the users' rules
+    assert cli("registry", "recover").code == 0 and cli("sync").code == 0
+
+
+def test_a_create_that_fails_after_allocating_gives_the_block_back(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")))
+    (env.jail_root("web") / "etc" / "pw.conf").mkdir()
+    res = cli("run", "create", "web")
+    assert res.code == 65 and "etc/pw.conf is not a regular file" in res.err
+    assert "undone: uids: release UIDs 100000-100999" in res.err
+    assert cli("status", "--json", "web").jails()[0]["uid_range"] is None

@@ -345,7 +345,7 @@ def test_recover_refuses_claims_a_jail_could_forge(env, cli):
 ])
 def test_registry_import_validates_every_lease(env, cli, tmp_path, lease, message):
     f = tmp_path / "leases.json"
-    f.write_text(json.dumps({"leases": [lease]}))
+    f.write_text(json.dumps({"jailhooks_registry": 1, "leases": [lease]}))
     res = cli("registry", "import", str(f))
     assert res.code == 65 and message in res.err, res.err
     assert cli("status", "--json").jails() == []
@@ -353,7 +353,7 @@ def test_registry_import_validates_every_lease(env, cli, tmp_path, lease, messag
 
 def test_registry_import_refuses_a_shared_exclusive_fib(env, cli, tmp_path):
     f = tmp_path / "leases.json"
-    f.write_text(json.dumps({"leases": [
+    f.write_text(json.dumps({"jailhooks_registry": 1, "leases": [
         {"jail": "a", "uid_first": 200000, "uid_last": 200999, "fib": 2, "fib_exclusive": True},
         {"jail": "b", "uid_first": 201000, "uid_last": 201999, "fib": 2, "fib_exclusive": True}]}))
     res = cli("registry", "import", str(f))

@@ -123,7 +123,7 @@ def test_runs_refusals_and_admin_changes_reach_syslog(env, cli, tmp_path, monkey
     assert cli("release", "web").code == 0
     assert "web: released UIDs 100000-100999" in lines(syslog.LOG_NOTICE)
     leases = tmp_path / "leases.json"
-    leases.write_text('{"leases": [{"jail": "db", "uid_first": 200000, "uid_last": 200999}]}')
+    leases.write_text('{"jailhooks_registry": 1, "leases": [{"jail": "db", "uid_first": 200000, "uid_last": 200999}]}')
     assert cli("registry", "import", str(leases)).code == 0
     assert "registry: 1 lease(s) imported, 0 already there" in lines(syslog.LOG_NOTICE)
 

@@ -314,16 +314,33 @@ def registry_export(app: App) -> int:
     return 0
 
 
-def registry_import(app: App, text: str, source: str, host: str | None = None) -> int:
+EXPORT_VERSION = 1  # "jailhooks_registry" in an export
+
+
+def registry_import(app: App, data: bytes | str, source: str, host: str | None = None) -> int:
     import json
 
     try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
         doc = json.loads(text)
-        leases = doc["leases"] if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or doc.get("jailhooks_registry") != EXPORT_VERSION:
+            raise ValueError(f"not version {EXPORT_VERSION} of a jailhooks registry export "
+                             "(\"jailhooks_registry\": 1)")
+        leases = doc.get("leases")
         if not isinstance(leases, list):
             raise ValueError("no \"leases\" list")
+    except UnicodeDecodeError:
+        raise DataError(f"{validate.escaped(source)}: not UTF-8 text; nothing was imported") from None
+    except RecursionError:
+        raise DataError(f"{validate.escaped(source)}: nested too deeply to be an export; nothing was imported") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{source}: not a jailhooks registry export ({exc})") from None
+        raise DataError(f"{validate.escaped(source)}: not a jailhooks registry export "
+                        f"({validate.escaped(str(exc), 200)}); nothing was imported") from None
+    from ..registry.sql import checked_lease
+
+    for item in leases:  # each as an allocation would check it, then against this host's pool
+        checked_lease(item, "import")
+        in_pool(app, item, "import")
     if host is not None:
         from ..config import host_label
 
@@ -337,6 +354,30 @@ def registry_import(app: App, text: str, source: str, host: str | None = None) -
     added, same = app.registry.import_leases(leases)
     app.changed(f"registry: {added} lease(s) imported, {same} already there")
     return 0
+
+
+def in_pool(app: App, item: Any, what: str) -> None:
+    """A lease from outside (an export, a jail's own marker) lies within the
+    pool [uids] first..last for its jail and holds no reserved id: a forged
+    "UIDs 1000-1999" would make the anchor's users' rules match host users."""
+    if not isinstance(item, dict) or not isinstance(item.get("jail"), str):
+        return  # checked_lease refuses it, with its own message
+    first, last = item.get("uid_first"), item.get("uid_last")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
+        return
+    try:
+        pool = app.settings.for_jail("uids", validate.jail_name(item["jail"]))
+    except (KeyError, ValueError):  # no uids section (plugin disabled), or a name checked_lease refuses
+        return
+    if pool.get("range") and [first, last] == list(pool["range"]):
+        return  # the jail's own fixed range ([jail.NAME.uids] range)
+    if not pool["first"] <= first <= last <= pool["last"]:
+        raise DataError(f"{what}: lease of {item['jail']}: UIDs {first}-{last} lie outside the pool "
+                        f"[uids] first..last ({pool['first']}-{pool['last']}); nothing was changed")
+    reserved = [f"{uid} ({name})" for uid, name in sorted(validate.RESERVED_UIDS.items()) if first <= uid <= last]
+    if reserved:
+        raise DataError(f"{what}: lease of {item['jail']}: UIDs {first}-{last} hold reserved ids "
+                        f"{', '.join(reserved)}; nothing was changed")
 
 
 def registry_recover(app: App, names: list[str]) -> int:
@@ -359,6 +400,7 @@ def registry_recover(app: App, names: list[str]) -> int:
             continue
         try:
             claims.append(checked_lease(claim, f"jail {name}'s etc/pw.conf"))
+            in_pool(app, claim, f"jail {name}'s etc/pw.conf")
         except DataError as exc:
             problems.append(str(exc))
     claims.sort(key=lambda lease: lease.uid_first)

@@ -296,7 +296,16 @@ def jailhooks_status(ctx):
 
 @hookimpl
 def jailhooks_sync(ctx):
+    from ..claims import claim_of
+
     n = names(ctx)
+    claim = claim_of(ctx.jail.path)
+    if ctx.lease is None and claim is not None and claim["jail"] == ctx.jail.name:
+        # the registry lost the jail's lease while it runs: rendering now would
+        # drop the rules for its users; keep what is loaded until it is recovered
+        raise JailhooksError(f"jail {ctx.jail.name}: its etc/pw.conf says UIDs {claim['uid_first']}-"
+                             f"{claim['uid_last']}, the registry has no lease: anchor {n.anchor} kept as loaded "
+                             "(run `jailhooks registry recover`)")
     spec = ctx.anchor_spec()
     load(ctx, n.anchor, spec.text)
     require_enforced(ctx, spec)

@@ -104,14 +104,11 @@ def _check_claims(ctx, lease) -> None:
 
 def _ensure_lease(ctx):
     lease, created = allocate(ctx)
-    if created and not ctx.dry_run:
-        try:
-            _check_claims(ctx, lease)
-        except DataError:
-            ctx.leases.release()
-            raise
-    if created:
+    if created:  # registered at once: whatever fails after this allocation gives the block back
         ctx.on_undo(f"release UIDs {lease.uid_first}-{lease.uid_last}", lambda: ctx.leases.release())
+    if created and not ctx.dry_run:
+        _check_claims(ctx, lease)
+    if created:
         ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last} (new lease)")
     else:
         ctx.note(f"UIDs {lease.uid_first}-{lease.uid_last}")
@@ -250,4 +247,16 @@ def jailhooks_check(settings, host, registry, jail):
     found = []
     if jail is not None:
         found += audit(registry, jail)
+    running = [(j["name"], j["path"]) for j in host.jails()] if jail is None else \
+        ([(jail.name, jail.path)] if jail.jid is not None else [])
+    for name, path in running:  # a registry lost or replaced while the jails run
+        claim = claim_of(path)
+        if claim is None or claim["jail"] != name:
+            continue
+        lease = registry.get(name)
+        held = f"UIDs {lease.uid_first}-{lease.uid_last}" if lease else "no lease"
+        if lease is None or (lease.uid_first, lease.uid_last) != (claim["uid_first"], claim["uid_last"]):
+            found.append(("error", f"jail {name} runs with UIDs {claim['uid_first']}-{claim['uid_last']} (its "
+                                   f"etc/pw.conf), the registry holds {held} for it: run `jailhooks registry "
+                                   "recover` (the registry was lost or replaced)"))
     return found
