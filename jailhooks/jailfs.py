@@ -154,6 +154,13 @@ def accounts(root: str, relpath: str) -> list[tuple[str, int]]:
     found = []
     for line in (read_text(root, relpath) or "").splitlines():
         parts = line.split(":")
-        if len(parts) > 2 and not line.startswith("#") and parts[2].isdigit():
+        if len(parts) > 2 and not line.startswith("#") and parts[2].isascii() and parts[2].isdigit():
+            if len(parts[2]) > 10 or int(parts[2]) > UID_MAX:
+                raise DataError(f"{validate.escaped(root.rstrip('/'))}/{relpath}: account "
+                                f"{validate.shown(parts[0], 32)} has id {validate.shown(parts[2], 24)}, beyond "
+                                f"{UID_MAX} (uid_t is 32 bits): not a FreeBSD account file")
             found.append((parts[0], int(parts[2])))
     return found
+
+
+UID_MAX = 4294967295  # (uid_t)-1

@@ -188,12 +188,16 @@ def _main(argv: list[str]) -> int:
 
         return click_main(argv)
     except ConfigError as exc:
+        from .validate import escaped  # messages carry text from outside: no raw terminal escapes
+
         for problem in exc.problems:
-            sys.stderr.write(f"jailhooks: {exc.source + ': ' if exc.source else ''}{problem}\n")
+            sys.stderr.write(escaped(f"jailhooks: {exc.source + ': ' if exc.source else ''}{problem}", 2000) + "\n")
         refused(argv, exc)
         return int(exc.exit_code)
     except JailhooksError as exc:
-        sys.stderr.write(f"jailhooks: {exc}\n")
+        from .validate import escaped
+
+        sys.stderr.write(escaped(f"jailhooks: {exc}", 2000) + "\n")
         refused(argv, exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
@@ -202,7 +206,10 @@ def _main(argv: list[str]) -> int:
     except Exception as exc:  # a bug: say so in one line; -v shows where
         if verbose:
             raise
-        sys.stderr.write(f"jailhooks: internal error: {type(exc).__name__}: {exc} (run with -v for a traceback)\n")
+        from .validate import escaped
+
+        sys.stderr.write(escaped(f"jailhooks: internal error: {type(exc).__name__}: {exc}", 2000)
+                         + " (run with -v for a traceback)\n")
         return int(ExitCode.SOFTWARE)
 
 

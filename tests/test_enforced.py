@@ -260,3 +260,49 @@ def test_a_create_that_fails_after_allocating_gives_the_block_back(env, cli):
     assert res.code == 65 and "etc/pw.conf is not a regular file" in res.err
     assert "undone: uids: release UIDs 100000-100999" in res.err
     assert cli("status", "--json", "web").jails()[0]["uid_range"] is None
+
+
+def test_an_anchor_too_large_to_read_back_is_refused_before_it_is_loaded(env, cli, monkeypatch):
+    from jailhooks import jailfs
+
+    monkeypatch.setattr(jailfs, "MAX_FILE", 2048)
+    env.write_config(WEB.format(root=env.jail_root("web")).replace(
+        'port = 443 }]', 'port = 443 }' + "".join(f', {{ proto = "tcp", to = "198.51.100.{i}", port = 22 }}'
+                                                   for i in range(1, 40)) + "]"))
+    res = cli("run", "prestart", "web")
+    assert res.code == 65 and "over the 2048 that jailhooks keeps and reads back; nothing was loaded" in res.err
+    assert env.anchor("jailhooks/web") is None
+
+
+# -- clear refusals -----------------------------------------------------------------------------------
+
+def test_clear_refusals_instead_of_a_traceback(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")))
+    assert cli("render", "nosuch").code == 68  # as run
+    assert cli("check", "").code == 64
+    assert cli("run", "create", "web").code == 0
+    (env.jail_root("web") / "etc" / "passwd").mkdir()
+    res = cli("check", "web")
+    assert res.code == 1 and "etc/passwd is not a regular file" in res.out and "Traceback" not in res.err
+    (env.jail_root("web") / "etc" / "passwd").rmdir()
+    (env.jail_root("web") / "etc" / "passwd").write_text("big:*:99999999999:0::0:0:x:/:/bin/sh\n")
+    res = cli("check", "web")
+    assert res.code == 1 and "has id 99999999999, beyond 4294967295" in res.out
+
+
+def test_a_plugins_invalid_rule_is_exit_65_for_render_and_status_too(env, cli):
+    env.write_plugin("badrule", "from jailhooks import hookimpl\nfrom jailhooks.pf.rules import Filter\n\n"
+                                "@hookimpl\ndef jailhooks_pf_rules(ctx):\n    return [Filter(port=99999)]\n")
+    env.write_config('plugins = ["badrule"]\n' + WEB.format(root=env.jail_root("web")))
+    for args in (["render", "web"], ["run", "prestart", "web"]):
+        res = cli(*args)
+        assert res.code == 65 and "plugin badrule: port 99999 is outside 1-65535" in res.err, args
+    assert cli("status", "web").code == 0  # status reports what is there
+
+
+def test_terminal_escapes_from_outside_are_shown_escaped(env, cli):
+    env.write_plugin("noisy", "from jailhooks import hookimpl\n\n@hookimpl\ndef jailhooks_prestart(ctx):\n"
+                              "    raise RuntimeError('\\x1b]0;owned\\x07 oops')\n")
+    env.write_config('plugins = ["noisy"]\n' + WEB.format(root=env.jail_root("web")))
+    res = cli("run", "prestart", "web")
+    assert res.code == 1 and "\x1b" not in res.err and "\\x1b]0;owned\\x07 oops" in res.err

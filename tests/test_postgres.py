@@ -235,3 +235,14 @@ def test_import_says_which_host_the_leases_belong_to(env, pg_url, cli, tmp_path)
     env.create_jail("web", ip4="192.0.2.10")
     assert cli("run", "start", "web").code == 0  # the lease is this host's
     assert cli("registry", "import", "--host", "bad host", str(dump)).code == 64
+
+
+@pytest.mark.parametrize("change,code,message", [
+    (("postgresql://postgres@", "postgresql://nosuch:wrong@"), 77, "refused the login"),  # class 28: not "try again"
+    (("?host=", "_missing?host="), 78, "no such database"),
+])
+def test_a_refused_login_or_a_missing_database_is_not_a_temporary_failure(env, pg_url, cli, change, code, message):
+    env.write_config(f'[registry]\nurl = "{pg_url.replace(*change)}"\nhost = "jh1"\n\n[jail.web]\nip4 = "192.0.2.10"\n')
+    res = cli("run", "create", "web")
+    assert res.code == code and message in res.err, res.err
+    assert "wrong" not in res.err  # the password is never shown

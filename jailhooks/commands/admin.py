@@ -10,6 +10,7 @@ from .. import validate
 from ..app import App
 from ..errors import DataError, ExitCode, JailhooksError, UsageError
 from ..engine import address_conflicts
+from ..pluginmanager import call_plugin
 from ..types import Jail
 from .run import report, require_known
 
@@ -104,6 +105,7 @@ def _json(doc: Any) -> str:
 
 def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: list[str] | None) -> int:
     jail = app.engine.resolve(name, path, ip4, ip6)
+    require_known(app, jail, up=True)  # as run: a typo renders nothing
     ctx = app.context(jail, "render")
     lease = ctx.lease
     if lease is None:  # the lease start would make, on a copy of the registry that is never saved
@@ -177,14 +179,20 @@ def enforced(app: App, only: Jail | None) -> list[tuple[str, str, str]]:
 
 
 def check(app: App, name: str | None, as_json: bool = False) -> int:
+    if name == "":
+        raise UsageError("check: the jail name is empty (leave it out to check every jail)")
     jail = app.engine.resolve(name) if name else None
     if jail is not None:
         require_known(app, jail, up=False)
     findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
     problems = app.registry.check()
     findings += [("error", "registry", p) for p in problems] or [("ok", "registry", "integrity check passed")]
-    for plugin, found in app.plugins.collect("jailhooks_check", settings=app.settings, host=app.host,
-                                             registry=app.registry, jail=jail):
+    for plugin, caller in app.plugins.callers("jailhooks_check"):
+        try:  # one plugin that cannot finish is one finding, not the end of the report
+            found = call_plugin(plugin, caller, settings=app.settings, host=app.host, registry=app.registry,
+                                jail=jail) or []
+        except JailhooksError as exc:
+            found = [("error", validate.escaped(str(exc)))]
         findings += [(level, plugin, msg) for level, msg in found]
     findings += enforced(app, jail)
     findings += [("warning", "registry", line) for line in orphaned_leases(app)]

@@ -4,7 +4,7 @@ Returns an exit code; errors are JailhooksError subclasses, turned into one
 line and an exit code by main.py."""
 from __future__ import annotations
 
-from .. import logbook
+from .. import logbook, validate
 from ..app import App
 from ..engine import Outcome
 from ..errors import ExitCode, JailhooksError, UsageError
@@ -104,5 +104,6 @@ def report(app: App, outcome: Outcome) -> None:
         app.warn(f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
         logbook.log("err", f"{outcome.jail}: {f.phase}: {f.plugin}: {f.message}")
     for what in outcome.undone:
+        what = validate.escaped(what)
         app.warn(f"{outcome.jail}: undone: {what}")
         logbook.log("warning", f"{outcome.jail}: undone: {what}")

@@ -207,11 +207,23 @@ def require_enforced(ctx, spec) -> None:
                              f"{validate.escaped(problems[0], 400)}{more}")
 
 
+def _loadable(ctx, text: str) -> None:
+    """Refuse, before loading, an anchor that a later phase could not read
+    back from the kept copy (jailfs reads at most MAX_FILE bytes)."""
+    from .. import jailfs
+
+    size = len(text.encode())
+    if size > jailfs.MAX_FILE:
+        raise DataError(f"jail {ctx.jail.name}: its anchor is {size} bytes, over the {jailfs.MAX_FILE} that "
+                        "jailhooks keeps and reads back; nothing was loaded (fewer, broader rules, or tables)")
+
+
 @hookimpl
 def jailhooks_prestart(ctx):
     n = names(ctx)
     spec = ctx.anchor_spec()
     text = spec.text
+    _loadable(ctx, text)
     previous = last_loaded(ctx.settings, ctx.jail.name) if ctx.was_running else None
     load(ctx, n.anchor, text)
     ctx.this_run["pf.loaded"] = n.anchor  # pfctl -f is one transaction: it is all there now
@@ -307,6 +319,7 @@ def jailhooks_sync(ctx):
                              f"{claim['uid_last']}, the registry has no lease: anchor {n.anchor} kept as loaded "
                              "(run `jailhooks registry recover`)")
     spec = ctx.anchor_spec()
+    _loadable(ctx, spec.text)
     load(ctx, n.anchor, spec.text)
     require_enforced(ctx, spec)
     ctx.note(f"anchor {n.anchor} reloaded and enforced")

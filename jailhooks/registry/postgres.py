@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, JailhooksError, LockTimeout
+from ..errors import PermissionDenied, ConfigError, JailhooksError, LockTimeout
 from .sql import SqlRegistry
 
 SCHEMA_VERSION = 1
@@ -95,6 +95,10 @@ class PostgresRegistry(SqlRegistry):
                                          connect_timeout=max(1, int(self.lock_timeout)),
                                          application_name="jailhooks")
         except psycopg.Error as exc:
+            if 'database "' in str(exc) and "does not exist" in str(exc):
+                raise ConfigError(f"no such database: {_first_line(exc)}", f"registry {self.shown}") from None
+            if _refused_login(exc):  # trying again will not help: exit 77, not 75
+                raise PermissionDenied(f"registry {self.shown} refused the login: {_first_line(exc)}") from None
             raise LockTimeout(f"registry {self.shown} is unreachable: {_first_line(exc)}") from None
         if self.dry_run:
             # Open the outer transaction now: every later transaction() block is then a
@@ -165,6 +169,18 @@ class PostgresRegistry(SqlRegistry):
                 self._conn.rollback()
             self._conn.close()
             self._conn = None
+
+
+def _refused_login(exc: Exception) -> bool:
+    """The server answered and refused who we are (SQLSTATE class 28:
+    invalid_authorization_specification, invalid_password), as opposed to a
+    server that is down or busy.  libpq reports connection failures as text."""
+    if str(getattr(exc, "sqlstate", "") or "").startswith("28"):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("password authentication failed", "authentication failed for user",
+                                   "no password supplied", "no pg_hba.conf entry")) or (
+        "role \"" in text and "does not exist" in text)
 
 
 def _first_line(exc: BaseException) -> str:
