@@ -50,10 +50,14 @@ def jail_name(value: object) -> str:
         raise ValueError("jail name is empty")
     if len(value.encode()) > JAIL_NAME_MAX:
         raise ValueError(f"jail name is longer than {JAIL_NAME_MAX} bytes")
-    if "." in value:
-        raise ValueError(f"jail name {value!r} contains '.' (hierarchical jails are not supported)")
-    if value.startswith("-") or not _JAIL_NAME_CHARS.issuperset(value):
-        raise ValueError(f"jail name {value!r} may only contain letters, digits, '_' and '-', and may not start with '-'")
+    # a child jail is named PARENT.CHILD (jail(8), "Hierarchical Jails"); each
+    # component follows the same rules as a top-level name
+    for part in value.split("."):
+        if not part:
+            raise ValueError(f"jail name {value!r} has an empty component (jail(8) names children PARENT.CHILD)")
+        if part.startswith("-") or not _JAIL_NAME_CHARS.issuperset(part):
+            raise ValueError(f"jail name {value!r} may only contain letters, digits, '_' and '-' (and '.' between "
+                             "a parent's and a child's name), and may not start with '-' (nor may a child's name)")
     if value.isdigit():
         raise ValueError(f"jail name {value!r} is numeric (jail(8) takes it as a jid)")
     return value
@@ -86,13 +90,15 @@ def bounded(name: str, limit: int) -> str:
     """A valid jail name shortened injectively to at most LIMIT characters.
 
     Short names stay as they are.  Longer ones, and ones with a leading '_'
-    (pfctl reserves those), become PREFIX.HASH: a jail name never contains
-    '.', so a shortened name never equals a verbatim one.
+    (pfctl reserves those), become PREFIX.-HASH: no component of a jail name
+    starts with '-', so ".-" is in no jail name and a shortened name never
+    equals a verbatim one (a jailed root names its child jails PARENT.CHILD,
+    and could otherwise aim one at another jail's shortened name).
     """
     if len(name) <= limit and not name.startswith("_"):
         return name
-    prefix = name.lstrip("_")[: max(1, limit - 17)] or "jail"
-    return f"{prefix}.{_digest(name, 16)}"
+    prefix = name.lstrip("_")[: max(1, limit - 18)].rstrip(".") or "jail"
+    return f"{prefix}.-{_digest(name, 16)}"
 
 
 def anchor_component(name: str) -> str:

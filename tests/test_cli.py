@@ -184,7 +184,7 @@ def test_poststop_failure_does_not_stop_the_others(web, cli):
     assert web.anchor("jailhooks/web") is None  # flushed all the same
 
 
-@pytest.mark.parametrize("name", ["a/b", "web;rm", "we\nb", "..", "-rf", "1234", "a.b", "x" * 256, ""])
+@pytest.mark.parametrize("name", ["a/b", "web;rm", "we\nb", "..", "-rf", "1234", "a..b", ".a", "a.-b", "x" * 256, ""])
 def test_bad_jail_names_change_nothing(web, cli, name):
     res = cli("run", "start", "--", name)
     assert res.code == 65, res.err

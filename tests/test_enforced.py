@@ -306,3 +306,36 @@ def test_terminal_escapes_from_outside_are_shown_escaped(env, cli):
     env.write_config('plugins = ["noisy"]\n' + WEB.format(root=env.jail_root("web")))
     res = cli("run", "prestart", "web")
     assert res.code == 1 and "\x1b" not in res.err and "\\x1b]0;owned\\x07 oops" in res.err
+
+
+# -- hierarchical jails ---------------------------------------------------------------------------------
+
+def test_a_child_jail_is_governed_like_any_other(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web"))
+                     + f'[jail."web.app"]\npath = "{env.jail_root("web.app")}"\nip4 = "192.0.2.15"\n'
+                     '[jail."web.app".pf]\nallow = [{ proto = "tcp", port = 25 }]\n')
+    assert start(env, cli).code == 0
+    assert start(env, cli, "web.app", "192.0.2.15").code == 0
+    assert env.anchor("jailhooks/web.app")["tables"] == {"jail_x_" + _digest("web.app"): ["192.0.2.15"]}
+    report = cli("check")
+    assert report.code == 0, report.out
+    assert "jail web.app: its policy is enforced by the live ruleset" in report.out
+    assert "verdict:    pass" in cli("explain", "web.app", "tcp", "198.51.100.1:25").out
+    env.remove_jail("web.app")
+    assert cli("run", "poststop", "web.app").code == 0 and env.anchor("jailhooks/web.app") is None
+
+
+def _digest(name: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def test_no_jail_name_can_equal_another_jails_shortened_anchor():
+    from jailhooks import validate
+
+    long_name = "a" * 80
+    short = validate.anchor_component(long_name)
+    assert ".-" in short and len(short) <= validate.ANCHOR_COMPONENT_MAX
+    with pytest.raises(ValueError):
+        validate.jail_name(short)  # a child jail a jailed root names like it is refused

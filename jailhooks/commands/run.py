@@ -80,7 +80,8 @@ def require_known(app: App, jail: Jail, up: bool) -> None:
 
     if jail.source != "none" or not up and app.registry.get(jail.name) is not None:
         return
-    raise UnknownJail(f"unknown jail {jail.name}: not running, not in its manager's files nor in [jail.{jail.name}]"
+    key = f'"{jail.name}"' if "." in jail.name else jail.name  # TOML: a dotted key would be a nested table
+    raise UnknownJail(f"unknown jail {jail.name}: not running, not in its manager's files nor in [jail.{key}]"
                       + (" (or give --path/--ip4)" if up else ", and it holds no lease"))
 
 

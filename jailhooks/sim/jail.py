@@ -57,9 +57,13 @@ def run(st, args, input, out, err) -> int:
         return 1
     if "-c" in flags:
         name = params.get("name")
-        if not name or "." in name:
-            err.append("jail: a name (without '.') is required here\n")
+        if not name:
+            err.append("jail: a name is required here\n")
             return 1
+        if "." in name and name.rsplit(".", 1)[0] not in st["jails"]:
+            # kern_jail.c: a child of a parent that does not exist is ENOENT
+            # (jail "PARENT" not found); jail(8)'s wording of it is not modelled
+            return not_modelled("jail", "creating a child of a jail that does not exist", err)
         if name in st["jails"]:  # jail.c: jail_quoted_warnx(j, "already exists", NULL), exit 1
             err.append(f'jail: "{name}" already exists\n')
             return 1
