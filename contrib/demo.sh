@@ -22,6 +22,9 @@ jh run start mail
 jh status
 echo "# what pf holds for jail mail (only mail may send SMTP):"
 jh sim pfctl -a jailhooks/mail -s rules
+echo "# what does the firewall do with a packet, and why? (on the live rules, proven at start)"
+jh explain web tcp 198.51.100.1:25
+jh explain mail tcp 198.51.100.1:25
 echo "# inside the jail, pw useradd now picks UIDs from its block:"
 cat "$state/jails/web/etc/pw.conf"; echo
 echo "# stopping web: jail(8) runs exec.prestop, removes the jail, then exec.poststop:"

@@ -372,4 +372,4 @@ def test_the_program_exits_like_python_does(web, tmp_path, thread):
     assert res.code == 0, res.err
     assert "web: prestart: exiting: noted\n" in res.out
     assert sorted(log.read_text().splitlines()) == (["atexit ran", "thread finished"] if thread else ["atexit ran"])
-    assert web.subprocess("run", "prestart", "no.such").code == 65  # main()'s exit status, unchanged
+    assert web.subprocess("run", "prestart", "no..such").code == 65  # main()'s exit status, unchanged

@@ -199,7 +199,7 @@ def test_run_leaves_the_collector_as_it_found_it(env, capsys):
     assert gc.isenabled() and gc.get_freeze_count() == 0
     assert env.run("run", "prestart", "web", capsys=capsys).code == 0
     assert gc.isenabled() and gc.get_freeze_count() == 0
-    assert env.run("run", "prestart", "no.such", capsys=capsys).code == 65
+    assert env.run("run", "prestart", "no..such", capsys=capsys).code == 65
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
