@@ -297,7 +297,10 @@ def test_a_plugins_invalid_rule_is_exit_65_for_render_and_status_too(env, cli):
     for args in (["render", "web"], ["run", "prestart", "web"]):
         res = cli(*args)
         assert res.code == 65 and "plugin badrule: port 99999 is outside 1-65535" in res.err, args
-    assert cli("status", "web").code == 0  # status reports what is there
+    res = cli("status")  # every jail is shown; the exit status and stderr say what is wrong
+    assert res.code == 65 and "web" in res.out and "plugin badrule: port 99999 is outside 1-65535" in res.err
+    doc = json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"][0]
+    assert "port 99999" in doc["plugins"]["pf"]["policy_error"]
 
 
 def test_terminal_escapes_from_outside_are_shown_escaped(env, cli):
@@ -339,3 +342,56 @@ def test_no_jail_name_can_equal_another_jails_shortened_anchor():
     assert ".-" in short and len(short) <= validate.ANCHOR_COMPONENT_MAX
     with pytest.raises(ValueError):
         validate.jail_name(short)  # a child jail a jailed root names like it is refused
+
+
+HOSTILE_KINDS = '''
+from jailhooks import hookimpl
+from jailhooks.pf.rules import Filter, Nat, Rdr
+from jailhooks.types import Jail
+
+EVIL = "\\\\npass out quick all #"
+
+class S(str):
+    def __format__(self, spec):
+        return str.__str__(self) + EVIL
+    def __str__(self):
+        return str.__str__(self) + EVIL
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+    def __hash__(self):
+        return 0
+    def __iter__(self):
+        return iter(["any"])
+
+class I(int):
+    def __format__(self, spec):
+        return "443" + EVIL
+    def __str__(self):
+        return "443" + EVIL
+
+@hookimpl
+def jailhooks_pf_rules(ctx):
+    return [Nat(interface=S("em0"), target=S("203.0.113.5")),
+            Rdr(proto=[S("tcp")], port=I(8080), to_port=I(80), peers=[S("198.51.100.0/24")]),
+            Filter(direction=S("in"), proto=S("tcp"), peers=[S("198.51.100.0/24")], port=I(443))]
+
+@hookimpl(tryfirst=True)
+def jailhooks_jail_facts(name):
+    if name == "web":
+        return Jail(S("web"), path=S(JAILROOT), ip4=(S("10.0.0.5"),), source=S("evil"))
+'''
+
+
+def test_subclasses_in_every_field_of_nat_rdr_and_facts_never_reach_a_rule(env, cli):
+    env.write_plugin("kinds", HOSTILE_KINDS.replace("JAILROOT", repr(str(env.jail_root("web")))))
+    env.write_config('plugins = ["kinds"]\n[jail.web.pf]\nallow = [{ proto = "tcp", port = 443 }]\n')
+    res = cli("render", "web")
+    assert res.code == 0, res.err
+    assert "pass out quick all" not in res.out.replace("block out log quick", "")
+    assert "nat on em0 inet from <jail_web> to any tag JH_web -> 203.0.113.5" in res.out
+    assert "rdr on em0 inet proto tcp from 198.51.100.0/24 to 203.0.113.5 port 8080 -> 10.0.0.5 port 80" in res.out
+    assert all(line.isprintable() for line in res.out.splitlines())
+    assert start(env, cli, ip4="10.0.0.5").code == 0
+    assert not any("pass out quick all" in rule for rule in env.anchor("jailhooks/web")["filter"])

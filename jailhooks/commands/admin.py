@@ -66,6 +66,15 @@ STATUS_VERSION = "1"  # of the --json document; documented in README ("status --
 
 def status(app: App, name: str | None, as_json: bool, tabs: bool = False, array: bool = False) -> int:
     records = status_records(app, name)
+    code = _status(app, records, as_json, tabs, array)
+    errors = [(r["name"], extra["policy_error"]) for r in records for extra in r["plugins"].values()
+              if isinstance(extra, dict) and extra.get("policy_error")]
+    for jail, error in errors:  # every jail was shown; the exit status says a policy cannot be rendered
+        app.warn(f"status: jail {jail}: {error}")
+    return int(ExitCode.DATAERR) if errors else code
+
+
+def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, array: bool) -> int:
     if array:  # the flat array of 0.1 (one release, then removed)
         app.out.write(_json([{"jail": r["name"], "running": r["running"], "jid": r["jid"], "path": r["path"],
                               "ip4": r["ip4.addr"], "ip6": r["ip6.addr"],

@@ -186,21 +186,27 @@ def _flush(ctx, anchor: str) -> None:
     keep(ctx, None)
 
 
-def unenforced(ctx, spec, ruleset=None) -> list[str]:
+def _live(ctx):
+    from ..pf.prove import kept_reader, live
+
+    return live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
+
+
+def unenforced(ctx, spec, ruleset=None, text=None) -> list[str]:
     """What pf, as it is now, does with the jail's probe packets against
-    what its policy SPEC says (pf/prove.py): one line per failed probe."""
-    from ..pf.prove import kept_reader, live, prove
+    what its anchor TEXT (default: SPEC's) means alone (pf/prove.py): one
+    line per failed probe.  The probes come from the policy SPEC."""
+    from ..pf.prove import prove
 
-    if ruleset is None:
-        ruleset = live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
-    return [str(f) for f in prove(spec, spec.text, ruleset)]
+    return [str(f) for f in prove(spec, spec.text if text is None else text, ruleset or _live(ctx))]
 
 
-def require_enforced(ctx, spec) -> None:
-    """Fail the phase unless pf enforces SPEC for the jail's packets."""
+def require_enforced(ctx, spec, text=None) -> None:
+    """Fail the phase unless pf enforces, for the jail's packets, what its
+    anchor TEXT (default: SPEC's) says."""
     if ctx.dry_run:
         return
-    problems = unenforced(ctx, spec)
+    problems = unenforced(ctx, spec, text=text)
     if problems:
         more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
         raise JailhooksError(f"jail {ctx.jail.name}: its rules are loaded but pf does not enforce them: "
@@ -248,11 +254,13 @@ def jailhooks_poststart(ctx):
         ctx.on_undo(f"flush anchor {n.anchor}", lambda: _flush(ctx, n.anchor))
     if ctx.this_run.get("pf.loaded") == n.anchor:
         return  # loaded moments ago by this run's prestart
-    expected = last_loaded(ctx.settings, ctx.jail.name) or ctx.anchor()
+    spec = ctx.anchor_spec()
+    expected = last_loaded(ctx.settings, ctx.jail.name) or spec.text
     if not ctx.dry_run and not inspect(ctx.host, n.anchor, expected)[0]:
         raise JailhooksError(f"anchor {n.anchor} does not hold the rules start loads; refusing to leave the jail "
                              "running without them (jailhooks sync reloads them)")
-    require_enforced(ctx, ctx.anchor_spec())
+    # judged against what prestart loaded (the kept text), not a second answer from the plugins
+    require_enforced(ctx, spec, expected)
 
 
 def loaded_at(text: str | None) -> str | None:
@@ -297,13 +305,17 @@ def jailhooks_destroy(ctx):
 @hookimpl
 def jailhooks_status(ctx):
     n = names(ctx)
+    error = None
     try:
         wanted = ctx.anchor()
-    except DataError:
-        wanted = None  # a policy that cannot be rendered: report what is there
+    except DataError as exc:  # reported, and status exits 65; the other jails are still shown
+        wanted, error = None, validate.escaped(str(exc))
     is_loaded, count = inspect(ctx.host, n.anchor, wanted)
-    return {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count,
-            "match": resolve_match(ctx.config("pf")["match"], bool(ctx.jail.addresses)), "vnet": ctx.jail.vnet}
+    record = {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count,
+              "match": resolve_match(ctx.config("pf")["match"], bool(ctx.jail.addresses)), "vnet": ctx.jail.vnet}
+    if error is not None:
+        record["policy_error"] = error
+    return record
 
 
 @hookimpl
@@ -327,10 +339,8 @@ def jailhooks_sync(ctx):
 
 @hookimpl
 def jailhooks_verify(ctx, seen):
-    from ..pf.prove import kept_reader, live
-
     if "pf" not in seen:
-        seen["pf"] = live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
+        seen["pf"] = _live(ctx)
     ruleset = seen["pf"]
     ruleset.states.clear()  # each jail's probes start from no state
     return unenforced(ctx, ctx.anchor_spec(), ruleset)
@@ -362,7 +372,7 @@ def _section(text: str, printed: str) -> tuple[str, str]:
 @hookimpl
 def jailhooks_explain(ctx, packet, rendered):
     from ..pf.evaluate import Packet
-    from ..pf.prove import alone, kept_reader, live
+    from ..pf.prove import alone
 
     spec = ctx.anchor_spec()
     names_ = names(ctx)
@@ -376,7 +386,7 @@ def jailhooks_explain(ctx, packet, rendered):
                      packet["dst"], dport=packet["port"], uid=None if spec.vnet else packet["uid"])
     else:
         pkt = Packet(iface, "in", packet["proto"], packet["src"], packet["dst"], sport=50000, dport=packet["port"])
-    ruleset = alone(names_.anchor, spec.text) if rendered else live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
+    ruleset = alone(names_.anchor, spec.text) if rendered else _live(ctx)
     v = ruleset.test(pkt)
     rule = v.rule
     section, plugin = _section(spec.text, rule.text) if rule is not None and rule.path == names_.anchor else ("", "")
