@@ -95,25 +95,33 @@ def test_a_plugin_raising_baseexception_fails_the_start_closed(env, cli, raising
 
 # -- 3. values are copied, never trusted --------------------------------------------------------------
 
-HOSTILE = '''
-from jailhooks import hookimpl
-from jailhooks.pf.rules import Filter, Nat
+# A str whose methods lie: it formats and prints as other text (a rule after a newline),
+# equals everything, and iterates as "any".  Plugins below hand it to every field.
+HOSTILE_STR = '''
+EVIL = "\\npass out quick all #"
 
-class Addr(str):
+class S(str):
     def __format__(self, spec):
-        return "192.0.2.1\\npass out quick all #"
+        return str.__str__(self) + EVIL
     def __str__(self):
-        return "192.0.2.1\\npass out quick all #"
+        return str.__str__(self) + EVIL
     def __eq__(self, other):
         return True
+    def __ne__(self, other):
+        return False
     def __hash__(self):
         return 0
     def __iter__(self):
         return iter(["any"])
+'''
+
+HOSTILE = HOSTILE_STR + '''
+from jailhooks import hookimpl
+from jailhooks.pf.rules import Filter
 
 @hookimpl
 def jailhooks_pf_rules(ctx):
-    return [Filter(action=Addr("pass"), proto=Addr("tcp"), to=[Addr("192.0.2.1")], port=Addr("443"))]
+    return [Filter(action=S("pass"), proto=S("tcp"), to=[S("192.0.2.1")], port=S("443"))]
 '''
 
 
@@ -129,7 +137,7 @@ def test_str_subclasses_from_a_plugin_are_copied_before_anything_formats_them(en
 
 
 def test_an_action_whose_eq_is_always_true_is_refused(env, cli):
-    env.write_plugin("sneaky", HOSTILE.replace('action=Addr("pass")', 'action=Addr("allow")'))
+    env.write_plugin("sneaky", HOSTILE.replace('action=S("pass")', 'action=S("allow")'))
     env.write_config('plugins = ["sneaky"]\n' + WEB.format(root=env.jail_root("web")))
     res = cli("render", "web")
     assert res.code == 65 and "action 'allow' is not pass or block" in res.err
@@ -344,26 +352,10 @@ def test_no_jail_name_can_equal_another_jails_shortened_anchor():
         validate.jail_name(short)  # a child jail a jailed root names like it is refused
 
 
-HOSTILE_KINDS = '''
+HOSTILE_KINDS = HOSTILE_STR + '''
 from jailhooks import hookimpl
 from jailhooks.pf.rules import Filter, Nat, Rdr
 from jailhooks.types import Jail
-
-EVIL = "\\\\npass out quick all #"
-
-class S(str):
-    def __format__(self, spec):
-        return str.__str__(self) + EVIL
-    def __str__(self):
-        return str.__str__(self) + EVIL
-    def __eq__(self, other):
-        return True
-    def __ne__(self, other):
-        return False
-    def __hash__(self):
-        return 0
-    def __iter__(self):
-        return iter(["any"])
 
 class I(int):
     def __format__(self, spec):
