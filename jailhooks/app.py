@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from . import logbook
+from .validate import escaped
 from .config import ConfigError, build_settings, plugin_list, read_toml
 from .context import Context, Jail
 from .engine import Engine
@@ -58,9 +59,11 @@ class App:
     def context(self, jail: Jail, phase: str) -> Context:
         return self.engine.context(jail, phase)
 
+    # Report lines carry text from outside (jls paths, plugins' messages): what
+    # reaches the terminal has its control characters escaped (validate.escaped).
     def say(self, line: str) -> None:
         if not self.quiet:
-            self.out.write(line + "\n")
+            self.out.write(escaped(line, 4000) + "\n")
 
     def changed(self, line: str) -> None:
         """A change an admin command made: said, and left with syslog."""
@@ -69,7 +72,7 @@ class App:
             logbook.log("notice", line)
 
     def warn(self, line: str) -> None:
-        self.err.write(f"jailhooks: {line}\n")
+        self.err.write(f"jailhooks: {escaped(line, 4000)}\n")
 
     def close(self) -> None:
         if self._registry is not None:

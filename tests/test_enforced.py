@@ -387,3 +387,14 @@ def test_subclasses_in_every_field_of_nat_rdr_and_facts_never_reach_a_rule(env, 
     assert all(line.isprintable() for line in res.out.splitlines())
     assert start(env, cli, ip4="10.0.0.5").code == 0
     assert not any("pass out quick all" in rule for rule in env.anchor("jailhooks/web")["filter"])
+
+
+def test_a_jls_path_with_terminal_escapes_is_shown_escaped(env, cli):
+    root = env.root / "jails" / "we\x1b[2Jb"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "pw.conf").mkdir()  # so that the error names the path jls gives
+    assert env.sim.run(["/usr/sbin/jail", "-c", "name=evil", f"path={root}", "persist"], None, 5, True).returncode == 0
+    env.write_config('[jail.evil]\n')
+    res = cli("run", "create", "evil")
+    assert res.code == 65
+    assert "\x1b" not in res.out + res.err and "we\\x1b[2Jb/etc/pw.conf is not a regular file" in res.err

@@ -211,7 +211,7 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
             "ok": not failed, "finding": [{"level": level, "source": who, "message": msg} for level, who, msg in findings]}}))
     else:  # one report, one stream; the exit status says whether anything is wrong
         for level, who, msg in findings:
-            app.out.write(f"{level:<7} {who}: {msg}\n")
+            app.out.write(validate.escaped(f"{level:<7} {who}: {msg}", 4000) + "\n")
     return int(ExitCode.FAILED) if failed else 0
 
 
