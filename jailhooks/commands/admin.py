@@ -145,6 +145,11 @@ def sync(app: App) -> int:
                                              running=[j["name"] for j in running], dry_run=app.dry_run):
         for line in lines:
             app.changed(f"sync: {plugin}: {line}")
+    if not app.dry_run:  # every jail reloaded: read the firewall once and prove each jail's policy
+        problems = [msg for level, _, msg in enforced(app, None) if level == "error"]
+        for msg in problems:
+            app.warn(f"sync: {msg}")
+        code = code or (ExitCode.FAILED if problems else 0)
     app.say(f"sync: {len(running)} running jail(s)")
     return int(code)
 

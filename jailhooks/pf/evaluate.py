@@ -30,6 +30,7 @@ that rule, unless a later rule decides regardless.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Callable, Optional
 
 from .listing import Host, PrintedRule
@@ -150,10 +151,10 @@ class Ruleset:
             entries = self._dynamic(h.value)
             if entries is None:
                 return None  # the interface's addresses are not known here
-            ip = ipaddress.ip_address(addr)
+            ip = _address(addr)
             hit = any(_in(ip, e) for e in entries)
         else:
-            ip = ipaddress.ip_address(addr)
+            ip = _address(addr)
             if h.kind == "table":
                 entries = self._table(path, h.value)
                 if entries is None:
@@ -169,16 +170,43 @@ class Ruleset:
     @staticmethod
     def _op(spec: tuple[str, int, int], value: int) -> bool:
         op, a, b = spec
-        return {"=": value == a, "!=": value != a, "<": value < a, "<=": value <= a, ">": value > a,
-                ">=": value >= a, "><": a < value < b, "<>": value < a or value > b,
-                ":": a <= value <= b}.get(op, False)
+        if op == "=":
+            return value == a
+        if op == "><":
+            return a < value < b
+        if op == ":":
+            return a <= value <= b
+        if op == "!=":
+            return value != a
+        if op == "<>":
+            return value < a or value > b
+        return {"<": value < a, "<=": value <= a, ">": value > a, ">=": value >= a}.get(op, False)
 
     def _conditions(self, r: PrintedRule, pkt: Packet) -> Optional[bool]:
         """Do R's conditions hold for PKT?  None: the modelled ones do, and R
-        has one that is not modelled (or a value not known here)."""
-        why = self.why = list(r.unmodelled)  # what could not be evaluated, for the message
+        has one that is not modelled (or a value not known here); self.why
+        then says what.  The cheap tests come first: a host with thousands of
+        jail rules is walked for every probe."""
         if r.direction and r.direction != pkt.direction:
             return False
+        if r.af and r.af != pkt.af:
+            return False
+        if r.proto and r.proto != pkt.proto:
+            return False
+        if r.tagged and r.tagged != pkt.tag:
+            return False
+        if r.user is not None and pkt.proto in ("tcp", "udp"):
+            uid = -1 if pkt.uid is None else pkt.uid  # no socket: UID_MAX, printed "unknown"
+            if uid == -1 and r.user[0] not in ("=", "!="):
+                return False
+            if not self._op(r.user, uid):
+                return False
+        for h, port in ((r.src, pkt.sport), (r.dst, pkt.dport)):
+            if h.port is not None and (pkt.proto not in ("tcp", "udp") or not self._op(h.port, port)):
+                return False
+        if r.icmp_type and (pkt.proto not in ("icmp", "ipv6-icmp") or r.icmp_type != "echoreq"):
+            return False
+        why = self.why = list(r.unmodelled)  # what could not be evaluated, for the message
         if r.interface:
             local = r.interface.startswith(_LOCAL_IFACES)
             if not r.interface[-1:].isdigit():  # an interface group: its members are not known here
@@ -190,11 +218,7 @@ class Ruleset:
                     return False
             elif (r.interface == pkt.iface) == r.interface_not:
                 return False
-        if r.af and r.af != pkt.af:
-            return False
-        if r.proto and r.proto != pkt.proto:
-            return False
-        for h, addr, port in ((r.src, pkt.src, pkt.sport), (r.dst, pkt.dst, pkt.dport)):
+        for h, addr in ((r.src, pkt.src), (r.dst, pkt.dst)):
             hit = self._host(h, addr, r.path)
             if hit is False:
                 return False
@@ -203,18 +227,6 @@ class Ruleset:
                     "the host's own address is not known here" if addr is None else
                     "the interface's addresses are not known here" if h.kind == "dynamic" else
                     "a table with negated entries" if h.kind == "table" else "not modelled"))
-            if h.port is not None and (pkt.proto not in ("tcp", "udp") or not self._op(h.port, port)):
-                return False
-        if r.user is not None and pkt.proto in ("tcp", "udp"):
-            uid = -1 if pkt.uid is None else pkt.uid  # no socket: UID_MAX, printed "unknown"
-            if uid == -1 and r.user[0] not in ("=", "!="):
-                return False
-            if not self._op(r.user, uid):
-                return False
-        if r.tagged and r.tagged != pkt.tag:
-            return False
-        if r.icmp_type and (pkt.proto not in ("icmp", "ipv6-icmp") or r.icmp_type != "echoreq"):
-            return False
         if r.flags and pkt.proto == "tcp" and r.flags not in ("S/SA", "any", "S/FSRPAUEW", "S/FSRA"):
             why.append(f"flags {r.flags}")
         return None if why else True
@@ -348,8 +360,20 @@ def _shown(h: Host) -> str:
 
 
 def _in(ip, entry: str) -> bool:
+    net = _network(entry)
+    return net is not None and net.version == ip.version and ip in net
+
+
+# The same few addresses and networks are tested against thousands of rules:
+# parse each once per process.
+@lru_cache(maxsize=4096)
+def _address(text: str):
+    return ipaddress.ip_address(text)
+
+
+@lru_cache(maxsize=65536)
+def _network(entry: str):
     try:
-        net = ipaddress.ip_network(entry, strict=False)
+        return ipaddress.ip_network(entry, strict=False)
     except ValueError:
-        return False
-    return net.version == ip.version and ip in net
+        return None

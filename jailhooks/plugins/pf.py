@@ -333,8 +333,7 @@ def jailhooks_sync(ctx):
     spec = ctx.anchor_spec()
     _loadable(ctx, spec.text)
     load(ctx, n.anchor, spec.text)
-    require_enforced(ctx, spec)
-    ctx.note(f"anchor {n.anchor} reloaded and enforced")
+    ctx.note(f"anchor {n.anchor} reloaded")  # sync proves every jail after the last reload (jailhooks_verify)
 
 
 @hookimpl
