@@ -8,8 +8,8 @@ anything else may change between releases.
 * ``Context``: what a phase hook receives (its jail, lease, settings, host,
   log, undo steps and notes), and the values ``Jail`` and ``Lease``;
 * ``Filter``, ``Nat``, ``Rdr``: the rules a plugin contributes through
-  ``jailhooks_pf_rules``, validated when they are made and again when the
-  anchor is rendered;
+  ``jailhooks_policy_rules`` (whatever the firewall), validated when they
+  are made and again when the core builds the jail's policy;
 * ``Section``, ``Field`` and the checkers ``boolean``, ``integer``,
   ``number``, ``choice``, ``one_or_list``, ``list_of``, ``table_of``: a
   plugin's own config section; ``validate``: the checkers of names,
@@ -27,7 +27,7 @@ PROJECT = "jailhooks"
 
 _EXPORTS = {
     "Context": "context", "Jail": "types", "Lease": "types",
-    "Filter": "pf.rules", "Nat": "pf.rules", "Rdr": "pf.rules",
+    "Filter": "policy", "Nat": "policy", "Rdr": "policy",
     "Section": "config", "Field": "config", "boolean": "config", "integer": "config", "number": "config",
     "choice": "config", "one_or_list": "config", "list_of": "config", "table_of": "config",
     "JailhooksError": "errors", "DataError": "errors", "ConfigError": "errors", "UsageError": "errors",

@@ -45,14 +45,15 @@ class Context:
     changing hook signatures, so site plugins keep working."""
 
     def __init__(self, jail: Jail, phase: str, settings: "Settings", host: "Host", registry: "Registry",
-                 dry_run: bool = False, anchor: Optional[Callable[["Context", Optional[Lease]], Any]] = None) -> None:
+                 dry_run: bool = False, policy: Optional[Callable[["Context", Optional[Lease]], Any]] = None) -> None:
         self.jail = jail
         self.phase = phase
         self.settings = settings
         self.host = host
         self.leases = Leases(registry, jail.name)
         self.dry_run = dry_run
-        self._anchor = anchor
+        self._policy_of = policy
+        self._policies: dict = {}  # built once per context: by lease (None: the registry's)
         self.plugin = ""  # name of the plugin being called (set by the engine)
         # True when this run began on a jail that was already running (a re-run
         # of start): its undo must give the jail back its previous state, not
@@ -87,18 +88,18 @@ class Context:
     def lease(self) -> Optional[Lease]:
         return self.leases.get()
 
-    def anchor(self, lease: Optional[Lease] = None) -> str:
-        """The jail's anchor text, built by the core from the config and every
-        plugin's ``jailhooks_pf_rules`` (LEASE: a lease other than the
-        registry's, e.g. the one start would allocate)."""
-        return self.anchor_spec(lease).text
-
-    def anchor_spec(self, lease: Optional[Lease] = None) -> Any:
-        """What the anchor is rendered from (jail, names, match, every
-        plugin's checked rules), with the text in ``.text``."""
-        if self._anchor is None:
-            raise RuntimeError("this context renders no anchor")
-        return self._anchor(self, lease)
+    def policy(self, lease: Optional[Lease] = None) -> Any:
+        """The jail's policy (jailhooks.policy.Policy): its rules from the
+        config and every plugin's ``jailhooks_policy_rules``, built by the
+        core once per context (LEASE: a lease other than the registry's, e.g.
+        the one start would allocate).  Firewall plugins render it."""
+        if self._policy_of is None:
+            raise RuntimeError("this context has no policy")
+        lease = lease or self.lease  # keyed by the lease in force: an allocation earlier in the phase counts
+        key = lease.uid_range if lease is not None else None
+        if key not in self._policies:
+            self._policies[key] = self._policy_of(self, lease)
+        return self._policies[key]
 
     def config(self, section: str) -> dict:
         """The plugin section's settings for this jail (globals + jail overrides)."""

@@ -140,12 +140,27 @@ class Engine:
     # -- phases -------------------------------------------------------------------
     def context(self, jail: Jail, phase: str) -> Context:
         return Context(jail=jail, phase=phase, settings=self.settings, host=self.host, registry=self.registry,
-                       dry_run=self.dry_run, anchor=self._anchor)
+                       dry_run=self.dry_run, policy=self._policy)
 
-    def _anchor(self, ctx: Context, lease: Any) -> Any:
-        from .pf.anchor import build
+    def _policy(self, ctx: Context, lease: Any) -> Any:
+        """The jail's policy: the policy settings, its facts and lease, and
+        every plugin's contributions (jailhooks_policy_rules, and the old
+        name jailhooks_pf_rules), collected here, once per context."""
+        from .policy import POLICY_SECTION, Policy, resolve_match
 
-        return build(ctx, self.plugins, lease)
+        settings = ctx.config(POLICY_SECTION)
+        contributions = []
+        for hook in ("jailhooks_policy_rules", "jailhooks_pf_rules"):
+            for plugin, rules in self.plugins.collect(hook, ctx=ctx):
+                if not isinstance(rules, (list, tuple)):
+                    raise DataError(f"plugin {plugin}: {hook} must return a list of rules")
+                contributions.append((plugin, tuple(rules)))
+        try:
+            return Policy(ctx.jail.name, ctx.jail.ip4, ctx.jail.ip6, lease.uid_range if lease else None,
+                          resolve_match(settings["match"], bool(ctx.jail.addresses)), settings["interface"] or None,
+                          settings["default"], settings["log"], tuple(contributions), ctx.jail.vnet)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
 
     def run(self, phase: str, jail: Jail) -> Outcome:
         phases = expand_phase(phase)

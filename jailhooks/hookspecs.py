@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .config import Section, Settings
     from .context import Context, Jail
     from .host import Host
-    from .pf.rules import Contribution
+    from .policy import Contribution
 
 hookspec = pluggy.HookspecMarker("jailhooks")
 
@@ -130,18 +130,33 @@ def jailhooks_release(ctx: "Context") -> None:
 
 
 @hookspec
-def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
-    """Contribute pf rules to the jail's anchor.
+def jailhooks_policy_rules(ctx: "Context") -> "list[Contribution] | None":
+    """Contribute rules to the jail's policy, whatever the firewall.
 
-    Called whenever the core builds the anchor (prestart, poststart's check,
-    sync, render, status).  Return a list of ``Filter``, ``Nat`` and ``Rdr``
-    (from ``jailhooks``), or None; anything else is refused, naming the
-    plugin.  Every value is validated again when the anchor is built.  A
+    Called once per phase when the core builds the jail's policy
+    (``ctx.policy()``: prestart, poststart's check, sync, render, status,
+    check, explain).  Return a list of ``Filter``, ``Nat`` and ``Rdr`` (from
+    ``jailhooks``), or None; anything else is refused, naming the plugin.
+    Every value is validated and copied again when the policy is built.  A
     ``Filter(users=True)`` applies to the jail's users (its UID block) only,
-    and never widens what the jail itself may send.  The anchor puts blocks
-    before passes whichever plugin they come from (see pf/render.py), each
-    under a comment naming its plugin.  Must not run commands.
+    and never widens what the jail itself may send.  The firewall applies
+    blocks before passes whichever plugin they come from (policy.bands),
+    naming each rule's plugin.  Must not run commands.
     """
+
+
+@hookspec
+def jailhooks_pf_rules(ctx: "Context") -> "list[Contribution] | None":
+    """The old name of ``jailhooks_policy_rules`` (deprecated in 0.4, removed
+    in 0.5): its contributions are collected after those of the new name.
+    Implement one of the two."""
+
+
+@hookspec(firstresult=True)
+def jailhooks_render(ctx: "Context", policy) -> "str | None":
+    """``jailhooks render``: the firewall's rules for POLICY (a
+    jailhooks.policy.Policy) as the text start would load, exactly.  The
+    firewall plugin answers; the first answer wins.  Read-only."""
 
 
 @hookspec

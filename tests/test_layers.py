@@ -82,7 +82,8 @@ UPPER = ("jailhooks.main", "jailhooks.cli", "jailhooks.commands", "jailhooks.app
          "jailhooks.pluginmanager", "jailhooks.plugins")
 LOWER = ("jailhooks.host", "jailhooks.sim", "jailhooks.registry", "jailhooks.types", "jailhooks.errors",
          "jailhooks.validate", "jailhooks.jailfs", "jailhooks.claims", "jailhooks.config", "jailhooks.pf",
-         "jailhooks.logbook", "jailhooks.hookspecs", "jailhooks.context", "jailhooks.managers")
+         "jailhooks.logbook", "jailhooks.hookspecs", "jailhooks.context", "jailhooks.managers",
+         "jailhooks.policy")
 
 
 @pytest.mark.parametrize("lower", LOWER)
@@ -97,3 +98,17 @@ def test_only_the_front_ends_import_the_commands():
         if within(module, "jailhooks.commands", "jailhooks.main", "jailhooks.cli"):
             continue
         assert not {d for d in deps if within(d, "jailhooks.commands")}, module
+
+
+BACKENDS = ("jailhooks.pf", "jailhooks.plugins.pf")
+NEUTRAL = ("jailhooks.engine", "jailhooks.context", "jailhooks.hookspecs", "jailhooks.policy", "jailhooks.app",
+           "jailhooks.commands", "jailhooks.pluginmanager", "jailhooks.types")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in GRAPH if within(m, *NEUTRAL)))
+def test_the_core_knows_no_firewall(module):
+    """The engine, the context, the hooks, the policy and the commands reach
+    a firewall only through hooks (jailhooks_policy_rules, _render, _verify,
+    _explain ...), so a second backend changes none of them."""
+    backend = {d for d in GRAPH[module] if within(d, *BACKENDS)}
+    assert not backend, f"{module} imports {sorted(backend)}"

@@ -251,3 +251,16 @@ def test_every_line_the_fast_parser_takes_click_reads_the_same(monkeypatch, argv
 
     if parse_run(argv) is not None:
         test_the_fast_run_parser_and_click_agree(argv, monkeypatch)
+
+
+def test_the_old_hook_name_still_contributes_and_check_says_it_is_deprecated(env, cli):
+    env.write_plugin("oldname", "from jailhooks import Filter, hookimpl\n\n@hookimpl\ndef jailhooks_pf_rules(ctx):\n"
+                                "    return [Filter(proto='tcp', to='192.0.2.77', port=8443)]\n")
+    env.write_plugin("newname", "from jailhooks import Filter, hookimpl\n\n@hookimpl\ndef jailhooks_policy_rules(ctx):\n"
+                                "    return [Filter(proto='tcp', to='192.0.2.78', port=8443)]\n")
+    env.write_config('plugins = ["oldname", "newname"]\n[jail.web]\nip4 = "192.0.2.10"\n')
+    text = cli("render", "web").out
+    assert "to 192.0.2.77 port 8443" in text and "to 192.0.2.78 port 8443" in text
+    report = cli("check").out
+    assert "warning plugins: plugin oldname implements jailhooks_pf_rules, renamed jailhooks_policy_rules" in report
+    assert "plugin newname implements" not in report

@@ -128,7 +128,10 @@ def render(app: App, name: str, path: str | None, ip4: list[str] | None, ip6: li
             lease = plan.lease
         finally:
             scratch.close()
-    app.out.write(ctx.anchor(lease))
+    text = app.plugins.first("jailhooks_render", ctx=ctx, policy=ctx.policy(lease))
+    if text is None:
+        raise UsageError("render: no firewall plugin renders the policy (is the pf plugin disabled?)")
+    app.out.write(str.__str__(text) if isinstance(text, str) else str(text))
     return 0
 
 
@@ -208,6 +211,9 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
         except JailhooksError as exc:
             found = [("error", validate.escaped(str(exc)))]
         findings += [(level, plugin, msg) for level, msg in found]
+    findings += [("warning", "plugins", f"plugin {plugin} implements jailhooks_pf_rules, renamed "
+                                        "jailhooks_policy_rules in 0.4 (the old name goes in 0.5)")
+                 for plugin, _ in app.plugins.callers("jailhooks_pf_rules")]
     findings += enforced(app, jail)
     findings += [("warning", "registry", line) for line in orphaned_leases(app)]
     failed = any(level == "error" for level, _, _ in findings)

@@ -26,8 +26,8 @@ from typing import Any, Callable, Optional
 
 from .evaluate import Packet, Ruleset, Verdict
 from .listing import PrintedRule, parse_listing, parse_rule
-from .render import AnchorSpec, Renderer
-from .rules import Filter
+from ..policy import Filter, Policy
+from .render import AnchorSpec
 from .syntax import parse
 
 # Documentation addresses (RFC 5737, RFC 3849) stand for "somewhere else".
@@ -63,9 +63,9 @@ class Finding:
 
 # -- probes ---------------------------------------------------------------------------------------
 
-def probes(spec: AnchorSpec) -> list[Probe]:
+def probes(spec: Policy) -> list[Probe]:
     """The packets that show whether SPEC's policy holds."""
-    r = Renderer(spec)
+    r = spec
     by_family = {4: spec.ip4[0] if spec.ip4 else None, 6: spec.ip6[0] if spec.ip6 else None}
     user = spec.uid_range[0] + USER_OFFSET if spec.uid_range and not spec.vnet else None
     nat_iface = r.nats[0][1].interface if r.nats and not spec.vnet else None

@@ -31,9 +31,8 @@ with no socket, so its egress rules are ``in`` rules on its addresses.
 from __future__ import annotations
 
 from .. import validate
-from .rules import Filter, Nat, Rdr
+from ..policy import Filter, Nat, Policy
 
-MATCHES = ("address", "uid", "both")
 
 
 class Names:
@@ -57,31 +56,25 @@ class Names:
         )
 
 
-class AnchorSpec:
-    """Everything one jail's anchor is rendered from.  MATCH is resolved
-    (address, uid or both; see resolve_match)."""
+class AnchorSpec(Policy):
+    """A jail's policy with its pf names: what its anchor is rendered from
+    (``text`` once rendered).  MATCH is resolved (see policy.resolve_match)."""
 
     def __init__(self, names: Names, ip4: tuple[str, ...] = (), ip6: tuple[str, ...] = (),
                  uid_range: tuple[int, int] | None = None, match: str = "address", interface: str | None = None,
                  default: str = "block", log_blocked: bool = True,
                  contributions: tuple[tuple[str, tuple], ...] = (), vnet: bool = False) -> None:
+        super().__init__(names.jail, ip4, ip6, uid_range, match, interface, default, log_blocked, contributions, vnet)
         self.names = names
-        self.ip4, self.ip6 = ip4, ip6
-        self.uid_range = uid_range
-        self.match = match
-        self.interface = interface
-        self.default = default
-        self.log_blocked = log_blocked
-        self.contributions = contributions  # (plugin name, rules) in call order
-        self.vnet = vnet
         self.text = ""  # the rendered anchor, once rendered
 
-
-def resolve_match(match: str, has_addresses: bool) -> str:
-    """``auto``: the jail's addresses when it has any, else its UID block."""
-    if match == "auto":
-        return "address" if has_addresses else "uid"
-    return match
+    @classmethod
+    def of(cls, policy: Policy, names: Names) -> "AnchorSpec":
+        """POLICY (already checked) under its pf NAMES."""
+        spec = cls.__new__(cls)
+        spec.__dict__.update(policy.__dict__)
+        spec.names, spec.text = names, ""
+        return spec
 
 
 def _list(items) -> str:
@@ -97,105 +90,19 @@ def _proto(protos: tuple[str, ...]) -> str:
     return f" proto {_list(protos)}" if protos else ""
 
 
-def checked(plugin: str, rule: object) -> Filter | Nat | Rdr:
-    """RULE made again through its validating constructor: a plugin's value
-    built with ``_replace``, ``_make`` or a subclass cannot reach the anchor
-    unchecked, and anything that is not a rule is refused, naming the plugin."""
-    kind = next((k for k in (Filter, Nat, Rdr) if isinstance(rule, k)), None)
-    if kind is None:
-        raise ValueError(f"plugin {plugin}: jailhooks_pf_rules returned {type(rule).__name__}, "
-                         "not a Filter, Nat or Rdr")
-    try:
-        return kind(*rule)  # type: ignore[misc]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"plugin {plugin}: invalid {kind.__name__}: {exc}") from None
-
-
-def covers(wide: Filter, narrow: Filter) -> bool:
-    """Does WIDE (a pass for the jail) let through everything NARROW does?"""
-    if wide.proto and (not narrow.proto or set(narrow.proto) - set(wide.proto)):
-        return False
-    if wide.to and wide.to != ("any",):
-        if not narrow.to or narrow.to == ("any",):
-            return False
-        for dest in narrow.to:
-            if dest in wide.to:
-                continue
-            if dest.startswith("<") or not any(
-                    not w.startswith("<") and w != "any" and _within(dest, w) for w in wide.to):
-                return False
-    if wide.port:
-        if not narrow.port:
-            return False
-        spans = [_span(p) for p in wide.port]
-        if not all(any(lo <= a and b <= hi for lo, hi in spans) for a, b in map(_span, narrow.port)):
-            return False
-    return True
-
-
-def _within(inner: str, outer: str) -> bool:
-    import ipaddress
-
-    a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
-    return a.version == b.version and a.subnet_of(b)
-
-
-def _span(port: str) -> tuple[int, int]:
-    low, _, high = port.partition(":")
-    return int(low), int(high or low)
-
-
 class Renderer:
     def __init__(self, spec: AnchorSpec):
         self.spec = spec
         n = self.names = spec.names
-        self.addresses = spec.ip4 + spec.ip6
-        if spec.match not in MATCHES:
-            raise ValueError(f"match {spec.match!r} is not one of {', '.join(MATCHES)}")
-        if spec.match in ("address", "both") and not self.addresses:
-            raise ValueError(f"jail {n.jail} has no addresses, so pf cannot match its traffic by address "
-                             "(give it ip4/ip6 or use match = \"uid\")")
-        if spec.vnet and spec.match != "address":
-            raise ValueError(f"jail {n.jail} is a VNET jail: its UIDs do not reach the host's pf, "
-                             "so it can only be matched by address")
+        self.addresses = spec.addresses
         self.user = ""
-        if spec.uid_range is not None and not spec.vnet:
-            first, last = spec.uid_range
+        if spec.users is not None:
+            first, last = spec.users
             # pf has no inclusive range for users: FIRST-1 >< LAST+1 (pf.conf(5)).
             self.user = f" user {first - 1} >< {last + 1}"
-        if spec.match in ("uid", "both") and not self.user:
-            raise ValueError(f"jail {n.jail} has no UID block (lease), needed for match = \"{spec.match}\"")
-        self.filters: list[tuple[str, Filter]] = []
-        self.nats: list[tuple[str, Nat]] = []
-        self.rdrs: list[tuple[str, Rdr]] = []
-        for plugin, rules in spec.contributions:
-            for rule in rules:
-                rule = checked(plugin, rule)
-                bucket = self.filters if isinstance(rule, Filter) else self.nats if isinstance(rule, Nat) else self.rdrs
-                bucket.append((plugin, rule))  # type: ignore[arg-type]
-        if (self.nats or self.rdrs) and not self.addresses:
-            raise ValueError(f"jail {n.jail} has no addresses of its own: pf cannot translate its traffic "
-                             "(NAT and port forwards need the jail's addresses)")
-        if self.rdrs and not self.nats:
-            raise ValueError(f"jail {n.jail}: a port forward (rdr) needs the jail's NAT (saddr.nat)")
-        users = [r for _, r in self.filters if r.users]
-        if users and not self.user:
-            raise ValueError(f"jail {n.jail}: rules for the jail's users need its UID block"
-                             + (" (a VNET jail's UIDs do not reach the host's pf)" if spec.vnet else " (lease)"))
+        self.filters, self.nats, self.rdrs = spec.filters, spec.nats, spec.rdrs
         self.tagged = bool(self.nats) and not spec.vnet
         self.src = f" from <{n.table}>" if spec.match in ("address", "both") else " from any"
-        self._check_users_narrow()
-
-    def _check_users_narrow(self) -> None:
-        """A pass for the jail's users never grants more than the jail's own."""
-        if self.spec.default == "pass":
-            return
-        jail_passes = [r for _, r in self.filters if r.action == "pass" and r.direction == "out" and not r.users]
-        for plugin, rule in self.filters:
-            if rule.users and rule.action == "pass" and not any(covers(w, rule) for w in jail_passes):
-                raise ValueError(f"jail {self.names.jail}: a pass for the jail's users ({_describe(rule)}, from "
-                                 f"{plugin}) is not within one of the jail's own passes: a UID rule never grants "
-                                 "a jail more than its address rules")
 
     # -- pieces ---------------------------------------------------------------------
     def _label(self) -> str:
@@ -291,15 +198,10 @@ class Renderer:
             out.append("# translation")
             out.extend(self._nat(r) for _, r in self.nats)
             out.extend(rdr)
-        outbound = [(p, r) for p, r in self.filters if r.direction == "out"]
-        inbound = [(p, r) for p, r in self.filters if r.direction == "in"]
         sections = [
-            ("inbound blocks", [(p, self._inbound(r)) for p, r in inbound if r.action == "block"]),
-            ("inbound passes", [(p, self._inbound(r)) for p, r in inbound if r.action == "pass"] + forwarded),
-            ("1. blocks for the jail's users", self._rules(outbound, True, "block")),
-            ("2. blocks for the jail", self._rules(outbound, False, "block")),
-            ("3. passes for the jail's users", self._user_passes(outbound)),
-            ("4. passes for the jail", self._rules(outbound, False, "pass")),
+            ("inbound blocks", [(p, self._inbound(r)) for p, r in s.inbound("block")]),
+            ("inbound passes", [(p, self._inbound(r)) for p, r in s.inbound("pass")] + forwarded),
+            *[(title, [(p, line) for p, r in rules for line in self._outbound(r)]) for title, rules in s.bands()],
             ("5. block everything else the jail sends",
              [("", line) for line in self._default_block()] if s.default == "block" else []),
         ]
@@ -313,24 +215,6 @@ class Renderer:
                     origin = plugin
                     out.append(line)
         return "\n".join(out) + "\n"
-
-    def _rules(self, rules: list[tuple[str, Filter]], users: bool, action: str) -> list[tuple[str, str]]:
-        return [(p, line) for p, r in rules if r.users == users and r.action == action for line in self._outbound(r)]
-
-    def _user_passes(self, rules: list[tuple[str, Filter]]) -> list[tuple[str, str]]:
-        lines = self._rules(rules, True, "pass")
-        if lines:  # the users may send only what their passes list
-            rest = Filter(action="block", proto=("tcp", "udp"), users=True, log=self.spec.log_blocked)
-            lines.extend(("", line) for line in self._outbound(rest))
-        return lines
-
-
-def _describe(rule: Filter) -> str:
-    parts = [f"proto {'/'.join(rule.proto)}" if rule.proto else "any proto",
-             f"to {', '.join(rule.to)}" if rule.to else "to any"]
-    if rule.port:
-        parts.append(f"port {', '.join(rule.port)}")
-    return " ".join(parts)
 
 
 def render_anchor(spec: AnchorSpec) -> str:

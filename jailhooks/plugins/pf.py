@@ -14,9 +14,9 @@ import os
 from .. import hookimpl, validate
 from ..config import Field, Section, boolean, choice, one_or_list, table_of, list_of
 from ..errors import DataError, JailhooksError
-from ..pf.anchor import names as anchor_names
-from ..pf.render import Names, resolve_match
-from ..pf.rules import Filter, Rdr
+from ..pf.anchor import anchor_of, names as anchor_names
+from ..pf.render import Names
+from ..policy import Filter, Rdr, resolve_match
 
 
 def _rule(peer_key: str):
@@ -78,6 +78,17 @@ def names(ctx):
     return anchor_names(ctx.settings, ctx.jail.name)
 
 
+def anchor(ctx, lease=None):
+    """The jail's anchor: its policy (built by the core) under its pf names,
+    rendered (``.text``)."""
+    return anchor_of(ctx.policy(lease), ctx.settings)
+
+
+@hookimpl
+def jailhooks_render(ctx, policy):
+    return anchor_of(policy, ctx.settings).text
+
+
 def _filters(rules: list, **kw) -> list:
     return [Filter(proto=tuple(r["proto"]), to=tuple(r["to"]), port=tuple(r["port"]), log=r["log"], **kw)
             for r in rules]
@@ -91,7 +102,7 @@ def _for_users(rule: dict) -> dict | None:
 
 
 @hookimpl
-def jailhooks_pf_rules(ctx):
+def jailhooks_policy_rules(ctx):
     """The policy from the config, as contributions like any plugin's."""
     glob = ctx.settings.section("pf")
     own = ctx.settings.jails.get(ctx.jail.name)
@@ -227,7 +238,7 @@ def _loadable(ctx, text: str) -> None:
 @hookimpl
 def jailhooks_prestart(ctx):
     n = names(ctx)
-    spec = ctx.anchor_spec()
+    spec = anchor(ctx)
     text = spec.text
     _loadable(ctx, text)
     previous = last_loaded(ctx.settings, ctx.jail.name) if ctx.was_running else None
@@ -254,7 +265,7 @@ def jailhooks_poststart(ctx):
         ctx.on_undo(f"flush anchor {n.anchor}", lambda: _flush(ctx, n.anchor))
     if ctx.this_run.get("pf.loaded") == n.anchor:
         return  # loaded moments ago by this run's prestart
-    spec = ctx.anchor_spec()
+    spec = anchor(ctx)
     expected = last_loaded(ctx.settings, ctx.jail.name) or spec.text
     if not ctx.dry_run and not inspect(ctx.host, n.anchor, expected)[0]:
         raise JailhooksError(f"anchor {n.anchor} does not hold the rules start loads; refusing to leave the jail "
@@ -307,7 +318,7 @@ def jailhooks_status(ctx):
     n = names(ctx)
     error = None
     try:
-        wanted = ctx.anchor()
+        wanted = anchor(ctx).text
     except DataError as exc:  # reported, and status exits 65; the other jails are still shown
         wanted, error = None, validate.escaped(str(exc))
     is_loaded, count = inspect(ctx.host, n.anchor, wanted)
@@ -330,7 +341,7 @@ def jailhooks_sync(ctx):
         raise JailhooksError(f"jail {ctx.jail.name}: its etc/pw.conf says UIDs {claim['uid_first']}-"
                              f"{claim['uid_last']}, the registry has no lease: anchor {n.anchor} kept as loaded "
                              "(run `jailhooks registry recover`)")
-    spec = ctx.anchor_spec()
+    spec = anchor(ctx)
     _loadable(ctx, spec.text)
     load(ctx, n.anchor, spec.text)
     ctx.note(f"anchor {n.anchor} reloaded")  # sync proves every jail after the last reload (jailhooks_verify)
@@ -342,7 +353,7 @@ def jailhooks_verify(ctx, seen):
         seen["pf"] = _live(ctx)
     ruleset = seen["pf"]
     ruleset.states.clear()  # each jail's probes start from no state
-    return unenforced(ctx, ctx.anchor_spec(), ruleset)
+    return unenforced(ctx, anchor(ctx), ruleset)
 
 
 def _section(text: str, printed: str) -> tuple[str, str]:
@@ -373,12 +384,11 @@ def jailhooks_explain(ctx, packet, rendered):
     from ..pf.evaluate import Packet
     from ..pf.prove import alone
 
-    spec = ctx.anchor_spec()
+    spec = anchor(ctx)
     names_ = names(ctx)
     family = 6 if ":" in packet["dst"] else 4
     own = next((a for a in spec.ip4 + spec.ip6 if (":" in a) == (family == 6)), None)
-    iface = packet["iface"] or spec.interface or next((r.interface for _, rules in spec.contributions
-                                                       for r in rules if type(r).__name__ == "Nat"), None)
+    iface = packet["iface"] or spec.interface or (spec.nats[0][1].interface if spec.nats else None)
     if packet["direction"] == "out":
         src = own  # None: a jail without an address of its own sends from the host's
         pkt = Packet(None if spec.vnet else iface, "in" if spec.vnet else "out", packet["proto"], src,

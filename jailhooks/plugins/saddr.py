@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .. import hookimpl, validate
 from ..config import Field, Section, boolean
-from ..pf.rules import Nat
+from ..policy import Nat
 
 SECTION = Section(
     "saddr",
@@ -51,7 +51,7 @@ def jailhooks_check_config(settings):
 
 
 @hookimpl
-def jailhooks_pf_rules(ctx):
+def jailhooks_policy_rules(ctx):
     sec = ctx.config("saddr")
     if not sec.get("nat"):
         return None

@@ -30,7 +30,7 @@ def jailhooks_check_config(settings):
 
 
 @hookimpl
-def jailhooks_pf_rules(ctx):
+def jailhooks_policy_rules(ctx):
     sec = ctx.config("dbaccess")
     if not sec["allowed"] or not sec["servers"]:
         return None
