@@ -143,7 +143,7 @@ def bench_freebsd_path(n: int) -> tuple[list[tuple[str, float, str]], list[tuple
         rss_floor = statistics.median(peak_rss_kib([python, "-c", FLOOR_IMPORTS], env) for _ in range(3))
         rows = [
             ("hook path / import floor (FreeBSD path)", t["hook"] / t["floor"],
-             f"run prestart {t['hook'] * 1000:.0f} ms with its 5 commands, floor ({FLOOR_IMPORTS}) "
+             f"run prestart {t['hook'] * 1000:.0f} ms (its commands: the table below), floor ({FLOOR_IMPORTS}) "
              f"{t['floor'] * 1000:.0f} ms"),
             ("hook path / bare interpreter", t["hook"] / t["bare"], f"bare {t['bare'] * 1000:.0f} ms"),
             ("start vs sh hook", ours / theirs,
