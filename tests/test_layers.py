@@ -112,3 +112,15 @@ def test_the_core_knows_no_firewall(module):
     _explain ...), so a second backend changes none of them."""
     backend = {d for d in GRAPH[module] if within(d, *BACKENDS)}
     assert not backend, f"{module} imports {sorted(backend)}"
+
+
+def test_built_in_plugins_build_no_command_line():
+    """Every FreeBSD command goes through a typed method of the host layer
+    (jailhooks/host): no built-in plugin calls host.run("route", ...) itself."""
+    from jailhooks.config import COMMANDS
+
+    for module in (m for m in GRAPH if within(m, "jailhooks.plugins") and m != "jailhooks.plugins"):
+        for node in ast.walk(ast.parse(MODULES[module].read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
+                    and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in COMMANDS):
+                pytest.fail(f"{module}:{node.lineno} runs {node.args[0].value} itself")

@@ -37,6 +37,13 @@ HOST_CALLS = {
     "pf_kill_address": lambda host: (host.pf_kill_address("192.0.2.10"), host.pf_kill_address("2001:db8::10")),
     "pf_flush": lambda host: host.pf_flush("jailhooks/web"),
     "sysctl": lambda host: (host.sysctl("net.fibs"), host.sysctl("no.such.oid")),
+    "route": lambda host: (host.run("sysctl", "net.fibs=2"), host.route("add", "-4", ["-net", "192.0.2.0/24", "-iface", "em0"], 1),
+                           host.route("add", "-4", ["default", "192.0.2.1"], 1),
+                           host.route("change", "-4", ["default", "192.0.2.254"], 1)),
+    "route_exists": lambda host: (host.route_exists("-4", "default", 1), host.route_exists("-6", "default", 1)),
+    "route_delete_if_there": lambda host: (host.route_delete_if_there("-4", ["-net", "192.0.2.0/24"], 1),
+                                           host.route_delete_if_there("-4", ["-net", "198.51.100.0/24"], 1)),
+    "route_flush": lambda host: host.route_flush(1),
 }
 
 

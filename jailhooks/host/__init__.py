@@ -153,6 +153,33 @@ class Host:
         self.run("pfctl", "-q", "-k", address)
         self.run("pfctl", "-q", "-k", wildcard, "-k", address)
 
+    # -- routes (route(8), one FIB at a time) --------------------------------------
+    def route(self, verb: str, family: str, args: list[str], fib: int) -> None:
+        """``route -q -n -4|-6 add|change|delete ARGS -fib FIB``."""
+        if verb not in ("add", "change", "delete") or family not in ("-4", "-6"):
+            raise ValueError(f"route {verb} {family}: not a route change jailhooks makes")
+        self.run("route", "-q", "-n", family, verb, *args, "-fib", str(fib))
+
+    def route_delete_if_there(self, family: str, args: list[str], fib: int) -> bool:
+        """Delete a route; False when it was not in the table (route(8)
+        prints "not in table"), CommandError on any other failure."""
+        res = self.run("route", "-q", "-n", family, "delete", *args, "-fib", str(fib), check=False)
+        if res.returncode == 0:
+            return True
+        if "not in table" in res.stdout + res.stderr:
+            return False
+        raise CommandError(list(res.argv), res.returncode, (res.stderr or res.stdout).strip())
+
+    def route_flush(self, fib: int) -> None:
+        """Every gateway route of FIB (route(8) flush: the default route and the
+        routes through a gateway; interface routes stay)."""
+        self.run("route", "-q", "-n", "flush", "-fib", str(fib))
+
+    def route_exists(self, family: str, destination: str, fib: int) -> bool:
+        """``route -n -4|-6 get -fib FIB DESTINATION`` finds a route."""
+        return self.run("route", "-n", family, "get", "-fib", str(fib), destination, check=False,
+                        mutating=False).returncode == 0
+
     # -- sysctl -----------------------------------------------------------------
     def sysctl(self, name: str) -> str | None:
         """A sysctl's value, or None if the oid does not exist."""

@@ -78,7 +78,7 @@ def _ensure(ctx):
     if new:
         ctx.on_undo(f"forget FIB {fib}", lambda: ctx.leases.clear_fib())
         if sec["mode"] == "exclusive":  # whatever a previous owner left in it (a default route) goes first
-            flush_routes(ctx.host, fib)
+            ctx.host.route_flush(fib)
     ctx.note(f"FIB {fib} ({sec['mode']}{', new' if new else ''})")
     return fib, new
 
@@ -99,7 +99,7 @@ def route_plan(sec) -> list[tuple[str, list[str], list[str]]]:
 
 
 def _route(ctx, family, verb, args, fib):
-    return ctx.host.run("route", "-q", "-n", family, verb, *args, "-fib", str(fib))
+    ctx.host.route(verb, family, args, fib)
 
 
 def _exists(exc: CommandError) -> bool:
@@ -151,23 +151,18 @@ def jailhooks_prestart(ctx):
             ctx.note(f"{added} route(s) added to FIB {got[0]}")
 
 
-def flush_routes(host, fib: int) -> None:
-    """Every gateway route of FIB (route(8) flush: the default route and the
-    routes through a gateway; interface routes stay)."""
-    host.run("route", "-q", "-n", "flush", "-fib", str(fib))
-
-
 def clear_fib(host, sec, fib: int) -> None:
     """Empty an exclusive FIB that is being freed, so that its next owner does
     not inherit routes (a default route its config says it must not have)."""
-    flush_routes(host, fib)
+    host.route_flush(fib)
     errors = []
     for family, _add, delete in reversed(route_plan(sec)):
         if delete[0] == "default" or delete[-1] in [r["net"] for r in sec["routes"]]:
             continue  # gateway routes: flushed above
-        res = host.run("route", "-q", "-n", family, "delete", *delete, "-fib", str(fib), check=False)
-        if res.returncode != 0 and "not in table" not in res.stdout + res.stderr:
-            errors.append(f"route delete {' '.join(delete)} -fib {fib}: {(res.stderr or res.stdout).strip()}")
+        try:
+            host.route_delete_if_there(family, delete, fib)
+        except CommandError as exc:
+            errors.append(f"route delete {' '.join(delete)} -fib {fib}: {exc}")
     if errors:
         raise DataError("; ".join(errors))
 
@@ -218,18 +213,14 @@ def jailhooks_check(settings, host, registry, jail):
         sec = settings.for_jail("fib", jail.name)
         if lease and lease.fib is not None and lease.fib_exclusive and not sec["gateway"]:
             for family in ("-4", "-6"):
-                res = host.run("route", "-n", family, "get", "-fib", str(lease.fib), "default", check=False,
-                               mutating=False)
-                if res.returncode == 0:
+                if host.route_exists(family, "default", lease.fib):
                     found.append(("error", f"jail {jail.name}: FIB {lease.fib} has a default route ({family}) that "
                                            "its config does not give it (jailhooks sync does not remove it: "
                                            f"route -n flush -fib {lease.fib}, then jailhooks sync)"))
         if lease and lease.fib is not None:
             for family, _add, delete in route_plan(sec):
                 dest = delete[-1]
-                res = host.run("route", "-n", family, "get", "-fib", str(lease.fib), dest, check=False,
-                               mutating=False)
-                if res.returncode != 0:
+                if not host.route_exists(family, dest, lease.fib):
                     found.append(("warning", f"jail {jail.name}: FIB {lease.fib} lacks its route to {dest}"))
     used = sorted({l.fib for l in registry.leases() if l.fib is not None})
     found.append(("ok", f"net.fibs={fibs}; FIBs in use: {', '.join(map(str, used)) or 'none'}"))
