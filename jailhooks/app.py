@@ -11,7 +11,7 @@ from .validate import escaped
 from .config import ConfigError, build_settings, plugin_list, read_toml
 from .context import Context, Jail
 from .engine import Engine
-from .host import Host, make_host
+from .host import DryRunRunner, Host, Runner, SubprocessRunner
 from .pluginmanager import Plugins, make_plugins
 
 class App:
@@ -104,6 +104,26 @@ def state_dir_of(raw: dict) -> str | None:
         return absolute_path(value) if value is not None else default_state_dir()
     except ValueError:
         return None
+
+
+def make_host(host_settings: dict[str, Any], dry_run: bool = False, announce=sys.stderr) -> Host:
+    """The host layer with its runner, chosen here (the host layer knows no
+    simulator): FreeBSD runs the real commands, elsewhere a simulation."""
+    mode = host_settings["mode"]
+    if mode == "auto":
+        mode = "freebsd" if sys.platform.startswith("freebsd") else "simulated"
+        if mode == "simulated" and announce is not None:
+            announce.write(f"jailhooks: not on FreeBSD: using the simulated host in {host_settings['state_dir']}\n")
+    runner: Runner
+    if mode == "freebsd":
+        runner = SubprocessRunner()
+    else:
+        from .sim import SimulatedRunner
+
+        runner = SimulatedRunner(host_settings["state_dir"])
+    if dry_run:
+        runner = DryRunRunner(runner)
+    return Host(runner, host_settings["commands"], host_settings["timeout"])
 
 
 def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,

@@ -124,3 +124,11 @@ def test_built_in_plugins_build_no_command_line():
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
                     and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in COMMANDS):
                 pytest.fail(f"{module}:{node.lineno} runs {node.args[0].value} itself")
+
+
+def test_the_host_layer_does_not_choose_the_simulator():
+    """jailhooks/host runs commands; the application picks its runner (the
+    real commands, the simulator, a dry run), so the FreeBSD path never
+    depends on the simulator."""
+    for module in (m for m in GRAPH if within(m, "jailhooks.host")):
+        assert not {d for d in GRAPH[module] if within(d, "jailhooks.sim")}, module

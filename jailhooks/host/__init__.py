@@ -6,7 +6,6 @@ lives next to the command, tested against real FreeBSD 15.1 output.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from ..errors import CommandError, DataError
@@ -230,23 +229,4 @@ def parse_jls_json(res: Result) -> list[dict[str, Any]]:
     return out
 
 
-def make_host(host_settings: dict[str, Any], dry_run: bool = False, announce=sys.stderr) -> Host:
-    """Pick the runner: FreeBSD runs the real commands, elsewhere a simulation."""
-    mode = host_settings["mode"]
-    if mode == "auto":
-        mode = "freebsd" if sys.platform.startswith("freebsd") else "simulated"
-        if mode == "simulated" and announce is not None:
-            announce.write(f"jailhooks: not on FreeBSD: using the simulated host in {host_settings['state_dir']}\n")
-    runner: Runner
-    if mode == "freebsd":
-        runner = SubprocessRunner()
-    else:
-        from ..sim import SimulatedRunner
-
-        runner = SimulatedRunner(host_settings["state_dir"])
-    if dry_run:
-        runner = DryRunRunner(runner)
-    return Host(runner, host_settings["commands"], host_settings["timeout"])
-
-
-__all__ = ["Host", "Result", "make_host", "parse_jls_json", "DataError"]
+__all__ = ["Host", "Result", "Runner", "SubprocessRunner", "DryRunRunner", "parse_jls_json", "DataError"]
