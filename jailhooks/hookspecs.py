@@ -174,6 +174,14 @@ def jailhooks_status(ctx: "Context") -> "dict | None":
 
 
 @hookspec
+def jailhooks_columns(status: dict) -> "list[tuple[str, str]] | None":
+    """``status``'s table and ``-H``: this plugin's columns for one jail, as
+    (HEADER, text) pairs, from STATUS, the keys its own ``jailhooks_status``
+    returned for that jail ({} when it returned none).  Give the same
+    headers for every jail.  Read-only."""
+
+
+@hookspec
 def jailhooks_sync(ctx: "Context") -> None:
     """``jailhooks sync``: bring this running jail back to its desired state
     (after a pf reload, at boot).  Idempotent; every plugin runs, all errors

@@ -153,3 +153,14 @@ def test_every_command_has_an_example_and_run_usage_breaks_no_word():
     run = subprocess.run([sys.executable, "-m", "jailhooks", "run", "--help"], capture_output=True, text=True,
                          timeout=60, env={"PYTHONPATH": str(REPO), "COLUMNS": "80"})
     assert run.stdout.startswith("Usage: jailhooks run [OPTIONS] PHASE JAILS...\n")
+
+
+def test_a_plugin_adds_its_own_status_columns(env, cli):
+    env.write_plugin("owner", "from jailhooks import hookimpl\n\n@hookimpl\ndef jailhooks_status(ctx):\n"
+                              "    return {'owner': 'team-' + ctx.jail.name}\n\n@hookimpl\n"
+                              "def jailhooks_columns(status):\n    return [('owner', status.get('owner', '-'))]\n")
+    env.write_config('plugins = ["owner"]\n' + CONFIG.format(root=env.jail_root("web")))
+    table = cli("status").out.splitlines()
+    assert table[0].split() == ["JAIL", "JID", "UIDS", "FIB", "ANCHOR", "LOADED", "RULES", "OWNER"]
+    assert table[1].split()[0] == "web" and table[1].split()[-1] == "team-web"
+    assert cli("status", "-H").out.split("\n")[0].split("\t")[-1] == "team-web"

@@ -84,13 +84,17 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
     if as_json:
         app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-status": {"jail": records}}))
         return 0
+    headers: list[str] = ["JAIL", "JID"]
     rows = []
     for r in records:
-        uids, fib, pf = (r["plugins"].get(p, {}) for p in ("uids", "fib", "pf"))
-        rows.append((r["name"], "-" if r["jid"] is None else str(r["jid"]),
-                     f"{uids['uid_range'][0]}-{uids['uid_range'][1]}" if uids.get("uid_range") else "-",
-                     "-" if fib.get("fib") is None else str(fib["fib"]), pf.get("anchor", "-"),
-                     "yes" if pf.get("anchor_loaded") else "no", str(pf.get("rules", "-"))))
+        row = {"JAIL": r["name"], "JID": "-" if r["jid"] is None else str(r["jid"])}
+        for plugin, caller in app.plugins.callers("jailhooks_columns"):
+            for header, text in call_plugin(plugin, caller, status=r["plugins"].get(plugin, {})) or []:
+                header, text = validate.shown(str(header), 16).upper(), validate.escaped(str(text), 80)
+                if header not in headers:
+                    headers.append(header)
+                row[header] = text
+        rows.append([row.get(h, "-") for h in headers])
     if tabs:  # -H: no header, one tab-separated line per jail, as zfs and iocage do for scripts
         for row in rows:
             app.out.write("\t".join(row) + "\n")
@@ -98,9 +102,11 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
     if not rows:
         app.out.write("no jails known\n")
         return 0
-    app.out.write(f"{'JAIL':<16} {'JID':>4} {'UIDS':<21} {'FIB':>4} {'ANCHOR':<28} {'LOADED':<6} RULES\n")
-    for name_, jid, uids_, fib_, anchor, loaded, rules in rows:
-        app.out.write(f"{name_:<16} {jid:>4} {uids_:<21} {fib_:>4} {anchor:<28} {loaded:<6} {rules}\n")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    right = {"JID", "FIB"}  # numbers
+    for line in [headers, *rows]:
+        cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(line, widths, headers)]
+        app.out.write(" ".join(cells).rstrip() + "\n")
     return 0
 
 

@@ -329,6 +329,12 @@ def jailhooks_status(ctx):
     return record
 
 
+
+@hookimpl
+def jailhooks_columns(status):
+    return [("ANCHOR", status.get("anchor", "-")), ("LOADED", "yes" if status.get("anchor_loaded") else "no"),
+            ("RULES", str(status.get("rules", "-")))]
+
 @hookimpl
 def jailhooks_sync(ctx):
     from ..claims import claim_of
