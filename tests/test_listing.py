@@ -116,3 +116,18 @@ def test_interface_addresses_are_known_only_when_given():
     known = Ruleset(rules, [], interfaces={"em0": ["192.0.2.1", "192.0.2.10"]})
     assert known.test(ssh).action == "block"  # an alias: (em0:0) is the primary address only
     assert known.test(ssh._replace(dst="192.0.2.1")).action == "pass"
+
+
+def test_ports_pfctl_named_from_the_hosts_services_are_read_back():
+    """print_port() names a port with getservbyport(): on a real host any
+    name of its /etc/services may appear, not only the simulator's few."""
+    import socket
+
+    try:
+        want = socket.getservbyname("submissions", "tcp")
+    except OSError:
+        pytest.skip("this machine's services database has no 'submissions'")
+    r = parse_rule("pass out quick proto tcp from any to any port = submissions flags S/SA keep state")
+    assert (r.dst.port, r.unmodelled) == (("=", want, 0), [])
+    assert parse_rule("pass out quick proto tcp from any to any port = no-such-service").unmodelled == [
+        "port no-such-service"]

@@ -213,7 +213,8 @@ class Ruleset:
                 why.append(f"on {r.interface}: an interface group")
             elif pkt.iface is None:  # some external interface: not lo0, not pflog0
                 if not local:
-                    why.append(f"on {r.interface}: the packet's interface is not known (explain --on IF)")
+                    why.append(f"on {r.interface}: the interface the packet crosses is not known "
+                               "(set [pf] interface to the egress interface; explain: --on IF)")
                 elif not r.interface_not:
                     return False
             elif (r.interface == pkt.iface) == r.interface_not:

@@ -302,10 +302,26 @@ def _number(word: str, r: PrintedRule, uid: bool) -> int:
         return int(word)
     if uid and word == "unknown":
         return -1
-    if not uid and word in _PORT_BY_NAME:
-        return _PORT_BY_NAME[word]
+    if not uid:
+        port = _PORT_BY_NAME.get(word) or _service(word, r.proto)
+        if port is not None:
+            return port
     r.unmodelled.append(f"{'user' if uid else 'port'} {word}")
     return -2
+
+
+def _service(name: str, proto: str) -> int | None:
+    """A port pfctl printed by name: print_port() names it with this host's
+    services database (getservbyport), so this host's getservbyname reads it
+    back."""
+    import socket
+
+    for p in ([proto] if proto in ("tcp", "udp") else ["tcp", "udp"]):
+        try:
+            return socket.getservbyname(name, p)
+        except OSError:
+            continue
+    return None
 
 
 def _op(w: _Words, r: PrintedRule, uid: bool) -> tuple[str, int, int]:
