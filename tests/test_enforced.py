@@ -398,3 +398,31 @@ def test_a_jls_path_with_terminal_escapes_is_shown_escaped(env, cli):
     res = cli("run", "create", "evil")
     assert res.code == 65
     assert "\x1b" not in res.out + res.err and "we\\x1b[2Jb/etc/pw.conf is not a regular file" in res.err
+
+
+def test_the_probes_a_policy_yields():
+    from jailhooks.pf.prove import probes
+    from jailhooks.pf.render import AnchorSpec, Names
+    from jailhooks.policy import Filter, Nat, Rdr
+
+    spec = AnchorSpec(Names.of("app", "jailhooks"), ip4=("10.0.0.5",), uid_range=(100000, 100999), match="address",
+                      contributions=(("pf", (Filter(proto="tcp", port=443),
+                                             Filter(action="block", proto="tcp", port=25, users=True),
+                                             Filter(direction="in", proto="tcp", port=80),
+                                             Nat(interface="em0", target="203.0.113.5"),
+                                             Rdr(port=8080, to_port=80))),))
+    found = [(p.what, p.packet.direction, p.packet.src, p.packet.dst, p.packet.dport, p.packet.uid,
+              p.reply is not None) for p in probes(spec)]
+    assert found == [
+        ("pass tcp to any port 443 (from pf) as root", "out", "10.0.0.5", "198.51.100.1", 443, 0, False),
+        ("pass tcp to any port 443 (from pf) as its user 100005", "out", "10.0.0.5", "198.51.100.1", 443, 100005,
+         False),
+        ("users' block tcp to any port 25 (from pf) as its user 100005", "out", "10.0.0.5", "198.51.100.1", 25,
+         100005, False),
+        ("default block: tcp to any port 9 as root", "out", "10.0.0.5", "198.51.100.1", 9, 0, False),
+        ("default block: tcp to any port 9 as its user 100005", "out", "10.0.0.5", "198.51.100.1", 9, 100005, False),
+        ("inbound pass tcp from 198.51.100.7 to port 80 (from pf)", "in", "198.51.100.7", "10.0.0.5", 80, None, True),
+        ("port forward tcp 203.0.113.5:8080 -> 10.0.0.5:80 (from pf)", "in", "198.51.100.7", "203.0.113.5", 8080,
+         None, True),
+    ]
+    assert {p.packet.iface for p in probes(spec)} == {"em0"}  # the NAT's interface

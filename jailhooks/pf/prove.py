@@ -65,35 +65,34 @@ class Finding:
 
 def probes(spec: Policy) -> list[Probe]:
     """The packets that show whether SPEC's policy holds."""
-    r = spec
     by_family = {4: spec.ip4[0] if spec.ip4 else None, 6: spec.ip6[0] if spec.ip6 else None}
-    user = spec.uid_range[0] + USER_OFFSET if spec.uid_range and not spec.vnet else None
-    nat_iface = r.nats[0][1].interface if r.nats and not spec.vnet else None
+    user = spec.users[0] + USER_OFFSET if spec.users else None
+    nat_iface = spec.nats[0][1].interface if spec.nats and not spec.vnet else None
     iface = None if spec.vnet else spec.interface or nat_iface
     out: list[Probe] = []
 
     def who(rule_users: bool, action: str) -> list[tuple[str, Optional[int]]]:
+        """Whose sockets send: the UIDs the rule is about, as the match sees them."""
         if spec.vnet:
-            return [("from the jail", None)]
+            return [("from the jail", None)]  # no socket on the host
+        root, member = ("as root", 0), (f"as its user {user}", user)
         if rule_users or spec.match == "uid":
-            return [(f"as its user {user}", user)] if user is not None else []
-        people = [("as root", 0)]
-        if user is not None and not (spec.match == "both" and action == "block"):
-            people.append((f"as its user {user}", user))
-        return people if spec.match != "both" or action == "block" else people[1:]
+            return [member] if user is not None else []
+        if spec.match == "both":  # passes hold for the block's UIDs, blocks for every UID
+            return [member] if action == "pass" else [root]
+        return [root, member] if user is not None else [root]
 
     def outbound(what: str, proto: str, dst: Optional[str], port: int, users: bool, action: str) -> None:
-        families = [ipaddress.ip_address(dst).version] if dst else [f for f in (4, 6) if by_family[f]] or [4]
-        for family in families[:1] if not dst else families:
-            src = by_family[family]  # a jail with addresses sends from them, whatever its match
-            if src is None and (spec.match != "uid" or spec.vnet):
-                continue
-            for label, uid in who(users, action):
-                pkt = Packet(iface, "in" if spec.vnet else "out", proto, src, dst or WORLD[family],
-                             dport=port if proto in ("tcp", "udp") else 0, uid=uid)
-                out.append(Probe(f"{what} {label}", pkt))
+        family = ipaddress.ip_address(dst).version if dst else 4 if by_family[4] or not by_family[6] else 6
+        src = by_family[family]  # a jail with addresses sends from them, whatever its match
+        if src is None and (spec.match != "uid" or spec.vnet):
+            return  # no address of that family: the jail cannot send such a packet
+        for label, uid in who(users, action):  # src None: the host's own address (a jail without one)
+            pkt = Packet(iface, "in" if spec.vnet else "out", proto, src, dst or WORLD[family],
+                         dport=port if proto in ("tcp", "udp") else 0, uid=uid)
+            out.append(Probe(f"{what} {label}", pkt))
 
-    for plugin, rule in r.filters:
+    for plugin, rule in spec.filters:
         if rule.direction != "out":
             continue
         proto, port = _proto_port(rule)
@@ -104,12 +103,12 @@ def probes(spec: Policy) -> list[Probe]:
         outbound(f"{kind}{rule.action} {_describe(proto, dst, port)} (from {plugin})", proto, dst, port,
                  rule.users, rule.action)
     if spec.default == "block":
-        passes = [rule for _, rule in r.filters if rule.action == "pass" and rule.direction == "out"]
+        passes = [rule for _, rule in spec.filters if rule.action == "pass" and rule.direction == "out"]
         free = _unlisted(passes)
         if free is not None:
             proto, port = free
             outbound(f"default block: {_describe(proto, None, port)}", proto, None, port, False, "block")
-    for plugin, rule in r.filters:
+    for plugin, rule in spec.filters:
         if rule.direction != "in":
             continue
         proto, port = _proto_port(rule)
@@ -121,8 +120,8 @@ def probes(spec: Policy) -> list[Probe]:
             reply = Packet(iface, "out", proto, by_family[family], peer, sport=port, dport=50000)
             out.append(Probe(f"inbound {rule.action} {proto} from {peer} to port {port} (from {plugin})", pkt,
                              reply if rule.action == "pass" else None))
-    for plugin, fwd in r.rdrs:
-        for _, nat in r.nats:
+    for plugin, fwd in spec.rdrs:
+        for _, nat in spec.nats:
             inside = by_family.get(nat.family)
             peer = _one_host(fwd.peers) or CLIENT[nat.family]
             if inside is None or peer == "" or ipaddress.ip_address(peer).version != nat.family:
@@ -150,6 +149,12 @@ def _one_host(hosts: tuple[str, ...]) -> Optional[str]:
     return str(net.network_address if net.num_addresses == 1 else next(net.hosts()))
 
 
+def _span(port: str) -> tuple[int, int]:
+    """'80' -> (80, 80), '1000:2000' -> (1000, 2000): an inclusive range."""
+    low, _, high = port.partition(":")
+    return int(low), int(high or low)
+
+
 def _describe(proto: str, dst: Optional[str], port: int) -> str:
     text = f"{proto} to {dst or 'any'}"
     return f"{text} port {port}" if proto in ("tcp", "udp") else text
@@ -163,7 +168,7 @@ def _unlisted(passes: list[Filter]) -> Optional[tuple[str, int]]:
             continue
         if proto == "icmp":
             return proto, 0
-        spans = [tuple(int(x) for x in (port.split(":") * 2)[:2]) for p in mine for port in p.port]
+        spans = [_span(port) for p in mine for port in p.port]
         for port in (9, 7, 13, 19, 37, 79, 113, *range(1, 65536)):
             if not any(lo <= port <= hi for lo, hi in spans):
                 return proto, port
