@@ -189,13 +189,14 @@ def jailhooks_sync(ctx: "Context") -> None:
 
 
 @hookspec
-def jailhooks_verify(ctx: "Context", seen: dict) -> "list[str] | None":
-    """``jailhooks check``: prove, on the live host, that the firewall does
-    with this running jail's packets what its policy says ("enforced", not
-    just "loaded").  Return one line per probe that fails or cannot be
-    proven, naming the rule that decided; each is an error.  SEEN is one
-    dict shared by every jail of the command, so a plugin reads the live
-    ruleset once.  Read-only."""
+def jailhooks_verify(ctx: "Context", seen: dict) -> "list[tuple[str, str]] | None":
+    """``jailhooks check`` and ``sync``: prove, on the live host, that the
+    firewall does with this running jail's packets what its policy says
+    ("enforced", not just "loaded").  Return (level, line) per probe that
+    fails ("error": a difference, or a block that cannot be proven) or is
+    doubtful ("warning": a pass that cannot be proven), naming the rule that
+    decided.  SEEN is one dict shared by every jail of the command, so a
+    plugin reads the live ruleset once.  Read-only."""
 
 
 @hookspec(firstresult=True)

@@ -426,3 +426,26 @@ def test_the_probes_a_policy_yields():
          None, True),
     ]
     assert {p.packet.iface for p in probes(spec)} == {"em0"}  # the NAT's interface
+
+
+def test_a_pass_that_cannot_be_proven_is_a_warning_a_block_fails_closed(web, cli, tmp_path):
+    """blacklistd's anchor (`anchor "blacklistd/*" in on em0`) before the jails' can only block
+    what comes in on em0; with [pf] interface unset, whether an inbound connection crosses em0 is
+    not known: the jail starts, warned.  A quick pass on em0 before the hook could let out what
+    the policy blocks: that fails closed."""
+    web.write_config(WEB.format(root=web.jail_root("web")) + 'inbound = [{ proto = "tcp", port = 80 }]\n')
+    load_main(web, tmp_path, HOOKS + 'block in log all\nanchor "blacklistd/*" in on em0\nanchor "jailhooks/*"\n')
+    first = cli("run", "prestart", "web")
+    assert first.code == 0, first.err
+    assert ('warning: inbound pass tcp from 198.51.100.7 to port 80 (from pf): not proven: main ruleset: anchor '
+            '"blacklistd/*" in on em0 all (cannot evaluate: on em0: the interface the packet crosses is not known '
+            '(set [pf] interface') in first.out
+    web.create_jail("web", ip4="192.0.2.10")
+    report = cli("check")
+    assert report.code == 0 and "warning plugins" not in report.out
+    assert "warning pf: jail web: not proven: inbound pass tcp" in report.out
+    assert "jail web: what its policy blocks is blocked by the live ruleset" in report.out
+    load_main(web, tmp_path, HOOKS + 'pass out quick on em0 all\nanchor "jailhooks/*"\n')
+    res = cli("check")
+    assert res.code == 1 and "not enforced: default block: tcp to any port 9 as root: not proven: main ruleset: " \
+                             "pass out quick on em0 all" in res.out

@@ -192,13 +192,22 @@ def enforced(app: App, only: Jail | None) -> list[tuple[str, str, str]]:
         problems = []
         try:
             for plugin, found in app.plugins.collect("jailhooks_verify", ctx=ctx, seen=seen):
-                problems += [(plugin, validate.escaped(str(line))) for line in found or []]
+                problems += [(_level(level), plugin, validate.escaped(str(line))) for level, line in found or []]
         except JailhooksError as exc:
-            problems.append(("firewall", f"cannot be proven: {validate.escaped(str(exc))}"))
-        findings += [("error", plugin, f"jail {jail.name}: not enforced: {line}") for plugin, line in problems]
+            problems.append(("error", "firewall", f"cannot be proven: {validate.escaped(str(exc))}"))
+        findings += [(level, plugin, f"jail {jail.name}: {'not enforced' if level == 'error' else 'not proven'}: "
+                                     f"{line}") for level, plugin, line in problems]
         if not problems:
             findings.append(("ok", "firewall", f"jail {jail.name}: its policy is enforced by the live ruleset"))
+        elif not any(level == "error" for level, _, _ in problems):
+            findings.append(("ok", "firewall", f"jail {jail.name}: what its policy blocks is blocked by the live "
+                                               "ruleset (some passes not proven: the warnings above)"))
     return findings
+
+
+def _level(level: Any) -> str:
+    """A plugin's level, as one of ours (anything unknown is an error)."""
+    return level if level in ("ok", "warning", "error") else "error"
 
 
 def check(app: App, name: str | None, as_json: bool = False) -> int:

@@ -52,6 +52,13 @@ class Finding:
         self.leg = leg  # "" or "reply"
         self.before = before  # the main ruleset's hook the deciding rule comes before
 
+    @property
+    def fails_open(self) -> bool:
+        """Could pf let through what the policy blocks?  A definite
+        difference always counts; "not proven" counts where the policy
+        blocks (a pass that might be blocked is a warning, not a fail-open)."""
+        return not self.live.unproven or not self.expected.passed
+
     def __str__(self) -> str:
         leg = " (its reply)" if self.leg else ""
         if self.live.unproven:

@@ -203,21 +203,25 @@ def _live(ctx):
     return live(ctx.host, kept_reader(ctx.settings), ctx.settings.section("pf")["parent"])
 
 
-def unenforced(ctx, spec, ruleset=None, text=None) -> list[str]:
+def unenforced(ctx, spec, ruleset=None, text=None) -> tuple[list[str], list[str]]:
     """What pf, as it is now, does with the jail's probe packets against
-    what its anchor TEXT (default: SPEC's) means alone (pf/prove.py): one
-    line per failed probe.  The probes come from the policy SPEC."""
+    what its anchor TEXT (default: SPEC's) means alone (pf/prove.py):
+    (failures, warnings), one line per probe.  A failure is a difference, or
+    a block the live ruleset may not apply; a warning, a pass it may not."""
     from ..pf.prove import prove
 
-    return [str(f) for f in prove(spec, spec.text if text is None else text, ruleset or _live(ctx))]
+    findings = prove(spec, spec.text if text is None else text, ruleset or _live(ctx))
+    return [str(f) for f in findings if f.fails_open], [str(f) for f in findings if not f.fails_open]
 
 
 def require_enforced(ctx, spec, text=None) -> None:
     """Fail the phase unless pf enforces, for the jail's packets, what its
-    anchor TEXT (default: SPEC's) says."""
+    anchor TEXT (default: SPEC's) says; note what could not be proven."""
     if ctx.dry_run:
         return
-    problems = unenforced(ctx, spec, text=text)
+    problems, doubts = unenforced(ctx, spec, text=text)
+    for doubt in doubts:
+        ctx.note(f"warning: {validate.escaped(doubt, 400)}")
     if problems:
         more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
         raise JailhooksError(f"jail {ctx.jail.name}: its rules are loaded but pf does not enforce them: "
@@ -358,8 +362,8 @@ def jailhooks_verify(ctx, seen):
     if "pf" not in seen:
         seen["pf"] = _live(ctx)
     ruleset = seen["pf"]
-    ruleset.states.clear()  # each jail's probes start from no state
-    return unenforced(ctx, anchor(ctx), ruleset)
+    problems, doubts = unenforced(ctx, anchor(ctx), ruleset)
+    return [("error", line) for line in problems] + [("warning", line) for line in doubts]
 
 
 def _section(text: str, printed: str) -> tuple[str, str]:
