@@ -69,16 +69,18 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return validate.escaped(str(exc)), int(exc.exit_code)
     if isinstance(exc, ValueError):  # invalid values from plugins' rules and the like
         return validate.escaped(str(exc)), int(ExitCode.DATAERR)
-    if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)) or not isinstance(exc, Exception):
-        return validate.escaped(f"raised {type(exc).__name__}({_args(exc)}): the phase fails closed"), int(ExitCode.FAILED)
+    if not isinstance(exc, Exception):  # sys.exit(), KeyboardInterrupt ... from a plugin
+        message = f"raised {type(exc).__name__}({_args(exc)}): the phase fails closed"
+        return validate.escaped(message), int(ExitCode.FAILED)
     return validate.escaped(f"{type(exc).__name__}: {_args(exc)}"), int(ExitCode.FAILED)
 
 
 def _args(exc: BaseException) -> str:
     """EXC's message without calling anything a plugin's exception class defines."""
     try:
-        return ", ".join(repr(a) if not isinstance(a, str) else str.__str__(a) for a in BaseException.__getattribute__(exc, "args"))
-    except BaseException:
+        args = BaseException.__getattribute__(exc, "args")
+        return ", ".join(str.__str__(a) if isinstance(a, str) else repr(a) for a in args)
+    except BaseException:  # a repr() of the plugin's own making that raises
         return "?"
 
 
