@@ -6,6 +6,7 @@ unusual spellings behave the same.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import click
@@ -15,7 +16,7 @@ from . import app as app_mod
 from .commands import admin, install as install_cmd, run as run_cmd
 from .config import COMMANDS
 from .context import COMPOSITE, PHASES
-from .errors import ExitCode
+from .errors import ConfigError, ExitCode
 from .managers.install import MANAGERS
 
 
@@ -114,7 +115,26 @@ def status(opts: Options, jail, as_json, tabs, array):
       jailhooks status --json web
       jailhooks status -H | while IFS="$(printf '\\t')" read -r name jid uids fib anchor loaded rules; do ...; done
     """
-    return call(opts, admin.status, jail, as_json, tabs, array)
+    return _json_even_on_config_error(opts, "jailhooks-status", as_json,
+                                      lambda: call(opts, admin.status, jail, as_json, tabs, array))
+
+
+def _json_even_on_config_error(opts: Options, container: str, as_json: bool, run) -> int:
+    """With --json a monitor always gets a JSON document on stdout: a config
+    that cannot be loaded is one finding (the exit status stays 78 and the
+    one-line error still goes to stderr)."""
+    try:
+        return run()
+    except ConfigError as exc:
+        if as_json:
+            import json
+
+            findings = [{"level": "error", "source": "config", "message": f"{exc.source}: {p}" if exc.source else p}
+                        for p in exc.problems]
+            doc = {"ok": False, "finding": findings} if container == "jailhooks-check" else \
+                {"ok": False, "jail": [], "finding": findings}
+            sys.stdout.write(json.dumps({"__version": admin.STATUS_VERSION, container: doc}, indent=2) + "\n")
+        raise
 
 
 @cli.command()
@@ -176,10 +196,19 @@ def sync(opts: Options):
               help='A versioned JSON document: {"__version": "1", "jailhooks-check": {"ok": ..., "finding": [...]}}.')
 @click.pass_obj
 def check(opts: Options, jail, as_json):
-    """Check the config, the registry, pf's hooks and (with JAIL) one jail.
+    """Check the config, the registry, pf's hooks, that every running jail's
+    policy is enforced, and (with JAIL) one jail.
 
-    Exit status 1 if anything is wrong.  Example (cron): jailhooks -q check || mail -s jailhooks root"""
-    return call(opts, admin.check, jail, as_json)
+    Exit status 1 if anything is wrong.  With -q only the problems are
+    printed, so from cron (which mails what a job prints) this mails the
+    problems and nothing when all is well.
+
+    \b
+    Example (a crontab line):
+      */15 * * * *  /usr/local/bin/jailhooks -q check
+    """
+    return _json_even_on_config_error(opts, "jailhooks-check", as_json,
+                                      lambda: call(opts, admin.check, jail, as_json))
 
 
 @cli.command()

@@ -294,7 +294,8 @@ def test_install_apply_names_its_file_and_warns_about_jails_that_drop_the_hook(h
     conf = tmp_path / "other-jail.conf"
     conf.write_text('web {\n\tip4.addr = 192.0.2.10;\n\texec.prestart = "/usr/local/sbin/mine";\n}\n')
     res = cli("install", "jail.conf", "--apply", "--file", str(conf))
-    assert res.code == 0 and f"{conf}: added 4 line(s)" in res.out
+    assert res.code == 1 and f"{conf}: added 4 line(s)" in res.out  # edited, but web would still start unhooked
+    assert f"install: 1 jail(s) in {conf} would still start without jailhooks" in res.err
     assert res.out.count("run prestart") == 1  # what changed, once
     assert (f"{conf}: jail web: its own 'exec.prestart = ...' replaces the jailhooks line: it would run without "
             "its firewall; use += there") in res.err

@@ -73,7 +73,8 @@ def test_quiet_silences_the_simulated_host_notice(tmp_path):
                                     capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(REPO)})
     assert "not on FreeBSD: using the simulated host" in run("status").stderr
     quiet = run("-q", "status", "--json")
-    assert quiet.returncode == 0 and quiet.stderr == "" and json.loads(quiet.stdout)["jailhooks-status"] == {"jail": []}
+    assert quiet.returncode == 0 and quiet.stderr == "" and json.loads(quiet.stdout)["jailhooks-status"] == {
+        "host": "simulated", "jail": []}  # -q silences the notice on stderr; the document still says it
 
 
 # -- syslog ----------------------------------------------------------------------------------------------
@@ -164,3 +165,28 @@ def test_a_plugin_adds_its_own_status_columns(env, cli):
     assert table[0].split() == ["JAIL", "JID", "UIDS", "FIB", "ANCHOR", "LOADED", "RULES", "OWNER"]
     assert table[1].split()[0] == "web" and table[1].split()[-1] == "team-web"
     assert cli("status", "-H").out.split("\n")[0].split("\t")[-1] == "team-web"
+
+
+def test_check_from_cron_mails_only_problems(env, cli):
+    """cron(8) mails whatever a job prints: `jailhooks -q check` prints only
+    the problems, and nothing when all is well; its exit status says which."""
+    env.write_config(CONFIG.format(root=env.jail_root("web")))
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "start", "web").code == 0
+    quiet = env.subprocess("-q", "check")  # a process of its own, its output captured, as cron runs it
+    assert (quiet.code, quiet.out, quiet.err) == (0, "", "")
+    assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-F", "rules"], None, 5, True).returncode == 0
+    broken = env.subprocess("-q", "check")
+    assert broken.code == 1 and broken.out.startswith("error   pf: jail web runs without the rules")
+    assert not any(line.startswith("ok") for line in broken.out.splitlines())
+    assert "pf is enabled (simulated host)" in cli("check").out
+
+
+def test_json_reports_a_config_error_as_a_document(env, cli):
+    env.config.write_text("[uids]\nfirst = 'x'\n")
+    for args, container in ((["check", "--json"], "jailhooks-check"), (["status", "--json"], "jailhooks-status")):
+        res = cli(*args)
+        assert res.code == 78 and "uids.first" in res.err
+        doc = json.loads(res.out)[container]
+        assert doc["ok"] is False and doc["finding"][0]["source"] == "config" and "uids.first" in doc["finding"][0]["message"]
+    assert cli("check").out == ""  # without --json: the one-line error on stderr only

@@ -82,7 +82,8 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
                              for r in records]))
         return 0
     if as_json:
-        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-status": {"jail": records}}))
+        host = "simulated" if app.host.mode.startswith("simulated") else "freebsd"
+        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-status": {"host": host, "jail": records}}))
         return 0
     headers: list[str] = ["JAIL", "JID"]
     rows = []
@@ -107,6 +108,8 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
     for line in [headers, *rows]:
         cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(line, widths, headers)]
         app.out.write(" ".join(cells).rstrip() + "\n")
+    if app.host.mode.startswith("simulated"):  # in the report itself, -q or not
+        app.out.write("(the simulated host, not FreeBSD: nothing here reached a real firewall)\n")
     return 0
 
 
@@ -217,6 +220,7 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
     if jail is not None:
         require_known(app, jail, up=False)
     findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
+
     problems = app.registry.check()
     findings += [("error", "registry", p) for p in problems] or [("ok", "registry", "integrity check passed")]
     for plugin, caller in app.plugins.callers("jailhooks_check"):
@@ -237,6 +241,8 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
             "ok": not failed, "finding": [{"level": level, "source": who, "message": msg} for level, who, msg in findings]}}))
     else:  # one report, one stream; the exit status says whether anything is wrong
         for level, who, msg in findings:
+            if app.quiet and level == "ok":
+                continue  # -q: only the problems (cron mails whatever a job prints)
             app.out.write(validate.escaped(f"{level:<7} {who}: {msg}", 4000) + "\n")
     return int(ExitCode.FAILED) if failed else 0
 

@@ -4,7 +4,7 @@ manager in managers/install.py."""
 from __future__ import annotations
 
 from ..app import App
-from ..errors import DataError, UsageError
+from ..errors import ExitCode, DataError, UsageError
 
 
 def install(app: App, manager: str, jail: str | None, apply: bool = False, target: str | None = None) -> int:
@@ -57,8 +57,11 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
             app.changed(f"{path}: added {len(added)} line(s); the old file is {backup}")
             for line in added:  # what changed, not the whole block again
                 app.say(f"  {line}")
-        if edit is integrations.apply_jail_conf:
-            _warn_replaced_hooks(app, path)
+        unhooked = _warn_replaced_hooks(app, path) if edit is integrations.apply_jail_conf else 0
+        if unhooked:  # the file is edited, but the job is not done: say so in the exit status
+            app.warn(f"install: {unhooked} jail(s) in {path} would still start without jailhooks; "
+                     "change their own exec lines to += and run install again")
+            return int(ExitCode.FAILED)
         if jail is None:
             return 0
 
@@ -84,11 +87,13 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
     return 0
 
 
-def _warn_replaced_hooks(app: App, path: str) -> None:
+def _warn_replaced_hooks(app: App, path: str) -> int:
     """Jails whose own ``exec.PHASE = ...`` replaces the global line: they
-    would start without their firewall; say so now, not at the next check."""
+    would start without their firewall; say so now, not at the next check.
+    Returns how many there are."""
     from ..managers import jailconf
 
+    found = 0
     for name in jailconf.jail_names(path):
         hooks = jailconf.exec_hooks(path, name)
         for phase in ("prestart", "poststart", "prestop", "poststop"):
@@ -96,4 +101,6 @@ def _warn_replaced_hooks(app: App, path: str) -> None:
                        for cmd in hooks.get(f"exec.{phase}", [])):
                 app.warn(f"{path}: jail {name}: its own 'exec.{phase} = ...' replaces the jailhooks line: it "
                          "would run without its firewall; use += there")
+                found += 1
                 break
+    return found

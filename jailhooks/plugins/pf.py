@@ -439,7 +439,9 @@ def jailhooks_check(settings, host, registry, jail):
         running = host.pf_running()
     except JailhooksError as exc:
         return [("error", f"pf: {exc}")]
-    found.append(("ok", "pf is enabled") if running else ("error", "pf is not enabled (pfctl -e; pf_enable=YES in rc.conf)"))
+    where = " (simulated host)" if host.mode.startswith("simulated") else ""
+    found.append(("ok", f"pf is enabled{where}") if running
+                 else ("error", f"pf is not enabled{where} (pfctl -e; pf_enable=YES in rc.conf)"))
     wildcard = f'"{parent}/*"'
     filter_rules = host.pf_rules("", "rules")
     nat_rules = host.pf_rules("", "nat")
