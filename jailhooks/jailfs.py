@@ -102,6 +102,52 @@ def read_text(root: str, relpath: str) -> str | None:
         return None
 
 
+def replace_in(dfd: int, name: str, data: bytes, mode: int, clean: bool = False) -> None:
+    """The one way jailhooks replaces a file (NAME in the directory open as
+    DFD): a new file beside it (O_EXCL, no symlink followed), written and
+    fsync'ed, renamed over the old one, then the directory fsync'ed, so that
+    a crash or a power cut leaves the old file or the new one, never a torn
+    or an empty one.  CLEAN: first remove what a killed run left (in a jail's
+    directory; jailhooks' own directories hold thousands of kept anchors)."""
+    prefix = f".{name}.jailhooks."
+    if clean:
+        for stale in os.listdir(dfd):  # left by a run that was killed mid-write
+            if stale.startswith(prefix):
+                os.unlink(stale, dir_fd=dfd)
+    tmp = f"{prefix}{os.getpid()}"
+    try:  # a leftover of this very name (a killed run with our pid): unlinked, never written through
+        os.unlink(tmp, dir_fd=dfd)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                 0o600, dir_fd=dfd)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.fsync(dfd)  # the rename itself is durable
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+        raise
+
+
+def replace_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    """replace_in() for a file of the host's own (the config jail.conf,
+    jailhooks' state): its directory is opened as it is named."""
+    directory, name = os.path.split(os.path.abspath(path))
+    dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        replace_in(dfd, name, data, mode)
+    finally:
+        os.close(dfd)
+
+
 def write_text(root: str, relpath: str, text: str, mode: int = 0o644) -> None:
     """Replace the file atomically; refuse if it (or a directory above it) is a symlink."""
     parts = _split(relpath)
@@ -114,26 +160,7 @@ def write_text(root: str, relpath: str, text: str, mode: int = 0o644) -> None:
                 mode = stat.S_IMODE(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode)
             except FileNotFoundError:
                 pass
-            prefix = f".{name}.jailhooks."
-            for stale in os.listdir(dfd):  # left by a run that was killed mid-write
-                if stale.startswith(prefix):
-                    os.unlink(stale, dir_fd=dfd)
-            tmp = f"{prefix}{os.getpid()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                         0o600, dir_fd=dfd)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(text.encode("utf-8", "surrogateescape"))
-                    fh.flush()
-                    os.fchmod(fh.fileno(), mode)
-                    os.fsync(fh.fileno())
-                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            except BaseException:
-                try:
-                    os.unlink(tmp, dir_fd=dfd)
-                except OSError:
-                    pass
-                raise
+            replace_in(dfd, name, text.encode("utf-8", "surrogateescape"), mode, clean=True)
     except FileNotFoundError as exc:
         raise DataError(f"{shown}: directory missing ({exc.strerror})") from None
 

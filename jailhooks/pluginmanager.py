@@ -226,11 +226,10 @@ def entry_points(cache_dir: str | None = None, rescan: bool = False) -> list[tup
     for old in list(cache)[:-CACHED_PATHS]:
         del cache[old]
     try:
+        from .jailfs import replace_file
+
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            marshal.dump(cache, fh)
-        os.replace(tmp, path)
+        replace_file(path, marshal.dumps(cache), 0o600)
     except OSError:  # read-only state dir (not root): work uncached
         pass
     return found

@@ -128,3 +128,24 @@ def test_pw_conf_keys_are_read_as_pw_writes_them(lines):
     out = set_keys(text, {"minuid": "1000", "maxuid": "1999"}, " = ").splitlines()
     assert [_key_of(line) for line in out].count("minuid") == 1
     assert "minuid = 1000" in out and "maxuid = 1999" in out
+
+
+def test_replace_file_syncs_the_file_and_its_directory_and_a_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from jailhooks import jailfs
+
+    target = tmp_path / "jail.conf"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real_fsync(fd)))
+    jailfs.replace_file(str(target), b"new\n", 0o640)
+    assert target.read_text() == "new\n" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert synced == [False, True]  # the new file, then the directory that holds the rename
+    monkeypatch.setattr(os, "rename", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        jailfs.replace_file(str(target), b"newer\n", 0o640)
+    assert target.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["jail.conf"]

@@ -132,3 +132,15 @@ def test_the_host_layer_does_not_choose_the_simulator():
     depends on the simulator."""
     for module in (m for m in GRAPH if within(m, "jailhooks.host")):
         assert not {d for d in GRAPH[module] if within(d, "jailhooks.sim")}, module
+
+
+def test_one_way_to_replace_a_file():
+    """Every file jailhooks replaces goes through jailfs.replace_in (a new
+    file, fsync'ed, renamed over the old one, the directory fsync'ed): no
+    other module renames files (the simulator's own state aside)."""
+    for module in (m for m in GRAPH if not within(m, "jailhooks.sim", "jailhooks.jailfs")):
+        for node in ast.walk(ast.parse(MODULES[module].read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("replace", "rename") and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "os"):
+                pytest.fail(f"{module}:{node.lineno} renames a file itself (use jailfs.replace_file)")

@@ -11,6 +11,7 @@ failures.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 PHASES = ("prestart", "poststart", "prestop", "poststop")
@@ -120,13 +121,12 @@ def _write_with_backup(path: str, text: str) -> str:
     import shutil
     import time
 
+    from ..jailfs import replace_file
+
     backup = f"{path}.jailhooks-{time.strftime('%Y%m%d%H%M%S')}.bak"
     shutil.copy2(path, backup)
-    tmp = f"{path}.jailhooks.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:  # bytes round-trip unchanged
-        fh.write(text)
-    shutil.copymode(path, tmp)
-    os.replace(tmp, path)
+    # its bytes round-trip unchanged (surrogateescape), its mode is kept, and it is fsync'ed
+    replace_file(path, text.encode("utf-8", "surrogateescape"), stat.S_IMODE(os.stat(path).st_mode))
     return backup
 
 

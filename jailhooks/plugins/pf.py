@@ -178,12 +178,10 @@ def keep(ctx, text: str | None) -> None:
         except FileNotFoundError:
             pass
         return
+    from .. import jailfs
+
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    jailfs.replace_file(path, text.encode("utf-8"), 0o600)
 
 
 def load(ctx, anchor: str, text: str) -> None:
