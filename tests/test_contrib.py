@@ -40,11 +40,52 @@ def test_man_page_lists_every_command_and_exit_code():
     from jailhooks.errors import ExitCode
 
     for name in cli.commands:
-        if name != "sim":  # a development aid, documented in README
-            assert f".Cm {name}" in page, name
+        assert f".Cm {name}" in page, name
     for code in ExitCode:
         if code:
             assert f".It {int(code)}\n" in page, code
+
+
+def _synopsis() -> list[str]:
+    """The SYNOPSIS of jailhooks(8), one entry (from one .Nm to the next) each."""
+    page = (CONTRIB / "jailhooks.8").read_text()
+    body = page.split(".Sh SYNOPSIS\n", 1)[1].split("\n.Sh ", 1)[0]
+    return [" ".join(entry.split()) for entry in body.split(".Nm\n")[1:]]
+
+
+def _commands():
+    import click
+
+    from jailhooks.cli import cli
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, path + [name])
+        else:
+            yield path, [opt for p in cmd.params if isinstance(p, click.Option) and not p.hidden for opt in p.opts]
+
+    return cli, list(walk(cli, []))
+
+
+def test_the_synopsis_lists_every_command_and_option():
+    """Each click command has a SYNOPSIS entry whose .Cm words are its name
+    and which names each of its options; the global options are in the
+    first entry, and --version has one of its own."""
+    cli, commands = _commands()
+    entries = _synopsis()
+    for path, options in commands:
+        words = " ".join(f".Cm {w}" for w in path)
+        mine = [e for e in entries if f"{words} " in e + " " or " ".join(path) in e.replace(".Cm ", "")]
+        assert mine, f"no SYNOPSIS entry for {' '.join(path)}"
+        entry = " ".join(mine)
+        for opt in options:
+            if opt in ("-h", "--help"):
+                continue
+            assert f"Fl {opt.lstrip('-') if not opt.startswith('--') else opt[1:]}" in entry, (path, opt)
+    for opt in (o for p in cli.params for o in p.opts if o not in ("--version", "--help", "--verbose", "--quiet")):
+        assert f"Fl {opt[1:]}" in entries[0], opt
+    assert any(e.startswith(".Fl -version") for e in entries)
 
 
 def test_port_installs_what_its_plist_lists():
