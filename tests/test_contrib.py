@@ -28,10 +28,47 @@ def test_rc_script_is_valid_sh_and_ordered_after_pf_before_jails():
 
 
 @pytest.mark.skipif(shutil.which("mandoc") is None, reason="mandoc is not installed (Debian package mandoc)")
-def test_man_page_is_clean_under_mandoc_lint():
-    res = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(CONTRIB / "jailhooks.8")],
+@pytest.mark.parametrize("page", ["jailhooks.8", "jailhooks.toml.5"])
+def test_man_page_is_clean_under_mandoc_lint(page):
+    res = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(CONTRIB / page)],
                          capture_output=True, text=True)
     assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+
+
+def _config_manual() -> dict[str, set[str]]:
+    """jailhooks.toml(5): the keys (.It Cm KEY) under each .Ss heading."""
+    sections: dict[str, set[str]] = {}
+    current = ""
+    for line in (CONTRIB / "jailhooks.toml.5").read_text().splitlines():
+        if line.startswith(".Ss "):
+            current = line[4:].strip()
+            sections[current] = set()
+        elif line.startswith(".It Cm ") and current:
+            sections[current].add(line.split()[2])
+    return sections
+
+
+def test_every_config_key_has_a_line_in_jailhooks_toml_5(tmp_path):
+    """Every key the config accepts (the core's and each built-in plugin's
+    sections, global and per jail) is documented in jailhooks.toml(5)."""
+    from jailhooks import config
+    from jailhooks.app import load_app
+
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[host]\nmode = "simulated"\nstate_dir = "{tmp_path}"\n')
+    app = load_app(str(conf), quiet=True)
+    manual = _config_manual()
+    wanted = {"The top level": {"plugins", "modules", "autoload", "disabled"}, "[host]": set(config.HOST_FIELDS),
+              "[registry]": set(config.REGISTRY_FIELDS), "[jail.NAME]": set(config.JAIL_FIELDS)}
+    for _, sections in app.plugins.collect("jailhooks_config_sections"):
+        for section in sections:
+            wanted.setdefault(f"[{section.name}]", set()).update(section.fields)
+            jail_only = set(section.jail_fields) - set(section.fields)
+            if jail_only:
+                wanted.setdefault(f"[jail.NAME.{section.name}]", set()).update(jail_only)
+    for heading, keys in wanted.items():
+        missing = keys - manual.get(heading, set())
+        assert not missing, f"jailhooks.toml(5) lacks {sorted(missing)} under {heading}"
 
 
 def test_man_page_lists_every_command_and_exit_code():
