@@ -42,6 +42,22 @@ def call(opts: Options, fn, *args, strict: bool = True) -> int:
         app.close()
 
 
+def _complete_jails(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Shell completion of jail names: the config's jails and the running
+    ones (jls), read quietly; nothing when the config cannot be read."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        app = app_mod.load_app(ctx.find_root().params.get("config"), quiet=True)
+        try:
+            names = set(app.settings.jails) | {j["name"] for j in app.host.jails()}
+        finally:
+            app.close()
+    except Exception:
+        return []
+    return [CompletionItem(name) for name in sorted(names) if name.startswith(incomplete)]
+
+
 def _split(values: tuple[str, ...]) -> list[str] | None:
     out = [v for value in values for v in value.split(",") if v]
     return out or None
@@ -79,7 +95,7 @@ def cli(ctx: click.Context, config, dry_run, verbose, quiet):
 
 @cli.command()
 @click.argument("phase", type=click.Choice(PHASES + tuple(COMPOSITE)), metavar="PHASE")
-@click.argument("jails", nargs=-1, required=True)
+@click.argument("jails", nargs=-1, required=True, shell_complete=_complete_jails)
 @with_facts
 @click.option("--force", is_flag=True, help="destroy: even if the jail is running.")
 @click.pass_obj
@@ -100,7 +116,7 @@ def run(opts: Options, phase, jails, path, ip4, ip6, force):
 
 
 @cli.command()
-@click.argument("jail", required=False)
+@click.argument("jail", required=False, shell_complete=_complete_jails)
 @click.option("--json", "as_json", is_flag=True,
               help='A versioned JSON document: {"__version": "1", "jailhooks-status": {"jail": [...]}}.')
 @click.option("-H", "tabs", is_flag=True, help="For scripts: no header, fields separated by one tab.")
@@ -138,7 +154,7 @@ def _json_even_on_config_error(opts: Options, container: str, as_json: bool, run
 
 
 @cli.command()
-@click.argument("jail")
+@click.argument("jail", shell_complete=_complete_jails)
 @with_facts
 @click.pass_obj
 def render(opts: Options, jail, path, ip4, ip6):
@@ -152,7 +168,7 @@ def render(opts: Options, jail, path, ip4, ip6):
 
 
 @cli.command()
-@click.argument("jail")
+@click.argument("jail", shell_complete=_complete_jails)
 @click.argument("proto", type=click.Choice(["tcp", "udp", "icmp", "icmp6"]))
 @click.argument("dest", metavar="DEST[:PORT]")
 @click.option("--in", "inbound", is_flag=True, help="A packet to the jail (DEST: its address or NAT address).")
@@ -191,7 +207,7 @@ def sync(opts: Options):
 
 
 @cli.command()
-@click.argument("jail", required=False)
+@click.argument("jail", required=False, shell_complete=_complete_jails)
 @click.option("--json", "as_json", is_flag=True,
               help='A versioned JSON document: {"__version": "1", "jailhooks-check": {"ok": ..., "finding": [...]}}.')
 @click.pass_obj
@@ -212,7 +228,7 @@ def check(opts: Options, jail, as_json):
 
 
 @cli.command()
-@click.argument("jail")
+@click.argument("jail", shell_complete=_complete_jails)
 @click.option("--force", is_flag=True, help="Even if the jail is running.")
 @click.pass_obj
 def release(opts: Options, jail, force):
@@ -232,7 +248,7 @@ def hook():
 
 @hook.command("iocage", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("phase")
-@click.argument("jail")
+@click.argument("jail", shell_complete=_complete_jails)
 @click.argument("previous", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def hook_iocage(opts: Options, phase, jail, previous):
@@ -266,7 +282,7 @@ def hook_pot(opts: Options, phase):
 
 @cli.command()
 @click.argument("manager", type=click.Choice(MANAGERS))
-@click.argument("jail", required=False)
+@click.argument("jail", required=False, shell_complete=_complete_jails)
 @click.option("--apply", is_flag=True, help="Add the lines to jail.conf / rc.conf (ezjail), keeping a backup.")
 @click.option("--file", "target", metavar="PATH",
               help="With --apply: the file to edit (default: [managers] jail_conf, rc_conf, or the Bastille jail's).")
@@ -366,7 +382,7 @@ def registry_import(opts: Options, file, host):
 
 
 @registry.command("recover")
-@click.argument("jails", nargs=-1)
+@click.argument("jails", nargs=-1, shell_complete=_complete_jails)
 @click.pass_obj
 def registry_recover(opts: Options, jails):
     """Rebuild lost leases from the jails' own etc/pw.conf (the configured and
@@ -386,7 +402,7 @@ def lease():
 
 
 @lease.command("move")
-@click.argument("jail")
+@click.argument("jail", shell_complete=_complete_jails)
 @click.option("--to", "to_host", required=True, metavar="HOST", help="The host the jail moved to.")
 @click.pass_obj
 def lease_move(opts: Options, jail, to_host):

@@ -190,3 +190,14 @@ def test_json_reports_a_config_error_as_a_document(env, cli):
         doc = json.loads(res.out)[container]
         assert doc["ok"] is False and doc["finding"][0]["source"] == "config" and "uids.first" in doc["finding"][0]["message"]
     assert cli("check").out == ""  # without --json: the one-line error on stderr only
+
+
+def test_shell_completion_offers_the_jails_of_the_config_and_of_jls(env, cli):
+    env.write_config(CONFIG.format(root=env.jail_root("web")) + '[jail.db]\nip4 = "192.0.2.30"\n')
+    env.create_jail("wiki", ip4="192.0.2.40")  # running, in no config
+    completion = {"_JAILHOOKS_COMPLETE": "bash_complete", "COMP_CWORD": "5",
+                  "COMP_WORDS": f"jailhooks --config {env.config} run start w"}
+    res = env.subprocess(env=completion)
+    assert res.code == 0 and res.out.split() == ["plain,web", "plain,wiki"], (res.out, res.err)
+    completion["COMP_WORDS"] = f"jailhooks --config {env.config} explain "
+    assert env.subprocess(env=completion).out.split() == ["plain,db", "plain,web", "plain,wiki"]
