@@ -35,7 +35,7 @@ nat = "203.0.113.5"
 JLS_ONE = "jls --libxo json -j web"
 JLS_ALL = "jls --libxo json jid"
 # what pf holds, read back to prove the jail's policy is enforced (pf/prove.py)
-PROOF = ["pfctl -a * -s rules", "pfctl -a * -s nat", "pfctl -v -s Interfaces"]
+PROOF = ["pfctl -s Running", "pfctl -a * -s rules", "pfctl -a * -s nat", "pfctl -v -s Interfaces"]
 
 EXPECTED = {
     # jail(8)'s order: exec.prestart, the jail is made, exec.poststart ...

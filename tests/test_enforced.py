@@ -449,3 +449,17 @@ def test_a_pass_that_cannot_be_proven_is_a_warning_a_block_fails_closed(web, cli
     res = cli("check")
     assert res.code == 1 and "not enforced: default block: tcp to any port 9 as root: not proven: main ruleset: " \
                              "pass out quick on em0 all" in res.out
+
+
+def test_rules_loaded_in_a_disabled_pf_are_not_enforced(web, cli):
+    assert start(web, cli).code == 0
+    res = web.sim.run(["/sbin/pfctl", "-d"], None, 5, True)
+    assert (res.returncode, res.stderr) == (0, "pf disabled\n")  # pfctl_disable() in pfctl.c
+    assert web.sim.run(["/sbin/pfctl", "-d"], None, 5, True).stderr == "pfctl: pf not enabled\n"
+    report = cli("check")
+    assert report.code == 1
+    assert ("not enforced: default block: tcp to any port 9 as root: pf would pass it, the policy says block; "
+            "decided by pf is not enabled: it filters nothing (pfctl -e") in report.out
+    web.remove_jail("web")
+    res = cli("run", "prestart", "web")
+    assert res.code == 1 and "pf is not enabled: it filters nothing" in res.err

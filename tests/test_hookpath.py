@@ -55,7 +55,7 @@ def freebsd_stubs(env, tmp_path) -> None:
     # pfctl answers as a host whose pf.conf calls the jail anchors and which
     # holds the anchor prestart loads: what `-a '*' -s rules` then prints
     pfctl = (f'case "$*" in "-a * -s rules") cat {listing};; "-a * -s nat"|"-v -s Interfaces") ;; '
-             '*) cat > /dev/null;; esac')
+             '"-s Running") echo Enabled;; *) cat > /dev/null;; esac')
     # jls -j web: the recorded "not found"; jls of every jail (prestart's address check): the
     # recorded listing less its jails (web is the one that is about to start)
     every = FIXTURES / "jls" / "jls-libxo-json-params.out"

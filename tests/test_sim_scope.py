@@ -107,7 +107,6 @@ def test_a_whole_lifecycle_through_the_cli_meets_nothing_unmodelled(env, cli, mo
 
 
 @pytest.mark.parametrize("argv", [
-    ["/sbin/pfctl", "-d"],
     ["/sbin/pfctl", "-t", "jail_web", "-T", "add", "192.0.2.1"],
     ["/sbin/pfctl", "-K", "192.0.2.10"],
     ["/sbin/pfctl", "-s", "rules", "-v", "-z"],

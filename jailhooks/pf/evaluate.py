@@ -93,7 +93,9 @@ class Verdict:
             return f"not proven: {self.unproven}"
         if self.rule is None:
             return {"state": "a state (the reply of a passed connection)", "set skip": self.why,
-                    "default": "no rule matched: pf passes it, without state"}.get(self.why, self.why)
+                    "default": "no rule matched: pf passes it, without state",
+                    "disabled": "pf is not enabled: it filters nothing (pfctl -e; pf_enable=YES in rc.conf)",
+                    }.get(self.why, self.why)
         return where(self.rule)
 
 
@@ -111,7 +113,8 @@ class Ruleset:
 
     def __init__(self, filter: list, nat: list, skip: Optional[set] = None,
                  tables: TableReader = lambda path, name: None, jail_tables: str = "",
-                 interfaces: Optional[dict] = None) -> None:
+                 interfaces: Optional[dict] = None, enabled: bool = True) -> None:
+        self.enabled = enabled  # pf disabled (pfctl -d) filters nothing, whatever its rules
         self.filter, self.nat, self.skip = filter, nat, skip or set()
         self.tables, self.jail_tables = tables, jail_tables
         self.interfaces = interfaces or {}  # name -> its addresses, the primary one of each family first
@@ -263,6 +266,8 @@ class Ruleset:
 
     def test(self, pkt: Packet) -> Verdict:
         """The verdict for PKT; a pass that keeps state records the state."""
+        if not self.enabled:
+            return Verdict("pass", None, pkt, why="disabled")
         skipped = self._skipped(pkt)
         if skipped:
             if pkt.iface is None:

@@ -11,8 +11,9 @@ anchor (in strcmp order before this one) may match the same packets.  So:
   does with it, alone behind the hooks of contrib/pf.conf (the policy tests
   check that this is what the config means);
 * its **live** verdict is what pf's whole ruleset does with it, read back
-  with ``pfctl -a '*' -s rules`` and ``-s nat`` (every anchor, recursively),
-  ``pfctl -v -s Interfaces`` (``set skip``) and the tables the rules name.
+  with ``pfctl -s Running`` (a disabled pf filters nothing), ``pfctl -a '*'
+  -s rules`` and ``-s nat`` (every anchor, recursively), ``pfctl -v -s
+  Interfaces`` (``set skip``) and the tables the rules name.
 
 A probe whose live verdict differs, or cannot be evaluated (a construct the
 evaluator does not model could decide), is a finding naming the rule that
@@ -208,6 +209,7 @@ def live(host: Any, kept: Callable[[str], Optional[str]] = lambda anchor: None, 
     (KEPT(anchor)) when the anchor's live rules are exactly that text's:
     pfctl -f loads rules and table in one transaction, and a const table
     cannot be changed afterwards."""
+    enabled = host.pf_running()  # loaded rules mean nothing while pf is disabled
     filter_rules = parse_listing(host.pf_show_all("rules"))
     nat_rules = parse_listing(host.pf_show_all("nat"))
     printed: dict[str, list[str]] = {}
@@ -224,7 +226,7 @@ def live(host: Any, kept: Callable[[str], Optional[str]] = lambda anchor: None, 
         return cache[key]
 
     return Ruleset(filter=filter_rules, nat=nat_rules, skip=set(host.pf_skipped()), tables=tables,
-                   jail_tables=parent + "/" if parent else "")
+                   jail_tables=parent + "/" if parent else "", enabled=enabled)
 
 
 def _collect(rules: list[PrintedRule], printed: dict[str, list[str]]) -> None:

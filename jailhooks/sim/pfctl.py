@@ -34,12 +34,12 @@ def run(st, args, input, out, err) -> int:
 
     if not args:
         return usage()
-    # sbin/pfctl/pfctl.c: -h is usage(); -d (disable pf) is not modelled
-    _, opts, rest = options(args, "pfctl", "a:AdD:eqf:F:ghi:k:K:mMnNOo:Pp:rRs:St:T:vx:z", "aefFhknqstTv",
+    # sbin/pfctl/pfctl.c: -h is usage()
+    _, opts, rest = options(args, "pfctl", "a:AdD:eqf:F:ghi:k:K:mMnNOo:Pp:rRs:St:T:vx:z", "adefFhknqstTv",
                             PFCTL_USAGE, 1, err)
     anchor = show = clear = rules_file = table = table_command = None
     kills: list[str] = []
-    quiet = noaction = verbose = enable = False
+    quiet = noaction = verbose = enable = disable = False
     writes = False
     for o, v in opts:
         if o == "-a":
@@ -64,6 +64,8 @@ def run(st, args, input, out, err) -> int:
             verbose = True
         elif o == "-e":
             enable = writes = True
+        elif o == "-d":
+            disable = writes = True
         elif o == "-t":
             table = v
         elif o == "-T":
@@ -102,6 +104,13 @@ def run(st, args, input, out, err) -> int:
         show = clear = None
         kills = []
     rc = 0
+    if disable:  # pfctl_disable(), before any -s (pfctl.c main)
+        if not pf["enabled"]:
+            err.append("pfctl: pf not enabled\n")
+            return 1
+        pf["enabled"] = False
+        if not quiet:
+            err.append("pf disabled\n")
     if show is not None:
         rc = _pf_show(st, show, anchor, out, err, recurse, verbose)
     if clear is not None:
