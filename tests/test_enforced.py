@@ -463,3 +463,12 @@ def test_rules_loaded_in_a_disabled_pf_are_not_enforced(web, cli):
     web.remove_jail("web")
     res = cli("run", "prestart", "web")
     assert res.code == 1 and "pf is not enabled: it filters nothing" in res.err
+
+
+def test_a_kept_file_naming_no_valid_anchor_does_not_stop_the_teardown(web, cli):
+    assert start(web, cli).code == 0
+    kept = web.state / "anchors" / "web.conf"
+    kept.write_text('# jailhooks anchor "../_evil": generated, do not edit\n' + kept.read_text().split("\n", 1)[1])
+    web.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    assert web.anchor("jailhooks/web") is None

@@ -77,6 +77,9 @@ def test_print_rule_forms_are_read():
     assert parse_rule("pass out route-to (em1 192.0.2.1) all").unmodelled == ["route-to"]
     assert parse_rule("pass out all probability 50%").unmodelled == ["probability"]
     assert parse_rule("pass in inet from (lo0)/8 to any").unmodelled == ["address (lo0)/8"]
+    # match conditions (pf.conf(5)) are never read as if the rule matched every packet
+    for condition in ("tos 0x10", "prio 3", "max-pkt-rate 100/10", "once"):
+        assert parse_rule(f"pass out quick all {condition}").unmodelled == [condition.split()[0]], condition
 
 
 def test_anonymous_anchors_are_evaluated_like_named_ones():

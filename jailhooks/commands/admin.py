@@ -158,7 +158,7 @@ def sync(app: App) -> int:
         for line in lines:
             app.changed(f"sync: {plugin}: {line}")
     if not app.dry_run:  # every jail reloaded: read the firewall once and prove each jail's policy
-        problems = [msg for level, _, msg in enforced(app, None) if level == "error"]
+        problems = [msg for level, _, msg in enforced(app, None, running) if level == "error"]
         for msg in problems:
             app.warn(f"sync: {msg}")
         code = code or (ExitCode.FAILED if problems else 0)
@@ -181,9 +181,10 @@ def orphaned_leases(app: App) -> list[str]:
     return found
 
 
-def enforced(app: App, only: Jail | None) -> list[tuple[str, str, str]]:
-    """Each running jail's policy, proven on the live firewall (jailhooks_verify)."""
-    running = app.host.jails()
+def enforced(app: App, only: Jail | None, running: list[dict[str, Any]] | None = None) -> list[tuple[str, str, str]]:
+    """Each running jail's policy, proven on the live firewall (jailhooks_verify).
+    RUNNING: what jls listed, when the caller has just read it."""
+    running = app.host.jails() if running is None else running
     jails = ([only] if only.jid is not None else []) if only is not None else [running_jail(app, j) for j in running]
     seen: dict = {}
     findings = [("error", "jls", f"running jail {shown} has no rules: jailhooks refuses its name ({why}); "
@@ -220,7 +221,6 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
     if jail is not None:
         require_known(app, jail, up=False)
     findings: list[tuple[str, str, str]] = [("ok", "config", f"{app.settings.source}: valid")]
-
     problems = app.registry.check()
     findings += [("error", "registry", p) for p in problems] or [("ok", "registry", "integrity check passed")]
     for plugin, caller in app.plugins.callers("jailhooks_check"):
@@ -388,8 +388,7 @@ def registry_import(app: App, data: bytes | str, source: str, host: str | None =
     from ..registry.sql import checked_lease
 
     for item in leases:  # each as an allocation would check it, then against this host's pool
-        checked_lease(item, "import")
-        in_pool(app, item, "import")
+        in_pool(app, checked_lease(item, "import"), "import")
     if host is not None:
         from ..config import host_label
 
@@ -405,27 +404,24 @@ def registry_import(app: App, data: bytes | str, source: str, host: str | None =
     return 0
 
 
-def in_pool(app: App, item: Any, what: str) -> None:
-    """A lease from outside (an export, a jail's own marker) lies within the
-    pool [uids] first..last for its jail and holds no reserved id: a forged
-    "UIDs 1000-1999" would make the anchor's users' rules match host users."""
-    if not isinstance(item, dict) or not isinstance(item.get("jail"), str):
-        return  # checked_lease refuses it, with its own message
-    first, last = item.get("uid_first"), item.get("uid_last")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, last)):
-        return
+def in_pool(app: App, lease: Any, what: str) -> None:
+    """LEASE (from outside, already through checked_lease: an export, a
+    jail's own marker) lies within the pool [uids] first..last for its jail
+    and holds no reserved id: a forged "UIDs 1000-1999" would make the
+    anchor's users' rules match host users."""
     try:
-        pool = app.settings.for_jail("uids", validate.jail_name(item["jail"]))
-    except (KeyError, ValueError):  # no uids section (plugin disabled), or a name checked_lease refuses
+        pool = app.settings.for_jail("uids", lease.jail)
+    except KeyError:  # no uids section: the plugin is disabled
         return
+    first, last = lease.uid_first, lease.uid_last
     if pool.get("range") and [first, last] == list(pool["range"]):
         return  # the jail's own fixed range ([jail.NAME.uids] range)
     if not pool["first"] <= first <= last <= pool["last"]:
-        raise DataError(f"{what}: lease of {item['jail']}: UIDs {first}-{last} lie outside the pool "
+        raise DataError(f"{what}: lease of {lease.jail}: UIDs {first}-{last} lie outside the pool "
                         f"[uids] first..last ({pool['first']}-{pool['last']}); nothing was changed")
     reserved = [f"{uid} ({name})" for uid, name in sorted(validate.RESERVED_UIDS.items()) if first <= uid <= last]
     if reserved:
-        raise DataError(f"{what}: lease of {item['jail']}: UIDs {first}-{last} hold reserved ids "
+        raise DataError(f"{what}: lease of {lease.jail}: UIDs {first}-{last} hold reserved ids "
                         f"{', '.join(reserved)}; nothing was changed")
 
 
@@ -448,8 +444,9 @@ def registry_recover(app: App, names: list[str]) -> int:
                             f"{validate.shown(str(claim['jail']))}; not recovered")
             continue
         try:
-            claims.append(checked_lease(claim, f"jail {name}'s etc/pw.conf"))
-            in_pool(app, claim, f"jail {name}'s etc/pw.conf")
+            lease = checked_lease(claim, f"jail {name}'s etc/pw.conf")
+            in_pool(app, lease, f"jail {name}'s etc/pw.conf")
+            claims.append(lease)
         except DataError as exc:
             problems.append(str(exc))
     claims.sort(key=lambda lease: lease.uid_first)

@@ -27,11 +27,12 @@ _OPS = ("=", "!=", "<", "<=", ">", ">=")
 _RANGE_OPS = ("><", "<>")
 
 # Words after from/to that neither restrict which packets a rule matches nor
-# change its verdict (states, labels, queues, logging targets, scrub options).
+# change its verdict (labels, queues, routing table, scrub and set actions),
+# with how many arguments follow.  Conditions (tos, prio, max-pkt-rate, once
+# ...: pf.conf(5)) are not among them: a rule with one is "unmodelled".
 _HARMLESS = {"label": 1, "ridentifier": 1, "queue": 1, "rtable": 1, "dnpipe": 1, "dnqueue": 1,
              "max-mss": 1, "min-ttl": 1, "set-tos": 1, "allow-opts": 0, "random-id": 0, "no-df": 0,
-             "reassemble": 1, "fragment": 0, "keep": 1, "modulate": 1, "synproxy": 1, "no": 1,
-             "scrub": 1, "set": 2, "once": 0, "max-pkt-rate": 1, "prio": 1, "tos": 1}
+             "reassemble": 1, "scrub": 1, "set": 2}
 
 
 class Host:
@@ -266,8 +267,9 @@ def _rest(w: _Words, r: PrintedRule) -> None:
                 w.take()
 
 
-_KNOWN_WORDS = {"user", "group", "flags", "icmp-type", "icmp6-type", "tag", "tagged", "->", "keep", "label",
-                "modulate", "synproxy", "no", "fragment", "ridentifier", "queue", "rtable"}
+# Where parsing picks up again after a word it does not know.
+_KNOWN_WORDS = {"user", "group", "flags", "icmp-type", "icmp6-type", "tag", "tagged", "->", "keep", "modulate",
+                "synproxy", "no", "fragment", *_HARMLESS}
 
 
 def _host(w: _Words, r: PrintedRule) -> Host:

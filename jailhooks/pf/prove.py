@@ -75,8 +75,7 @@ def probes(spec: Policy) -> list[Probe]:
     """The packets that show whether SPEC's policy holds."""
     by_family = {4: spec.ip4[0] if spec.ip4 else None, 6: spec.ip6[0] if spec.ip6 else None}
     user = spec.users[0] + USER_OFFSET if spec.users else None
-    nat_iface = spec.nats[0][1].interface if spec.nats and not spec.vnet else None
-    iface = None if spec.vnet else spec.interface or nat_iface
+    iface = None if spec.vnet else egress(spec)
     out: list[Probe] = []
 
     def who(rule_users: bool, action: str) -> list[tuple[str, Optional[int]]]:
@@ -139,6 +138,12 @@ def probes(spec: Policy) -> list[Probe]:
             out.append(Probe(f"port forward {fwd.proto[0]} {nat.target}:{fwd.port} -> {inside}:{fwd.to_port} "
                              f"(from {plugin})", pkt, reply))
     return out
+
+
+def egress(spec: Policy) -> Optional[str]:
+    """The interface a jail's packets are taken to cross: the policy's own
+    ([pf] interface), else its NAT's; None when not known."""
+    return spec.interface or (spec.nats[0][1].interface if spec.nats else None)
 
 
 def _proto_port(rule: Filter) -> tuple[str, int]:

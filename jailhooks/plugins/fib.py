@@ -201,10 +201,10 @@ def jailhooks_status(ctx):
     return {"fib": lease.fib if lease else None}
 
 
-
 @hookimpl
 def jailhooks_columns(status):
     return [("FIB", "-" if status.get("fib") is None else str(status["fib"]))]
+
 
 @hookimpl
 def jailhooks_check(settings, host, registry, jail):

@@ -114,7 +114,7 @@ def jailhooks_policy_rules(ctx):
     if users_allow and inherit:
         # the users' allow list is all they may send: it keeps what every jail
         # may (the resolver: a script that may reach 443 must still resolve names)
-        users_allow = [_for_users(r) for r in glob["allow"] if _for_users(r)] + users_allow
+        users_allow = [u for u in map(_for_users, glob["allow"]) if u] + users_allow
     rules = _filters(glob["block"] + own.get("block", []), action="block")
     rules += _filters(allow, action="pass")
     rules += _filters(users.get("block", []), action="block", users=True)
@@ -286,12 +286,20 @@ def loaded_at(text: str | None) -> str | None:
     return None
 
 
+def _valid_anchor(path: str) -> bool:
+    try:
+        validate.anchor_path(path)
+        return True
+    except ValueError:  # a kept file that says something else: flush only where the config says
+        return False
+
+
 def _teardown(ctx):
     n = names(ctx)
     errors = []
     # [pf] parent may have changed since start: flush where the rules really are
     where = loaded_at(last_loaded(ctx.settings, ctx.jail.name))
-    elsewhere = [where] if where and where != n.anchor and validate.anchor_path(where) == where else []
+    elsewhere = [where] if where and where != n.anchor and _valid_anchor(where) else []
     for step in (lambda: ctx.host.pf_flush(n.anchor), *[(lambda a=a: ctx.host.pf_flush(a)) for a in elsewhere],
                  lambda: ctx.host.pf_kill_label(n.label),
                  *[(lambda a=a: ctx.host.pf_kill_address(a)) for a in ctx.jail.addresses]):
@@ -331,11 +339,11 @@ def jailhooks_status(ctx):
     return record
 
 
-
 @hookimpl
 def jailhooks_columns(status):
     return [("ANCHOR", status.get("anchor", "-")), ("LOADED", "yes" if status.get("anchor_loaded") else "no"),
             ("RULES", str(status.get("rules", "-")))]
+
 
 @hookimpl
 def jailhooks_sync(ctx):
@@ -390,13 +398,13 @@ def _section(text: str, printed: str) -> tuple[str, str]:
 @hookimpl
 def jailhooks_explain(ctx, packet, rendered):
     from ..pf.evaluate import Packet
-    from ..pf.prove import alone
+    from ..pf.prove import alone, egress
 
     spec = anchor(ctx)
     names_ = names(ctx)
     family = 6 if ":" in packet["dst"] else 4
     own = next((a for a in spec.ip4 + spec.ip6 if (":" in a) == (family == 6)), None)
-    iface = packet["iface"] or spec.interface or (spec.nats[0][1].interface if spec.nats else None)
+    iface = packet["iface"] or egress(spec)
     if packet["direction"] == "out":
         src = own  # None: a jail without an address of its own sends from the host's
         pkt = Packet(None if spec.vnet else iface, "in" if spec.vnet else "out", packet["proto"], src,

@@ -242,11 +242,11 @@ def audit(registry, jail) -> list[tuple[str, str]]:
     return found or [("ok", f"jail {jail.name}: users and groups are inside {lease.uid_first}-{lease.uid_last}")]
 
 
-
 @hookimpl
 def jailhooks_columns(status):
     uids = status.get("uid_range")
     return [("UIDS", f"{uids[0]}-{uids[1]}" if uids else "-")]
+
 
 @hookimpl
 def jailhooks_check(settings, host, registry, jail):
