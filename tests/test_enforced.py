@@ -472,3 +472,24 @@ def test_a_kept_file_naming_no_valid_anchor_does_not_stop_the_teardown(web, cli)
     web.remove_jail("web")
     assert cli("run", "poststop", "web").code == 0
     assert web.anchor("jailhooks/web") is None
+
+
+def test_what_a_plugin_reports_is_copied_before_check_and_explain_use_it(web, cli):
+    web.write_plugin("liar", HOSTILE_STR + '''
+from jailhooks import hookimpl
+
+@hookimpl
+def jailhooks_check(settings, host, registry, jail):
+    return [(S("error"), S("disk on fire"))]
+
+@hookimpl(tryfirst=True)
+def jailhooks_explain(ctx, packet, rendered):
+    return {"verdict": S("pass"), "proven": True, "why": S("because"), "packet": {"direction": "out", "proto": "tcp",
+            "src": None, "dst": "198.51.100.1", "port": 1, "uid": 0, "iface": None}}
+''')
+    web.write_config('plugins = ["liar"]\n' + WEB.format(root=web.jail_root("web")))
+    report = cli("check")
+    assert report.code == 1  # S("error") == "ok" is True, yet it stays an error
+    assert "error   liar: disk on fire\n" in report.out and "pass out quick all" not in report.out
+    res = cli("explain", "web", "tcp", "198.51.100.1:1")
+    assert "decided by: because\n" in res.out and "pass out quick all" not in res.out

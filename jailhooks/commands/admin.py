@@ -196,7 +196,7 @@ def enforced(app: App, only: Jail | None, running: list[dict[str, Any]] | None =
         problems = []
         try:
             for plugin, found in app.plugins.collect("jailhooks_verify", ctx=ctx, seen=seen):
-                problems += [(_level(level), plugin, validate.escaped(str(line))) for level, line in found or []]
+                problems += [(_level(level), plugin, validate.escaped(line)) for level, line in found or []]
         except JailhooksError as exc:
             problems.append(("error", "firewall", f"cannot be proven: {validate.escaped(str(exc))}"))
         findings += [(level, plugin, f"jail {jail.name}: {'not enforced' if level == 'error' else 'not proven'}: "
@@ -210,8 +210,21 @@ def enforced(app: App, only: Jail | None, running: list[dict[str, Any]] | None =
 
 
 def _level(level: Any) -> str:
-    """A plugin's level, as one of ours (anything unknown is an error)."""
-    return level if level in ("ok", "warning", "error") else "error"
+    """A plugin's level, as one of ours (anything unknown is an error),
+    copied first: a str subclass's __eq__ cannot pass an error off as ok."""
+    level = validate.exact(level)
+    return level if isinstance(level, str) and level in ("ok", "warning", "error") else "error"
+
+
+def _plain(value: Any) -> Any:
+    """A plugin's answer as exact built-in values (dict, list, str, int,
+    bool, None), before anything formats it."""
+    if isinstance(value, dict):
+        return {str.__str__(k) if isinstance(k, str) else repr(k): _plain(v) for k, v in dict.items(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in list(value)]
+    value = validate.exact(value)
+    return value if value is None or isinstance(value, (str, int, bool)) else repr(value)
 
 
 def check(app: App, name: str | None, as_json: bool = False) -> int:
@@ -228,8 +241,8 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
             found = call_plugin(plugin, caller, settings=app.settings, host=app.host, registry=app.registry,
                                 jail=jail) or []
         except JailhooksError as exc:
-            found = [("error", validate.escaped(str(exc)))]
-        findings += [(level, plugin, msg) for level, msg in found]
+            found = [("error", str(exc))]
+        findings += [(_level(level), plugin, validate.escaped(msg)) for level, msg in found]
     findings += [("warning", "plugins", f"plugin {plugin} implements jailhooks_pf_rules, renamed "
                                         "jailhooks_policy_rules in 0.4 (the old name goes in 0.5)")
                  for plugin, _ in app.plugins.callers("jailhooks_pf_rules")]
@@ -279,7 +292,7 @@ def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str
                                rendered=rendered)
     if answer is None:
         raise UsageError("explain: no plugin explains packets (is the pf plugin disabled?)")
-    answer = {"jail": jail.name, **answer}
+    answer = {"jail": jail.name, **_plain(answer)}
     if as_json:
         app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-explain": answer}))
         return 0
