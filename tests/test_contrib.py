@@ -127,30 +127,45 @@ def test_the_synopsis_lists_every_command_and_option():
 
 def test_port_installs_what_its_plist_lists():
     makefile = (PORT / "Makefile").read_text()
-    plist = (PORT / "pkg-plist").read_text().split()
+    plist = (PORT / "pkg-plist").read_text().splitlines()
     assert "PORTNAME=\tjailhooks" in makefile  # the normalised distribution name (pep517 wheel glob)
     from jailhooks import __version__
 
     assert f"DISTVERSION=\t{__version__}" in makefile
-    for hook in ("iocage-hook", "pot-hook"):
-        assert f"libexec/jailhooks/{hook}" in plist and (REPO / "hooks" / hook).exists()
-        assert f"${{WRKSRC}}/hooks/{hook}" in makefile
-    assert "@sample" in plist and "etc/jailhooks.toml.sample" in plist
+    assert "libexec" not in makefile and not any("libexec" in line for line in plist)  # nothing calls a shim
+    # the config may hold a PostgreSQL password: pkg copies the sample with its mode (0600)
+    assert plist == ["@sample(,,0600) etc/jailhooks.toml.sample"]
     assert "${WRKSRC}/contrib/jailhooks.toml.sample" in makefile and (CONTRIB / "jailhooks.toml.sample").exists()
     assert "USE_RC_SUBR=\tjailhooks" in makefile
+    assert "USE_PYTHON=\tautoplist pep517 pytest" in makefile and "${PY_SETUPTOOLS}" in makefile
+    assert "PYTHON_SITELIBDIR" not in makefile.replace("PYTHONPREFIX_SITELIBDIR", "")
     assert "LICENSE_FILE=\t${WRKSRC}/LICENSE" in makefile and (REPO / "LICENSE").exists()
-    # the examples (the snippet for jail.conf among them) go to EXAMPLESDIR, behind the EXAMPLES option
-    assert "PORTEXAMPLES=\tjailhooks.toml jail.conf pf.conf" in makefile and "post-install-EXAMPLES-on:" in makefile
-    for example in ("contrib/jailhooks.toml", "hooks/jail.conf", "contrib/pf.conf"):
-        assert f"${{WRKSRC}}/{example}" in makefile and (REPO / example).exists()
+    # the wheel carries the manuals and the examples (autoplist lists them), whatever the options say
+    data = tomllib_load(REPO / "pyproject.toml")["tool"]["setuptools"]["data-files"]
+    assert data["share/man/man8"] == ["contrib/jailhooks.8"] and data["share/man/man5"] == ["contrib/jailhooks.toml.5"]
+    for example in ("contrib/jailhooks.toml", "hooks/jail.conf", "contrib/pf.conf", "contrib/rc.d/jailhooks.in"):
+        assert example in data["share/examples/jailhooks"] and (REPO / example).exists()
     assert "PGSQL_RUN_DEPENDS=\t${PYTHON_PKGNAMEPREFIX}psycopg>=3.1:databases/py-psycopg" in makefile
     message = (PORT / "files" / "pkg-message.in").read_text()
     assert 'anchor "jailhooks/*"' in message and "sysrc jailhooks_enable=YES" in message
-    # the completion files the port makes with the built program
-    for shell in ("bash", "zsh", "fish"):
+    assert "%%EXAMPLESDIR%%/pf.conf" in message
+    # the completion files, one option each, made with the staged program
+    assert "OPTIONS_DEFAULT=\tBASH FISH ZSH" in makefile
+    for opt, shell in (("BASH", "bash"), ("FISH", "fish"), ("ZSH", "zsh")):
+        assert f"post-install-{opt}-on:" in makefile and f"{opt}_PLIST_FILES=" in makefile
         out = subprocess.run([sys.executable, "-m", "jailhooks"], capture_output=True, text=True, timeout=60,
                              env={"PYTHONPATH": str(REPO), "_JAILHOOKS_COMPLETE": f"{shell}_source"}).stdout
-        assert "_JAILHOOKS_COMPLETE=" in out and "_JAILHOOKS_COMPLETE=${shell}_source" in makefile
+        assert "_JAILHOOKS_COMPLETE=" in out and f"_JAILHOOKS_COMPLETE={shell}_source" in makefile
+    assert "make makesum" in (CONTRIB / "port" / "README.md").read_text()  # how distinfo is made
+
+
+def tomllib_load(path):
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
 
 
 def test_the_sample_pkg_installs_is_inert(tmp_path):

@@ -40,6 +40,9 @@ def site(tmp_path):
     (site / "quietplugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: quietplugin\nVersion: 1.0\n")
     (site / "quietplugin-1.0.dist-info" / "entry_points.txt").write_text("[jailhooks]\nquiet = quietplugin\n")
     (site / "quietplugin.py").write_text("from jailhooks import hookimpl\n\n@hookimpl\ndef jailhooks_prestart(ctx):\n    pass\n")
+    # as in any site-packages: the first import writes into __pycache__, not into the
+    # directory whose mtime says a distribution came or went
+    (site / "__pycache__").mkdir()
     return str(site)
 
 
