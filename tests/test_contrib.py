@@ -41,7 +41,7 @@ def _config_manual() -> dict[str, set[str]]:
     current = ""
     for line in (CONTRIB / "jailhooks.toml.5").read_text().splitlines():
         if line.startswith(".Ss "):
-            current = line[4:].strip()
+            current = line[4:].strip().removesuffix("\\&")  # "\&" keeps mandoc from reading "]" as a delimiter
             sections[current] = set()
         elif line.startswith(".It Cm ") and current:
             sections[current].add(line.split()[2])
