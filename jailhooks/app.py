@@ -131,6 +131,7 @@ def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = Fal
     raw, source = read_toml(config, missing_ok)
     choice = plugin_list(raw, source)
     plugins = make_plugins(choice.modules, autoload=autoload and choice.autoload, disabled=choice.disabled,
+                           firewall=choice.firewall,
                            cache_dir=None if dry_run else state_dir_of(raw), strict=strict)
     sections = []
     for plugin, secs in plugins.collect("jailhooks_config_sections"):

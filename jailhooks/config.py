@@ -297,10 +297,31 @@ class PluginChoice:
     (unless autoload is off: every installed entry point otherwise runs as
     root at every jail start), less the disabled ones."""
 
-    __slots__ = ("modules", "autoload", "disabled")
+    __slots__ = ("modules", "autoload", "disabled", "firewall")
 
-    def __init__(self, modules: list[str], autoload: bool = True, disabled: list[str] | None = None) -> None:
+    def __init__(self, modules: list[str], autoload: bool = True, disabled: list[str] | None = None,
+                 firewall: str = "pf") -> None:
         self.modules, self.autoload, self.disabled = modules, autoload, disabled or []
+        self.firewall = firewall  # [firewall] backend: which built-in firewall plugin loads
+
+
+FIREWALLS = ("pf", "ipfw")
+CORE_KEYS = ("plugins", "host", "jail", "registry", "firewall")  # the core's own top-level keys
+
+
+def firewall_backend(raw: dict, source: str) -> str:
+    """``[firewall] backend``: the firewall the jails' policies go to; read,
+    like ``plugins``, before any plugin is imported (it says which loads)."""
+    value = raw.get("firewall", {})
+    if not isinstance(value, dict):
+        raise ConfigError("firewall: must be a table ([firewall] backend = \"pf\" or \"ipfw\")", source)
+    unknown = sorted(set(value) - {"backend"})
+    if unknown:
+        raise ConfigError(f"firewall.{unknown[0]}: unknown key", source)
+    backend = value.get("backend", "pf")
+    if backend not in FIREWALLS:
+        raise ConfigError(f"firewall.backend: {backend!r} is not one of {', '.join(FIREWALLS)}", source)
+    return backend
 
 
 def plugin_list(raw: dict, source: str) -> PluginChoice:
@@ -327,7 +348,7 @@ def plugin_list(raw: dict, source: str) -> PluginChoice:
     autoload = value.get("autoload", True)
     if not isinstance(autoload, bool):
         raise ConfigError("plugins.autoload: must be true or false", source)
-    return PluginChoice(names["modules"], autoload, names["disabled"])
+    return PluginChoice(names["modules"], autoload, names["disabled"], firewall_backend(raw, source))
 
 
 def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Settings:
@@ -335,7 +356,7 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
     by_name: dict[str, Section] = {}
     problems: list[str] = []
     for sec in sections:
-        if sec.name in by_name or sec.name in ("plugins", "host", "jail", "registry") or sec.name in JAIL_FIELDS:
+        if sec.name in by_name or sec.name in CORE_KEYS or sec.name in JAIL_FIELDS:
             problems.append(f"section [{sec.name}] is claimed twice (core or another plugin)")
             continue
         by_name[sec.name] = sec
@@ -343,7 +364,8 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
     def add(prefix: str, found: list[tuple[str, str]]) -> None:
         problems.extend(f"{prefix}{key}: {msg}" for key, msg in found)
 
-    plugins = plugin_list(raw, source).modules
+    choice = plugin_list(raw, source)
+    plugins = choice.modules
     host_raw = raw.get("host", {})
     host: dict = {}
     if isinstance(host_raw, dict):
@@ -362,7 +384,7 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
     else:
         problems.append("registry: must be a table")
 
-    values: dict[str, dict] = {}
+    values: dict[str, dict] = {"firewall": {"backend": choice.firewall}}
     for name, sec in by_name.items():
         section_raw = raw.get(name, {})
         if not isinstance(section_raw, dict):
@@ -403,7 +425,7 @@ def build_settings(raw: dict, source: str, sections: Iterable[Section]) -> Setti
         jails[jname] = jc
 
     for key in raw:
-        if key not in ("plugins", "host", "jail", "registry") and key not in by_name:
+        if key not in CORE_KEYS and key not in by_name:
             problems.append(f"{key}: unknown key")
     if problems:
         raise ConfigError(problems, source)

@@ -24,9 +24,11 @@ BUILTIN_PLUGINS = (
     "jailhooks.plugins.managers",
     "jailhooks.plugins.uids",
     "jailhooks.plugins.fib",
-    "jailhooks.plugins.pf",
+    "jailhooks.plugins.policy",
     "jailhooks.plugins.saddr",
 )
+# [firewall] backend: the one firewall plugin that loads, after the policy
+FIREWALL_PLUGINS = {"pf": "jailhooks.plugins.pf", "ipfw": "jailhooks.plugins.ipfw"}
 ENTRY_POINT_GROUP = "jailhooks"
 
 
@@ -242,7 +244,7 @@ def _valid(entry: Any) -> bool:
 
 
 def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | None = None,
-                 strict: bool = True, disabled: list[str] | None = None) -> Plugins:
+                 strict: bool = True, disabled: list[str] | None = None, firewall: str = "pf") -> Plugins:
     """Register every plugin.  strict=False (for ``jailhooks plugins``) records a
     plugin that fails to load, with its error, instead of stopping, and
     rescans the installed entry points (refreshing their cache).
@@ -250,10 +252,14 @@ def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | Non
     One plugin, one registration: a module that arrives both as an entry point
     and in the config's ``plugins`` is registered once (as the entry point).
     DISABLED names entry points or modules that must not load (never a
-    built-in: turning off the pf plugin would leave every jail without rules)."""
+    built-in: turning off the pf plugin would leave every jail without rules).
+    FIREWALL ([firewall] backend) picks the firewall plugin: pf or ipfw."""
     plugins = Plugins()
     disabled = set(disabled or ())
-    builtin_names = {m.rsplit(".", 1)[1] for m in BUILTIN_PLUGINS} | set(BUILTIN_PLUGINS)
+    builtins = list(BUILTIN_PLUGINS)
+    builtins.insert(builtins.index("jailhooks.plugins.policy") + 1, FIREWALL_PLUGINS[firewall])
+    every = [*BUILTIN_PLUGINS, *FIREWALL_PLUGINS.values()]
+    builtin_names = {m.rsplit(".", 1)[1] for m in every} | set(every)
     if disabled & builtin_names:
         raise PluginLoadError(f"plugins.disabled: {sorted(disabled & builtin_names)[0]} is built in and cannot be "
                               "disabled (its own config section switches it off where it can be)")
@@ -274,7 +280,7 @@ def make_plugins(modules: list[str], autoload: bool = True, cache_dir: str | Non
                 raise
             plugins.infos.append(PluginInfo(name, source, module, error=str(exc)))
 
-    for module in BUILTIN_PLUGINS:
+    for module in builtins:
         plugins.register(_import(module, "builtin"), module.rsplit(".", 1)[1], "builtin", module)
     if autoload:
         for name, value, dist in entry_points(cache_dir, rescan=not strict):

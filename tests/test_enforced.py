@@ -199,7 +199,7 @@ def test_explain_gives_the_verdict_and_the_rule_that_decides(web, cli):
     assert "verdict:    pass (keeps state: replies pass)" in res.out
     assert ('decided by: anchor jailhooks/web: pass out quick proto tcp from <jail_web> to any port = https flags '
             'S/SA keep state label "jailhooks:web"') in res.out
-    assert "section:    4. passes for the jail, from plugin pf" in res.out
+    assert "section:    4. passes for the jail, from plugin policy" in res.out
     doc = json.loads(cli("explain", "web", "tcp", "198.51.100.1:25", "--json").out)["jailhooks-explain"]
     assert (doc["verdict"], doc["proven"], doc["section"]) == ("block", True, "5. block everything else the jail sends")
     assert cli("explain", "web", "tcp", "198.51.100.1").code == 64  # tcp needs a port
@@ -401,7 +401,7 @@ def test_a_jls_path_with_terminal_escapes_is_shown_escaped(env, cli):
 
 
 def test_the_probes_a_policy_yields():
-    from jailhooks.pf.prove import probes
+    from jailhooks.probes import probes
     from jailhooks.pf.render import AnchorSpec, Names
     from jailhooks.policy import Filter, Nat, Rdr
 
@@ -437,7 +437,7 @@ def test_a_pass_that_cannot_be_proven_is_a_warning_a_block_fails_closed(web, cli
     load_main(web, tmp_path, HOOKS + 'block in log all\nanchor "blacklistd/*" in on em0\nanchor "jailhooks/*"\n')
     first = cli("run", "prestart", "web")
     assert first.code == 0, first.err
-    assert ('warning: inbound pass tcp from 198.51.100.7 to port 80 (from pf): not proven: main ruleset: anchor '
+    assert ('warning: inbound pass tcp from 198.51.100.7 to port 80 (from policy): not proven: main ruleset: anchor '
             '"blacklistd/*" in on em0 all (cannot evaluate: on em0: the interface the packet crosses is not known '
             '(set [pf] interface') in first.out
     web.create_jail("web", ip4="192.0.2.10")

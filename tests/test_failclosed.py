@@ -106,7 +106,7 @@ def test_a_failed_rerun_of_start_on_a_running_jail_keeps_its_previous_anchor(env
     env.sim.clear_faults()
     report = cli("check", "web")  # it runs on its previous rules, not on what the config says now
     assert report.code == 1
-    assert ("jail web: not enforced: pass tcp to any port 22 (from pf) as root: pf would block it, the policy says "
+    assert ("jail web: not enforced: pass tcp to any port 22 (from policy) as root: pf would block it, the policy says "
             "pass; decided by anchor jailhooks/web: block drop out log quick from <jail_web>") in report.out
 
 

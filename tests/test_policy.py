@@ -318,7 +318,7 @@ def test_a_pass_for_the_users_cannot_widen_the_jails_own(env, cli):
                      '[jail.web.pf.users]\nallow = [{ proto = "tcp", port = 22 }]\n')
     res = cli("render", "web")
     assert res.code == 65
-    assert ("jail web: a pass for the jail's users (proto tcp to any port 22, from pf) is not within one of the "
+    assert ("jail web: a pass for the jail's users (proto tcp to any port 22, from policy) is not within one of the "
             "jail's own passes") in res.err
     env.write_config('[jail.web]\nip4 = "192.0.2.10"\n[jail.web.pf]\nallow = [{ proto = "tcp", port = [80, 443] }]\n'
                      '[jail.web.pf.users]\nallow = [{ proto = "tcp", port = 443 }]\n')

@@ -33,40 +33,11 @@ import ipaddress
 from functools import lru_cache
 from typing import Callable, Optional
 
+from ..probes import Packet
 from .listing import Host, PrintedRule
 
 # An unknown interface (None) is one that leaves the host; these do not.
 _LOCAL_IFACES = ("lo", "pflog", "pfsync", "enc")
-
-
-class Packet:
-    """One packet as pf sees it on one interface, in one direction."""
-
-    __slots__ = ("iface", "direction", "proto", "src", "dst", "sport", "dport", "uid", "tag")
-
-    def __init__(self, iface: Optional[str], direction: str, proto: str, src: Optional[str], dst: str,
-                 sport: int = 40000, dport: int = 0, uid: Optional[int] = None, tag: str = "") -> None:
-        self.iface = iface  # None: not known (some external interface)
-        self.direction = direction  # "in" or "out"
-        self.proto = proto  # tcp, udp, icmp, ipv6-icmp
-        self.src = src  # None: not known (the host's own address, for a jail without one)
-        self.dst = dst
-        self.sport, self.dport = sport, dport
-        self.uid = uid  # owner of the local socket; None: no socket
-        self.tag = tag
-
-    def _replace(self, **changes) -> "Packet":
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        fields.update(changes)
-        return Packet(**fields)
-
-    def __repr__(self) -> str:
-        return (f"Packet({self.iface!r}, {self.direction!r}, {self.proto!r}, {self.src!r}, {self.dst!r}, "
-                f"sport={self.sport}, dport={self.dport}, uid={self.uid!r}, tag={self.tag!r})")
-
-    @property
-    def af(self) -> int:
-        return 6 if ":" in self.dst else 4
 
 
 class Verdict:

@@ -12,66 +12,10 @@ from __future__ import annotations
 import os
 
 from .. import hookimpl, validate
-from ..config import Field, Section, boolean, choice, one_or_list, table_of, list_of
 from ..errors import DataError, JailhooksError
 from ..pf.anchor import anchor_of, names as anchor_names
 from ..pf.render import Names
-from ..policy import Filter, Rdr, resolve_match
-
-
-def _rule(peer_key: str):
-    """A policy rule table; PEER_KEY is "to" (outbound) or "from" (inbound)."""
-    return table_of({
-        "proto": Field(one_or_list(_proto), list),
-        peer_key: Field(one_or_list(validate.destination), list),
-        "port": Field(one_or_list(validate.port), list),
-        "log": Field(boolean, False),
-    })
-
-
-def _proto(v):
-    if v not in ("tcp", "udp", "icmp", "icmp6"):
-        raise ValueError(f"protocol {v!r} is not one of tcp, udp, icmp, icmp6")
-    return v
-
-
-def _forward(v):
-    """A port forward: { proto, port, to_port, from }, checked as an Rdr."""
-    fields = table_of({"proto": Field(one_or_list(_proto), lambda: ["tcp"]), "port": Field(validate.port),
-                       "to_port": Field(validate.port, None), "from": Field(one_or_list(validate.destination), list)})
-    r = fields(v)
-    Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
-    return r
-
-
-USERS = table_of({
-    "allow": Field(list_of(_rule("to")), list, "what the jail's users may send (narrows the jail's allow)"),
-    "block": Field(list_of(_rule("to")), list, "what the jail's users may not send"),
-})
-POLICY = {
-    "match": Field(choice("auto", "address", "uid", "both"), "auto",
-                   "auto: address when the jail has addresses, else uid"),
-    "default": Field(choice("block", "pass"), "block", "what happens to everything else the jail sends"),
-    "log": Field(boolean, True, "log what the default block drops"),
-    "interface": Field(validate.interface, ""),
-    "allow": Field(list_of(_rule("to")), list, "outbound traffic the jail (every process in it) may send"),
-    "block": Field(list_of(_rule("to")), list, "outbound traffic the jail may not send (before any allow)"),
-    "users": Field(USERS, dict, "rules for the jail's users, the UIDs of its block"),
-    "inbound": Field(list_of(_rule("from")), list, "traffic the jail may receive (passed in the anchor, with state)"),
-}
-SECTION = Section(
-    "pf",
-    fields={"parent": Field(validate.anchor_path, "jailhooks", "the anchor under which each jail's anchor lives"),
-            **POLICY},
-    jail_fields={**{k: Field(v.check) for k, v in POLICY.items()},
-                 "inherit_allow": Field(boolean, doc="also apply the global [pf] allow rules (default true)"),
-                 "rdr": Field(list_of(_forward), doc="port forwards from the jail's NAT address")},
-)
-
-
-@hookimpl
-def jailhooks_config_sections():
-    return [SECTION]
+from ..policy import resolve_match
 
 
 def names(ctx):
@@ -87,43 +31,6 @@ def anchor(ctx, lease=None):
 @hookimpl
 def jailhooks_render(ctx, policy):
     return anchor_of(policy, ctx.settings).text
-
-
-def _filters(rules: list, **kw) -> list:
-    return [Filter(proto=tuple(r["proto"]), to=tuple(r["to"]), port=tuple(r["port"]), log=r["log"], **kw)
-            for r in rules]
-
-
-def _for_users(rule: dict) -> dict | None:
-    """RULE as a rule for the jail's users: pf matches users on tcp and udp
-    sockets only, so its other protocols are left out (None: nothing left)."""
-    protos = [p for p in rule["proto"] or ["tcp", "udp"] if p in ("tcp", "udp")]
-    return {**rule, "proto": protos} if protos else None
-
-
-@hookimpl
-def jailhooks_policy_rules(ctx):
-    """The policy from the config, as contributions like any plugin's."""
-    glob = ctx.settings.section("pf")
-    own = ctx.settings.jails.get(ctx.jail.name)
-    own = own.sections.get("pf", {}) if own else {}
-    inherit = own.get("inherit_allow", True)
-    allow = (glob["allow"] if inherit else []) + own.get("allow", [])
-    users = own.get("users", glob["users"])
-    users_allow = users.get("allow", [])
-    if users_allow and inherit:
-        # the users' allow list is all they may send: it keeps what every jail
-        # may (the resolver: a script that may reach 443 must still resolve names)
-        users_allow = [u for u in map(_for_users, glob["allow"]) if u] + users_allow
-    rules = _filters(glob["block"] + own.get("block", []), action="block")
-    rules += _filters(allow, action="pass")
-    rules += _filters(users.get("block", []), action="block", users=True)
-    rules += _filters(users_allow, action="pass", users=True)
-    rules += [Filter(action="pass", direction="in", proto=tuple(r["proto"]), peers=tuple(r["from"]),
-                     port=tuple(r["port"]), log=r["log"]) for r in own.get("inbound", glob["inbound"])]
-    rules += [Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
-              for r in own.get("rdr", [])]
-    return rules
 
 
 class Expected:
@@ -397,8 +304,8 @@ def _section(text: str, printed: str) -> tuple[str, str]:
 
 @hookimpl
 def jailhooks_explain(ctx, packet, rendered):
-    from ..pf.evaluate import Packet
-    from ..pf.prove import alone, egress
+    from ..pf.prove import alone
+    from ..probes import Packet, egress
 
     spec = anchor(ctx)
     names_ = names(ctx)
