@@ -168,6 +168,7 @@ def default_state_dir() -> str:
 
 COMMANDS = {
     "pfctl": "/sbin/pfctl",
+    "ipfw": "/sbin/ipfw",
     "sysctl": "/sbin/sysctl",
     "jls": "/usr/sbin/jls",
     "jail": "/usr/sbin/jail",

@@ -1,4 +1,4 @@
-"""The simulated FreeBSD host: jls, jail, pfctl, sysctl and route as models,
+"""The simulated FreeBSD host: jls, jail, pfctl, ipfw, sysctl and route as models,
 one module each, on a state store (store.py) with fault injection.
 
 State lives in ``STATE_DIR/simhost/`` (state.json, and a file per jail and per
@@ -28,7 +28,7 @@ from ..host.runner import CommandTimeout, Result
 from .getopt import _Exit
 from .store import _fresh_state, _Store, _write, _write_records
 
-TOOLS = ("jls", "jail", "sysctl", "route", "pfctl")
+TOOLS = ("jls", "jail", "sysctl", "route", "pfctl", "ipfw")
 
 
 def _command(tool: str) -> Callable | None:

@@ -31,7 +31,8 @@ def _fresh_state() -> dict[str, Any]:
                },
         "states": [],
         "sysctl": {"net.fibs": "1", "net.add_addr_allfibs": "0", "security.jail.jailed": "0",
-                   "kern.features.inet6": "1", "kern.osrelease": "15.1-RELEASE-p1"},
+                   "kern.features.inet6": "1", "kern.osrelease": "15.1-RELEASE-p1",
+                   "net.inet.ip.fw.enable": "1"},  # ipfw.ko loaded (its rules start with the default deny)
         "routes": {"0": {}},
         "faults": [],
     }
