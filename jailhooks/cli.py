@@ -100,8 +100,9 @@ def cli(ctx: click.Context, config, dry_run, verbose, quiet):
 @click.option("--force", is_flag=True, help="destroy: even if the jail is running.")
 @click.pass_obj
 def run(opts: Options, phase, jails, path, ip4, ip6, force):
-    """Run PHASE for each JAIL: create, prestart, poststart, prestop, poststop,
-    destroy, start (prestart + poststart) or stop (prestop + poststop).
+    """Run PHASE for each JAIL: create, prestart, created, poststart, prestop,
+    poststop, destroy, start (prestart + created + poststart) or stop
+    (prestop + poststop).
 
     Put -- before the jail names when a name could look like an option, as the
     lines jailhooks prints do.

@@ -205,9 +205,9 @@ class Engine:
 
     def _up(self, phases: tuple[str, ...], jail: Jail, outcome: Outcome) -> None:
         undo: list = []
-        # poststart alone comes right after jail(8) made the jail; a create or
-        # prestart on a jail with a jid is a re-run on a running jail
-        was_running = jail.jid is not None and phases[0] != "poststart"
+        # created and poststart alone come right after jail(8) made the jail; a
+        # create or prestart on a jail with a jid is a re-run on a running jail
+        was_running = jail.jid is not None and phases[0] not in ("created", "poststart")
         loaded: dict = {}  # what this run's prestart proved (start = prestart + poststart in one run)
         if "prestart" in phases and jail.addresses and not self.dry_run:
             try:
@@ -233,7 +233,7 @@ class Engine:
                     return
             self._notes(outcome, phase, ctx)
             if phase == "prestart" and len(phases) > 1 and jail.jid is None:
-                jail = self.refresh(jail)  # poststart: the jail runs now, jls knows its jid
+                jail = self.refresh(jail)  # created, poststart: the jail runs now, jls knows its jid
 
     def _undo(self, undo: list, outcome: Outcome) -> None:
         for plugin, what, fn in reversed(undo):

@@ -95,6 +95,15 @@ def jailhooks_prestart(ctx: "Context") -> None:
 
 
 @hookspec
+def jailhooks_created(ctx: "Context") -> None:
+    """jail(8) exec.created: the jail exists (``ctx.jail.jid`` is its new
+    JID) and nothing runs in it yet: the first moment rules can name its
+    prison.  ``install`` prints the line only when a plugin implements this
+    hook; where a manager has no such hook, poststart has to do its work.
+    Up phase: failing here makes jail(8) remove the jail again."""
+
+
+@hookspec
 def jailhooks_poststart(ctx: "Context") -> None:
     """jail(8) exec.poststart: the jail runs (``ctx.jail.jid`` is set when jls
     knows it).  Set parameters on the running jail (jail -m).  Up phase:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-PHASES = ("create", "prestart", "poststart", "prestop", "poststop", "destroy")
-UP_PHASES = ("create", "prestart", "poststart")
-COMPOSITE = {"start": ("prestart", "poststart"), "stop": ("prestop", "poststop")}
+PHASES = ("create", "prestart", "created", "poststart", "prestop", "poststop", "destroy")
+UP_PHASES = ("create", "prestart", "created", "poststart")
+COMPOSITE = {"start": ("prestart", "created", "poststart"), "stop": ("prestop", "poststop")}
 
 
 class Jail(NamedTuple):

@@ -44,6 +44,19 @@ HOST_CALLS = {
     "route_delete_if_there": lambda host: (host.route_delete_if_there("-4", ["-net", "192.0.2.0/24"], 1),
                                            host.route_delete_if_there("-4", ["-net", "198.51.100.0/24"], 1)),
     "route_flush": lambda host: host.route_flush(1),
+    "ipfw_script": lambda host: host.ipfw_script(["delete 10000-10049", "table jh_web_u0 destroy",
+                                                  "table jh_web_u0 create type number",
+                                                  "table jh_web_u0 add 100000 0 100001 0",
+                                                  "add 10000 check-state",
+                                                  "add 10001 deny log tcp from any to any 25 out jail 1 lookup uid "
+                                                  "jh_web_u0",
+                                                  "add 10002 allow tcp from 192.0.2.10 to any 443 out keep-state",
+                                                  "add 10003 deny log ip from any to any out jail web"]),
+    "ipfw_list": lambda host: host.ipfw_list(),
+    "ipfw_table": lambda host: (host.ipfw_table("jh_web_u0"), host.ipfw_table("nosuch")),
+    "ipfw_enabled": lambda host: host.ipfw_enabled(),
+    "ipfw_delete": lambda host: host.ipfw_delete(10000, 10049),
+    "ipfw_table_destroy": lambda host: host.ipfw_table_destroy("jh_web_u0"),
 }
 
 

@@ -15,6 +15,7 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
     from ..managers import iocage
 
     source = app.settings.source
+    hooks = integrations.phases(bool(list(app.plugins.callers("jailhooks_created"))))
     try:
         program = integrations.command(source if source.startswith("/") and source != default_config_path() else None)
     except ValueError as exc:
@@ -45,10 +46,10 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
                              else "install bastille --apply needs the jail's name")
         if app.dry_run:
             app.say(f"would add to {path}:")
-            app.out.write(integrations.render(manager, None, None, [], program=program))
+            app.out.write(integrations.render(manager, None, None, [], program=program, hooks=hooks))
             return 0
         try:
-            added, backup = edit(path, program)
+            added, backup = edit(path, program, hooks) if edit is integrations.apply_jail_conf else edit(path, program)
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
         if not added:
@@ -65,7 +66,7 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
         if jail is None:
             return 0
 
-    fib, families, hooks = None, [], None
+    fib, families, iocage_hooks = None, [], None
     if jail is not None:
         facts = app.engine.resolve(jail)
         lease = app.registry.get(jail)
@@ -80,10 +81,10 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
                                 "config.json")
             try:
                 with open(conf, encoding="utf-8") as fh:
-                    hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
+                    iocage_hooks = {k: v for k, v in json.load(fh).items() if k.startswith("exec_")}
             except (OSError, ValueError):
-                hooks = None
-    app.out.write(integrations.render(manager, jail, fib, families, hooks, program=program))
+                iocage_hooks = None
+    app.out.write(integrations.render(manager, jail, fib, families, iocage_hooks, program=program, hooks=hooks))
     return 0
 
 

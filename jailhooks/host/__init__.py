@@ -152,6 +152,42 @@ class Host:
         self.run("pfctl", "-q", "-k", address)
         self.run("pfctl", "-q", "-k", wildcard, "-k", address)
 
+    # -- ipfw -------------------------------------------------------------------
+    def ipfw_script(self, lines: list[str]) -> None:
+        """LINES (ipfw commands, without "ipfw") in one ``ipfw -q /dev/stdin``:
+        main.c reads a last argument that is an absolute path as a file of
+        commands, one per line, in order; the first that fails stops it and
+        the lines before it stay (ipfw_readfile: not a transaction)."""
+        for line in lines:
+            if "\n" in line or len(line) >= 4095:  # fgets(buf, 4096) would cut it in two commands
+                raise ValueError(f"ipfw: a command line of {len(line)} characters cannot be sent")
+        self.run("ipfw", "-q", "/dev/stdin", input="".join(f"{line}\n" for line in lines))
+
+    def ipfw_delete(self, first: int, last: int) -> None:
+        """``ipfw -q delete FIRST-LAST``: one IP_FW_XDEL for the whole range."""
+        self.run("ipfw", "-q", "delete", f"{first}-{last}")
+
+    def ipfw_list(self) -> list[str]:
+        """``ipfw list``: every rule, "NNNNN body" (5 digits), the default last."""
+        return self.run("ipfw", "list", mutating=False).stdout.splitlines()
+
+    def ipfw_table(self, name: str) -> list[str] | None:
+        """The keys of table NAME (``ipfw table NAME list``: a header, then
+        "key value" lines), or None when there is no such table."""
+        res = self.run("ipfw", "table", name, "list", check=False, mutating=False)
+        if res.returncode != 0:
+            if "No such process" in res.stderr:  # ESRCH
+                return None
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        return [line.split()[0] for line in res.stdout.splitlines() if line.strip() and not line.startswith("---")]
+
+    def ipfw_table_destroy(self, name: str) -> None:
+        self.run("ipfw", "-q", "table", name, "destroy")
+
+    def ipfw_enabled(self) -> bool:
+        """Does ipfw filter (ipfw.ko loaded, net.inet.ip.fw.enable=1)?"""
+        return self.sysctl("net.inet.ip.fw.enable") == "1"
+
     # -- routes (route(8), one FIB at a time) --------------------------------------
     def route(self, verb: str, family: str, args: list[str], fib: int) -> None:
         """``route -q -n -4|-6 add|change|delete ARGS -fib FIB``."""

@@ -21,13 +21,14 @@ from typing import Callable, Mapping
 
 from ..errors import UsageError
 
-UP = ("create", "prestart", "poststart")
+UP = ("create", "prestart", "created", "poststart")
 PHASES = ("prestart", "poststart", "prestop", "poststop")
+IOCAGE = ("prestart", "created", "poststart", "prestop", "poststop")  # iocage also runs exec_created
 
 
 def iocage(run: Callable[..., int], args: list[str]) -> int:
     """ARGS: PHASE JAIL [PREVIOUS HOOK...]; RUN(phase, names, ip4, ip6) -> exit code."""
-    if len(args) < 2 or args[0] not in PHASES + ("create", "destroy"):
+    if len(args) < 2 or args[0] not in IOCAGE + ("create", "destroy"):
         raise UsageError("hook iocage: usage: jailhooks hook iocage PHASE JAIL [PREVIOUS HOOK...]")
     phase, jail, previous = args[0], args[1], args[2:]
     code = run(phase, [jail], None, None)

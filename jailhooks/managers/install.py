@@ -15,6 +15,13 @@ import stat
 import sys
 
 PHASES = ("prestart", "poststart", "prestop", "poststop")
+WITH_CREATED = ("prestart", "created", "poststart", "prestop", "poststop")
+
+
+def phases(created: bool) -> tuple[str, ...]:
+    """The hooks a manager runs: with exec.created when a plugin works there
+    (the ipfw backend: rules naming the jail's new JID)."""
+    return WITH_CREATED if created else PHASES
 MANAGERS = ("jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot")
 
 
@@ -35,11 +42,11 @@ def command(config: str | None = None) -> str:
     return f"{program_path()} --config {config}"
 
 
-def jail_conf_lines(program: str) -> list[str]:
+def jail_conf_lines(program: str, hooks: tuple[str, ...] = PHASES) -> list[str]:
     """PROGRAM: command(config)."""
-    width = max(len(p) for p in PHASES)
+    width = max(len(p) for p in hooks)
     # "--": a jail named "--help" or "-h" stays a name, never an option
-    return [f'exec.{p:<{width}} += "{program} run {p} -- $name";' for p in PHASES]
+    return [f'exec.{p:<{width}} += "{program} run {p} -- $name";' for p in hooks]
 
 
 def per_jail_params(fib: int | None, families: list[str]) -> list[str]:
@@ -48,8 +55,11 @@ def per_jail_params(fib: int | None, families: list[str]) -> list[str]:
 
 
 def render(manager: str, jail: str | None, fib: int | None, families: list[str],
-           iocage_hooks: dict[str, str] | None = None, program: str | None = None) -> str:
+           iocage_hooks: dict[str, str] | None = None, program: str | None = None,
+           hooks: tuple[str, ...] = PHASES) -> str:
     program = program or program_path()
+    no_created = [f"# {manager} has no exec.created: the rules naming the jail's JID load at poststart; until then",
+                  "# its addresses and UID block hold it (its daemons start under those rules)."]
     out: list[str] = []
     if manager == "appjail":
         # AppJail keeps jail(8)'s parameters in a template of its own, one
@@ -59,7 +69,7 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
         # : or :+"); a key alone (vnet, mount.devfs there) is a boolean.
         out.append(f"# add to the template of jail {jail or 'NAME'} (appjail-config edit -j {jail or 'NAME'}),")
         out.append("# then check it with appjail-config check:")
-        out += [f'exec.{p}+: "{program} run {p} -- ${{name}}"' for p in PHASES]
+        out += [f'exec.{p}+: "{program} run {p} -- ${{name}}"' for p in hooks]
         if jail and fib is not None:
             out.append(f"exec.fib: {fib}")
         if jail:
@@ -69,7 +79,7 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
         where = {"jail.conf": "the global part of /etc/jail.conf (outside any jail's { })",
                  "bastille": f"the section of /usr/local/bastille/jails/{jail or 'NAME'}/jail.conf"}[manager]
         out.append(f"# add to {where}:")
-        out += jail_conf_lines(program)
+        out += jail_conf_lines(program, hooks)
         if jail:
             params = per_jail_params(fib, families)
             if params:
@@ -80,6 +90,8 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
         out.append("# ezjail-admin rewrites /usr/local/etc/ezjail/NAME, dropping hand-added hooks; rc.conf's")
         out.append("# global jail_exec_* variables survive and apply to every rc.d/jail (and so ezjail) jail:")
         out += [f"jail_exec_{p}0='{program} run {p} -- $name'" for p in PHASES]
+        if "created" in hooks:
+            out += no_created
         out.append("# (index 0: a jail's own jail_NAME_exec_prestart0 would override the global one)")
         if jail and fib is not None:
             out.append(f"ezjail-admin config -f {fib} {jail}")
@@ -91,7 +103,7 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
         else:
             name = jail[4:] if jail.startswith("ioc-") else jail
             kernel = "ioc-" + name.replace(".", "_")
-            for p in PHASES:
+            for p in hooks:
                 previous = (iocage_hooks or {}).get(f"exec_{p}", "/usr/bin/true")
                 chain = "" if previous in ("", "/usr/bin/true") else f" {previous}"
                 out.append(f'iocage set exec_{p}="{program} hook iocage {p} {kernel}{chain}" {name}')
@@ -107,6 +119,8 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
         out.append(f"  printf '#!/bin/sh\\nexec %s hook pot %s\\n' '{program}' \"$p\" > \"$d/$p.sh\" && chmod 755 \"$d/$p.sh\"")
         out.append(f'done && pot set-hook -p {name} -s "$d/prestart.sh" -S "$d/poststart.sh" '
                    f'-t "$d/prestop.sh" -T "$d/poststop.sh"; rm -rf "$d"')
+        if "created" in hooks:
+            out += no_created
         out.append("# WARNING: pot ignores hook exit codes: a failing prestart does not stop the start.")
         out.append("# Run `jailhooks check` and `jailhooks sync` from cron to catch a pot without its rules.")
     else:
@@ -134,12 +148,12 @@ def _squash(line: str) -> str:
     return " ".join(line.split())
 
 
-def apply_jail_conf(path: str, program: str) -> tuple[list[str], str | None]:
+def apply_jail_conf(path: str, program: str, hooks: tuple[str, ...] = PHASES) -> tuple[list[str], str | None]:
     """Add the four hook lines to the global part of a jail.conf (before the
     first jail section) unless they are there.  (added lines, backup or None)."""
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         text = fh.read()
-    lines = jail_conf_lines(program)
+    lines = jail_conf_lines(program, hooks)
     # lines of an older jailhooks, without "--" before $name: upgraded in place
     older = {_squash(l.replace(" -- $name", " $name")): l for l in lines}
     present = {_squash(l) for l in text.splitlines()}

@@ -1,0 +1,362 @@
+"""The jail's ipfw rules (``[firewall] backend = "ipfw"``): held at prestart,
+jailed from ``created`` on, deleted at poststop.
+
+Each jail owns the rule numbers of its slot (jailhooks/ipfw/render.py), in
+two halves.  A (re)load writes the half not in use, then deletes the other,
+in one ``ipfw -q /dev/stdin``: while the new half is being added, the old
+one is complete, so every packet of the jail gets the old rules' verdict or
+the new rules' (the new half after the old: unreachable until the old is
+deleted in one IP_FW_XDEL; the new half before the old: each rule added in
+order, the first to match is the new rules' own first match).  A command
+that fails stops the script before the old half is deleted; the new half is
+then deleted again.  The text last loaded is kept in STATE_DIR/ipfw/.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from .. import hookimpl, validate
+from ..config import Field, Section, integer
+from ..errors import DataError, JailhooksError
+
+SECTION = Section("ipfw", fields={
+    "first": Field(integer(1, 65000), 10000, "the first rule number of the jails' ranges"),
+    "per_jail": Field(integer(8, 10000), 100, "rule numbers per jail (two halves: a reload fills the other)"),
+})
+
+
+@hookimpl
+def jailhooks_config_sections():
+    return [SECTION]
+
+
+# -- names, kept text ---------------------------------------------------------------------------------
+
+def _slots(ctx, lease=None):
+    from ..ipfw.render import Slots
+
+    try:
+        return Slots.of(ctx.jail.name, lease or ctx.lease, ctx.config("ipfw"), ctx.config("uids"))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _kept_path(settings, jail: str) -> tuple[str, str]:
+    return os.path.join(settings.state_dir, "ipfw"), f"{validate.anchor_component(jail)}.rules"
+
+
+def kept(settings, jail: str):
+    from .. import jailfs
+    from ..ipfw.render import Rendered
+
+    directory, name = _kept_path(settings, jail)
+    text = jailfs.read_text(directory, name) if os.path.isdir(directory) else None
+    return Rendered.from_text(text) if text else None
+
+
+def _keep(ctx, text: Optional[str]) -> None:
+    if ctx.dry_run:
+        return
+    directory, name = _kept_path(ctx.settings, ctx.jail.name)
+    path = os.path.join(directory, name)
+    if text is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    from .. import jailfs
+
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    jailfs.replace_file(path, text.encode("utf-8"), 0o600)
+
+
+# -- load, prove, remove ------------------------------------------------------------------------------
+
+def _render(ctx, jid: Optional[int], half: int, lease=None):
+    from ..ipfw.render import render
+
+    try:
+        return render(ctx.policy(lease), _slots(ctx, lease), half, jid)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _half_in_use(ctx, slots) -> Optional[int]:
+    """The half that holds the jail's rules now: ipfw's own list, else the kept text."""
+    numbers = {int(line[:5]) for line in ctx.host.ipfw_list() if line[:5].isdigit()}
+    used = [h for h in (0, 1) if any(slots.halves(h)[0] <= n <= slots.halves(h)[1] for n in numbers)]
+    if len(used) == 1:
+        return used[0]
+    before = kept(ctx.settings, ctx.jail.name)
+    if before is not None and before.span in (slots.halves(0), slots.halves(1)):
+        return 0 if before.span == slots.halves(0) else 1
+    return used[0] if used else None
+
+
+def load(ctx, jid: Optional[int]):
+    """Render and load the jail's rules into the half not in use, then delete
+    the other half; on failure, delete the new half again.  Returns them."""
+    slots = _slots(ctx)
+    old = _half_in_use(ctx, slots)
+    half = 1 if old == 0 else 0
+    rendered = _render(ctx, jid, half)
+    other_low, other_high = slots.halves(1 - half)
+    other = [f"delete {other_low}-{other_high}"]
+    if rendered.table is not None:
+        from ..ipfw.render import table_name
+
+        other.append(f"table {table_name(ctx.jail.name, 1 - half)} destroy")
+    try:
+        ctx.host.ipfw_script(rendered.script() + other)
+    except JailhooksError:
+        _remove_half(ctx, rendered)
+        raise
+    _keep(ctx, rendered.text)
+    return rendered
+
+
+def _remove_half(ctx, rendered) -> None:
+    low, high = rendered.span
+    lines = [f"delete {low}-{high}"] + ([f"table {rendered.table[0]} destroy"] if rendered.table else [])
+    try:
+        ctx.host.ipfw_script(lines)
+    except JailhooksError:
+        pass  # reported by the failure that called this; teardown and sync remove it too
+
+
+def _reload_text(ctx, text: str) -> None:
+    """Put a kept rendering back (undo of a failed re-run)."""
+    from ..ipfw.render import Rendered
+
+    rendered = Rendered.from_text(text)
+    if rendered is not None:
+        ctx.host.ipfw_script(rendered.script())
+        _keep(ctx, text)
+
+
+def remove(ctx) -> None:
+    """Every rule of the jail's range and both its tables."""
+    from ..ipfw.render import table_name
+
+    lines = []
+    try:
+        slots = _slots(ctx)
+        lines.append(f"delete {slots.first}-{slots.last}")
+    except DataError:
+        pass
+    before = kept(ctx.settings, ctx.jail.name)
+    if before is not None:
+        lines.append(f"delete {before.span[0]}-{before.span[1]}")  # where it was loaded, whatever the lease says
+    lines += [f"table {table_name(ctx.jail.name, h)} destroy" for h in (0, 1)]
+    ctx.host.ipfw_script(lines)
+    _keep(ctx, None)
+
+
+def _jails(ctx, seen: Optional[dict] = None):
+    if seen is not None and "jls" in seen:
+        return seen["jls"]
+    return ctx.host.jails()
+
+
+def findings(ctx, rendered, jid: Optional[int], ruleset=None) -> tuple[list[str], list[str]]:
+    from ..ipfw.prove import live, prove
+
+    found = prove(ctx.policy(), rendered, ruleset or live(ctx.host), jid)
+    return [str(f) for f in found if f.fails_open], [str(f) for f in found if not f.fails_open]
+
+
+def require_enforced(ctx, rendered, jid: Optional[int]) -> None:
+    if ctx.dry_run:
+        return
+    problems, doubts = findings(ctx, rendered, jid)
+    for doubt in doubts:
+        ctx.note(f"warning: {validate.escaped(doubt, 400)}")
+    if problems:
+        more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
+        raise JailhooksError(f"jail {ctx.jail.name}: its ipfw rules are loaded but not enforced: "
+                             f"{validate.escaped(problems[0], 400)}{more}")
+
+
+def _up(ctx, jid: Optional[int], what: str) -> None:
+    if "ipfw.loaded" in ctx.this_run and ctx.this_run["ipfw.loaded"] == jid:
+        return  # run start on a running jail: prestart loaded the jailed rules already
+    previous = kept(ctx.settings, ctx.jail.name) if ctx.was_running else None
+    rendered = load(ctx, jid)
+    ctx.this_run["ipfw.loaded"] = jid
+    if ctx.was_running and previous is not None:
+        ctx.on_undo("reload the previous ipfw rules", lambda: _reload_text(ctx, previous.text))
+    elif not ctx.was_running:
+        ctx.on_undo(f"delete the ipfw rules of jail {ctx.jail.name}", lambda: remove(ctx))
+    require_enforced(ctx, rendered, jid)
+    low, high = rendered.span
+    ctx.note(f"{what} rules {low}-{high} loaded and enforced ({len(rendered.rules)} rules)")
+
+
+@hookimpl
+def jailhooks_prestart(ctx):
+    # before the jail exists: keyed on its addresses and UID block
+    _up(ctx, ctx.jail.jid if ctx.was_running else None, "jailed" if ctx.was_running else "held")
+
+
+@hookimpl
+def jailhooks_created(ctx):
+    if ctx.jail.jid is None:
+        if "ipfw.loaded" in ctx.this_run:
+            return  # run start by hand on a jail that is not running: it stays held until it is made
+        raise JailhooksError(f"jail {ctx.jail.name} is not running: created runs once jail(8) has made it "
+                             "(exec.created)")
+    _up(ctx, ctx.jail.jid, "jailed")
+
+
+@hookimpl
+def jailhooks_poststart(ctx):
+    if not ctx.was_running:
+        ctx.on_undo(f"delete the ipfw rules of jail {ctx.jail.name}", lambda: remove(ctx))
+    jid = ctx.jail.jid
+    if jid is None or ctx.this_run.get("ipfw.loaded") == jid:
+        return
+    before = kept(ctx.settings, ctx.jail.name)
+    if before is not None and before.jid == jid:
+        require_enforced(ctx, before, jid)  # loaded at created, by jail(8)'s exec.created
+        return
+    # a manager without exec.created: its daemons ran under the held rules until now
+    rendered = load(ctx, jid)
+    require_enforced(ctx, rendered, jid)
+    ctx.note(f"jailed rules {rendered.span[0]}-{rendered.span[1]} loaded at poststart (no exec.created: "
+             "until now the jail was held by its addresses and UID block)")
+
+
+@hookimpl
+def jailhooks_poststop(ctx):
+    remove(ctx)
+    ctx.note("ipfw rules deleted")
+
+
+@hookimpl
+def jailhooks_destroy(ctx):
+    remove(ctx)
+
+
+@hookimpl
+def jailhooks_sync(ctx):
+    rendered = load(ctx, ctx.jail.jid)
+    ctx.note(f"rules {rendered.span[0]}-{rendered.span[1]} reloaded")
+
+
+@hookimpl
+def jailhooks_verify(ctx, seen):
+    from ..ipfw.prove import live
+
+    if "ipfw" not in seen:
+        seen["ipfw"] = live(ctx.host)
+    rendered = _render(ctx, ctx.jail.jid, 0)
+    before = kept(ctx.settings, ctx.jail.name)
+    problems, doubts = findings(ctx, before if before is not None and before.jid == ctx.jail.jid else rendered,
+                                ctx.jail.jid, seen["ipfw"])
+    return [("error", line) for line in problems] + [("warning", line) for line in doubts]
+
+
+@hookimpl
+def jailhooks_render(ctx, policy):
+    from ..ipfw.render import Slots, render
+
+    try:
+        slots = _slots(ctx) if ctx.lease is not None else Slots(ctx.config("ipfw")["first"],
+                                                                 ctx.config("ipfw")["per_jail"])
+        held = render(policy, slots, 0, None).text
+        jailed = render(policy, slots, 1, ctx.jail.jid if ctx.jail.jid is not None else 0).text
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    where = "" if ctx.lease is not None else "# (no lease yet: numbered as the first slot)\n"
+    jid = "" if ctx.jail.jid is not None else "# (jail 0 stands for the JID the jail gets at each start)\n"
+    return f"{where}# until exec.created:\n{held}\n# from exec.created on:\n{jid}{jailed}"
+
+
+@hookimpl
+def jailhooks_status(ctx):
+    before = kept(ctx.settings, ctx.jail.name)
+    live_numbers = {int(line[:5]) for line in ctx.host.ipfw_list() if line[:5].isdigit()}
+    loaded = before is not None and all(n in live_numbers for n, _ in before.rules)
+    count = 0 if before is None else sum(1 for n, _ in before.rules if n in live_numbers)
+    return {"ipfw_rules": f"{before.span[0]}-{before.span[1]}" if before else None, "rules_loaded": loaded,
+            "rules": count, "jailed": before is not None and before.jid is not None}
+
+
+@hookimpl
+def jailhooks_columns(status):
+    return [("IPFW", status.get("ipfw_rules") or "-"), ("LOADED", "yes" if status.get("rules_loaded") else "no"),
+            ("RULES", str(status.get("rules", "-")))]
+
+
+@hookimpl
+def jailhooks_explain(ctx, packet, rendered):
+    from ..ipfw.prove import alone, live
+    from ..probes import Packet
+
+    policy = ctx.policy()
+    jid = ctx.jail.jid
+    own = next((a for a in policy.addresses if (":" in a) == (":" in packet["dst"])), None)
+    if packet["direction"] == "out":
+        pkt = Packet(packet["iface"] or policy.interface, "out", packet["proto"], own, packet["dst"],
+                     dport=packet["port"], uid=packet["uid"])
+    else:
+        pkt = Packet(packet["iface"] or policy.interface, "in", packet["proto"], packet["src"], packet["dst"],
+                     sport=50000, dport=packet["port"])
+    before = kept(ctx.settings, ctx.jail.name)
+    ruleset = alone(_render(ctx, jid, 0)) if rendered or before is None else live(ctx.host)
+    socket = jid if pkt.proto in ("tcp", "udp") and not policy.vnet else None
+    v = ruleset.test(pkt, socket)
+    return {"verdict": v.action, "proven": not v.unproven, "why": v.decided_by(), "state": v.state,
+            "rule": v.rule.text if v.rule is not None else None, "anchor": None, "section": "", "plugin": "",
+            "translation": None,
+            "packet": {"direction": pkt.direction, "proto": pkt.proto, "src": pkt.src, "dst": pkt.dst,
+                       "port": pkt.dport, "uid": pkt.uid, "iface": pkt.iface},
+            "seen_as": None, "ruleset": "rendered" if rendered or before is None else "live"}
+
+
+@hookimpl
+def jailhooks_cleanup(settings, host, running, dry_run):
+    """Delete the rules of jails that no longer run (their kept text says where)."""
+    from .. import jailfs
+    from ..ipfw.render import Rendered
+
+    directory = os.path.join(settings.state_dir, "ipfw")
+    if not os.path.isdir(directory):
+        return []
+    wanted = {f"{validate.anchor_component(name)}.rules" for name in running}
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".rules") or name in wanted:
+            continue
+        text = jailfs.read_text(directory, name)
+        rendered = Rendered.from_text(text) if text else None
+        if rendered is not None and not dry_run:
+            host.ipfw_script([f"delete {rendered.span[0]}-{rendered.span[1]}"]
+                             + ([f"table {rendered.table[0]} destroy"] if rendered.table else []))
+            os.unlink(os.path.join(directory, name))
+            removed.append(f"deleted the ipfw rules {rendered.span[0]}-{rendered.span[1]} of a jail that is gone")
+    return removed
+
+
+@hookimpl
+def jailhooks_check(settings, host, registry, jail):
+    where = " (simulated host)" if host.mode.startswith("simulated") else ""
+    try:
+        enabled = host.ipfw_enabled()
+    except JailhooksError as exc:
+        return [("error", f"ipfw: {exc}")]
+    found = [("ok", f"ipfw is enabled{where}") if enabled
+             else ("error", f"ipfw is not enabled{where} (kldload ipfw; firewall_enable=YES in rc.conf)")]
+    running = [jail.name] if jail is not None and jail.jid is not None else [] if jail is not None else \
+        [j["name"] for j in host.jails()]
+    numbers = {int(line[:5]) for line in host.ipfw_list() if line[:5].isdigit()}
+    for name in running:
+        try:
+            before = kept(settings, name)
+        except ValueError:
+            continue
+        if before is None or not all(n in numbers for n, _ in before.rules):
+            found.append(("error", f"jail {name} runs without its ipfw rules (jailhooks sync)"))
+    return found
