@@ -57,10 +57,14 @@ def test_every_config_key_has_a_line_in_jailhooks_toml_5(tmp_path):
     conf = tmp_path / "c.toml"
     conf.write_text(f'[host]\nmode = "simulated"\nstate_dir = "{tmp_path}"\n')
     app = load_app(str(conf), quiet=True)
+    conf.write_text(conf.read_text() + '[firewall]\nbackend = "ipfw"\n')
+    ipfw = load_app(str(conf), quiet=True)  # each firewall plugin's own section
     manual = _config_manual()
     wanted = {"The top level": {"plugins", "modules", "autoload", "disabled"}, "[host]": set(config.HOST_FIELDS),
-              "[registry]": set(config.REGISTRY_FIELDS), "[jail.NAME]": set(config.JAIL_FIELDS)}
-    for _, sections in app.plugins.collect("jailhooks_config_sections"):
+              "[registry]": set(config.REGISTRY_FIELDS), "[jail.NAME]": set(config.JAIL_FIELDS),
+              "[firewall]": {"backend"}}
+    for _, sections in app.plugins.collect("jailhooks_config_sections") + ipfw.plugins.collect(
+            "jailhooks_config_sections"):
         for section in sections:
             wanted.setdefault(f"[{section.name}]", set()).update(section.fields)
             jail_only = set(section.jail_fields) - set(section.fields)

@@ -100,7 +100,7 @@ def test_only_the_front_ends_import_the_commands():
         assert not {d for d in deps if within(d, "jailhooks.commands")}, module
 
 
-BACKENDS = ("jailhooks.pf", "jailhooks.plugins.pf")
+BACKENDS = ("jailhooks.pf", "jailhooks.plugins.pf", "jailhooks.ipfw", "jailhooks.plugins.ipfw")
 NEUTRAL = ("jailhooks.engine", "jailhooks.context", "jailhooks.hookspecs", "jailhooks.policy", "jailhooks.app",
            "jailhooks.commands", "jailhooks.pluginmanager", "jailhooks.types")
 
@@ -144,3 +144,12 @@ def test_one_way_to_replace_a_file():
                     and node.func.attr in ("replace", "rename") and isinstance(node.func.value, ast.Name)
                     and node.func.value.id == "os"):
                 pytest.fail(f"{module}:{node.lineno} renames a file itself (use jailfs.replace_file)")
+
+
+def test_one_backend_does_not_reach_into_another():
+    """pf and ipfw share only neutral modules (policy, probes)."""
+    for module, deps in GRAPH.items():
+        for mine, other in ((("jailhooks.pf", "jailhooks.plugins.pf"), ("jailhooks.ipfw", "jailhooks.plugins.ipfw")),
+                            (("jailhooks.ipfw", "jailhooks.plugins.ipfw"), ("jailhooks.pf", "jailhooks.plugins.pf"))):
+            if within(module, *mine):
+                assert not {d for d in deps if within(d, *other)}, f"{module} imports {sorted(deps)}"

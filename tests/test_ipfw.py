@@ -1,0 +1,191 @@
+"""The ipfw backend, driven through the CLI on the simulated host as jail(8)
+drives it: exec.prestart (held by the jail's addresses and UID block), the
+jail is made, exec.created (its prison: `jail JID`), exec.poststart; the
+rules read back with `ipfw list` and evaluated with ipfw's semantics."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jailhooks.ipfw.rules import Ruleset, parse_listing
+from jailhooks.probes import Packet
+
+IPFW = '[firewall]\nbackend = "ipfw"\n'
+WEB = ('[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n[jail.web.pf]\n'
+       'allow = [{{ proto = "tcp", port = [80, 443] }}, {{ proto = "udp", to = "192.0.2.53", port = 53 }}]\n'
+       'users.block = [{{ proto = "tcp", port = 25, log = true }}]\n')
+# a jail without an address of its own: it sends from the host's
+BUILD = '[jail.build]\npath = "{root}"\n[jail.build.pf]\nallow = [{{ proto = "tcp", port = 443 }}]\n'
+
+
+@pytest.fixture
+def web(env):
+    env.write_config(IPFW, WEB.format(root=env.jail_root("web")))
+    return env
+
+
+def listed(env) -> list[str]:
+    return env.sim.run(["/sbin/ipfw", "list"], None, 5, False).stdout.splitlines()
+
+
+def jid(env, name: str) -> int:
+    return env.host_state()["jails"][name]["jid"]
+
+
+def start(env, cli, name="web", ip4="192.0.2.10"):
+    """jail(8): exec.prestart, the jail is made, exec.created, exec.poststart."""
+    for phase in ("prestart", "created", "poststart"):
+        if phase == "created":
+            env.create_jail(name, ip4=ip4)
+        res = cli("run", phase, name)
+        if res.code != 0:
+            return res
+    return res
+
+
+def verdict(env, pkt: Packet, jail_id, rule: bool = False):
+    tables = env.host_state()["ipfw"]["tables"]
+    rs = Ruleset(parse_listing(listed(env)), tables=lambda name: list(tables[name]["entries"]) if name in tables
+                 else None, jailed=frozenset({"192.0.2.10"}))
+    v = rs.test(pkt, jail_id)
+    return (v.action, v.rule.number if v.rule else None) if rule else v.action
+
+
+def test_render_prints_the_ipfw_rules(web, cli):
+    res = cli("render", "web")
+    assert res.code == 0, res.err
+    assert "# until exec.created:" in res.out and "# from exec.created on:" in res.out
+    assert "allow tcp from 192.0.2.10 to any 80,443 out keep-state" in res.out  # held: by its address
+    assert "allow tcp from any to any 80,443 out jail 0 keep-state" in res.out  # jailed: by its prison
+    assert "deny log tcp from any to any 25 out jail 0 lookup uid jh_web_u1" in res.out
+
+
+def test_a_start_holds_then_jails_then_a_stop_deletes(web, cli):
+    assert cli("run", "prestart", "web").code == 0
+    held = listed(web)
+    assert "10001 deny log tcp from any to any 25 out lookup uid jh_web_u0" in held
+    assert "10002 allow tcp from 192.0.2.10 to any 80,443 out keep-state :default" in held
+    web.create_jail("web", ip4="192.0.2.10")
+    res = cli("run", "created", "web")
+    assert res.code == 0, res.err
+    assert "jailed rules 10050-10099 loaded and enforced" in res.out
+    j = jid(web, "web")
+    jailed = listed(web)
+    assert f"10052 allow tcp from any to any 80,443 out jail {j} keep-state :default" in jailed
+    assert not any(line.startswith("100") and int(line[:5]) < 10050 for line in jailed)  # the held half is gone
+    assert list(web.host_state()["ipfw"]["tables"]) == ["jh_web_u1"]
+    assert cli("run", "poststart", "web").code == 0
+    status = json.loads(cli("status", "--json").out)
+    record = status["jailhooks-status"]["jail"][0]["plugins"]["ipfw"]
+    assert record["ipfw_rules"] == "10050-10099" and record["rules_loaded"] and record["jailed"]
+    web.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    assert listed(web) == ["65535 count ip from any to any not // orphaned dynamic states counter",
+                           "65535 deny ip from any to any"]
+    assert web.host_state()["ipfw"]["tables"] == {}
+
+
+def test_root_and_daemons_of_a_jail_without_an_address_are_governed(env, cli):
+    """pf can only see such a jail's users (its UID block); ipfw sees its
+    prison: root and postfix (125) are held to the policy too."""
+    env.write_config(IPFW, BUILD.format(root=env.jail_root("build")))
+    assert start(env, cli, "build", ip4="").code == 0
+    j = jid(env, "build")
+    for uid in (0, 125, 100005):
+        assert verdict(env, Packet(None, "out", "tcp", None, "198.51.100.1", dport=25, uid=uid), j) == "block"
+        assert verdict(env, Packet(None, "out", "tcp", None, "198.51.100.1", dport=443, uid=uid), j) == "pass"
+    # the host's own root, outside any jail, is not this jail's business: ipfw's default rule decides
+    assert verdict(env, Packet(None, "out", "tcp", None, "198.51.100.1", dport=25, uid=0), None, rule=True) \
+        == ("block", 65535)
+
+
+def test_a_reload_never_opens_a_gap(web, cli):
+    """sync reloads into the other half, then deletes the old one: listed and
+    evaluated between the steps, every packet gets the old or the new verdict."""
+    assert start(web, cli).code == 0
+    j = jid(web, "web")
+    probe = Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=8443, uid=0)
+    assert verdict(web, probe, j) == "block"
+    web.write_config(IPFW, WEB.format(root=web.jail_root("web")).replace("port = [80, 443]", "port = [80, 443, 8443]"))
+    from jailhooks.app import load_app
+    from jailhooks.ipfw.render import Rendered
+
+    app = load_app(str(web.config))
+    ctx = app.context(app.engine.resolve("web"), "sync")
+    from jailhooks.plugins import ipfw as plugin
+
+    new = plugin._render(ctx, j, 0)
+    steps = new.script() + ["delete 10050-10099", "table jh_web_u1 destroy"]
+    seen = []
+    for i in range(len(steps)):  # the script one command at a time, as ipfw reads it
+        assert web.sim.run(["/sbin/ipfw", "-q", "/dev/stdin"], steps[i] + "\n", 5, True).returncode == 0
+        seen.append(verdict(web, probe, j))
+        assert verdict(web, Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=25, uid=100005), j) \
+            == "block"  # blocked by both: blocked at every step
+    assert set(seen) <= {"block", "pass"} and seen[-1] == "pass"
+    assert isinstance(Rendered.from_text(new.text), Rendered)
+
+
+def test_start_fails_closed_when_an_earlier_rule_passes_everything(web, cli):
+    assert web.sim.run(["/sbin/ipfw", "-q", "add", "100", "allow", "ip", "from", "any", "to", "any"],
+                       None, 5, True).returncode == 0
+    res = cli("run", "prestart", "web")
+    assert res.code == 1
+    assert "its ipfw rules are loaded but not enforced" in res.err
+    assert "decided by rule 00100 allow ip from any to any" in res.err
+    assert [line for line in listed(web) if not line.startswith(("00100", "65535"))] == []  # undone
+
+
+def test_a_failed_load_keeps_the_old_rules_and_deletes_the_half_it_began(web, cli):
+    assert start(web, cli).code == 0
+    before = listed(web)
+    web.sim.add_fault(["ipfw", "-q", "/dev/stdin"], rc=65, stderr="Line 9: injected\n", times=1)
+    res = cli("sync")
+    assert res.code != 0
+    assert listed(web) == before
+
+
+def test_check_finds_ipfw_disabled_and_a_flushed_jail(web, cli):
+    assert start(web, cli).code == 0
+    assert "ok      ipfw: ipfw is enabled (simulated host)" in cli("check").out
+    assert web.sim.run(["/sbin/ipfw", "-f", "-q", "flush"], None, 5, True).returncode == 0
+    report = cli("check")
+    assert report.code == 1 and "jail web runs without its ipfw rules (jailhooks sync)" in report.out
+    assert cli("sync").code == 0  # sync after `ipfw -f flush` restores every running jail
+    assert any(" jail " in line for line in listed(web))
+    assert cli("check").code == 0
+
+
+def test_install_prints_exec_created_for_ipfw_only(web, cli, env):
+    out = cli("install", "jail.conf").out
+    assert 'exec.created   += "' in out and "run created -- $name" in out
+    assert "exec_created" in cli("install", "iocage", "web").out
+    assert "has no exec.created" in cli("install", "ezjail").out
+
+
+def test_the_same_policy_gives_the_same_verdicts_under_pf_and_ipfw(env, cli):
+    """The sample config's packet table where both firewalls can express it:
+    web's users may not send mail, web may reach 80/443 and its resolver."""
+    packets = [(Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=443, uid=0), "pass"),
+               (Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=25, uid=100005), "block"),
+               (Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=25, uid=0), "block"),
+               (Packet(None, "out", "udp", "192.0.2.10", "192.0.2.53", dport=53, uid=125), "pass"),
+               (Packet(None, "out", "udp", "192.0.2.10", "198.51.100.1", dport=53, uid=0), "block"),
+               (Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=80, uid=100005), "pass")]
+    env.write_config(IPFW, WEB.format(root=env.jail_root("web")))
+    assert start(env, cli).code == 0
+    j = jid(env, "web")
+    assert [verdict(env, p, j) for p, _ in packets] == [v for _, v in packets]
+    env.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    env.write_config(WEB.format(root=env.jail_root("web")))  # the pf backend
+    from .test_enforced import start as pf_start
+
+    assert pf_start(env, cli).code == 0
+    from jailhooks.pf.prove import live
+
+    from jailhooks.app import load_app
+
+    ruleset = live(load_app(str(env.config)).host)
+    assert [ruleset.test(p).action for p, _ in packets] == [v for _, v in packets]
