@@ -189,3 +189,13 @@ def test_the_same_policy_gives_the_same_verdicts_under_pf_and_ipfw(env, cli):
 
     ruleset = live(load_app(str(env.config)).host)
     assert [ruleset.test(p).action for p, _ in packets] == [v for _, v in packets]
+
+
+def test_explain_answers_from_the_live_ipfw_rules(web, cli):
+    assert start(web, cli).code == 0
+    res = cli("explain", "web", "tcp", "198.51.100.1:25", "--uid", "100005")
+    assert res.code == 0, res.err
+    assert "verdict:    block" in res.out and "deny log tcp from any to any 25 out jail" in res.out
+    res = cli("explain", "web", "tcp", "198.51.100.1:443", "--json")
+    doc = json.loads(res.out)["jailhooks-explain"]
+    assert doc["verdict"] == "pass" and doc["ruleset"] == "live" and "keep-state" in doc["rule"]
