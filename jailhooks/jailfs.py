@@ -148,6 +148,21 @@ def replace_file(path: str, data: bytes, mode: int = 0o600) -> None:
         os.close(dfd)
 
 
+def keep_state(directory: str, name: str, text: str | None) -> None:
+    """Keep TEXT as DIRECTORY/NAME in jailhooks' own state (the directory
+    0700, the file 0600, replaced atomically), or forget it (None).  The
+    jail's lock is held by the caller, so one temporary name per file does."""
+    path = os.path.join(directory, name)
+    if text is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    replace_file(path, text.encode("utf-8"), 0o600)
+
+
 def write_text(root: str, relpath: str, text: str, mode: int = 0o644) -> None:
     """Replace the file atomically; refuse if it (or a directory above it) is a symlink."""
     parts = _split(relpath)

@@ -30,6 +30,7 @@ import hashlib
 import re
 from typing import Optional
 
+from .. import validate
 from ..policy import Filter, Policy
 
 KEYS_PER_LINE = 250  # "100000 0 " each: a table line stays far below the 4095 characters ipfw reads
@@ -248,7 +249,7 @@ class Renderer:
             origin = None
             for plugin, body in lines:
                 if plugin and plugin != origin:
-                    out.append(f"# from plugin {plugin}")
+                    out.append(f"# from plugin {validate.shown(plugin)}")
                 origin = plugin
                 out.append(f"add {number} {body}")
                 rules.append((number, body))

@@ -56,20 +56,10 @@ def kept(settings, jail: str):
 
 
 def _keep(ctx, text: Optional[str]) -> None:
-    if ctx.dry_run:
-        return
-    directory, name = _kept_path(ctx.settings, ctx.jail.name)
-    path = os.path.join(directory, name)
-    if text is None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        return
     from .. import jailfs
 
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    jailfs.replace_file(path, text.encode("utf-8"), 0o600)
+    if not ctx.dry_run:
+        jailfs.keep_state(*_kept_path(ctx.settings, ctx.jail.name), text)
 
 
 # -- load, prove, remove ------------------------------------------------------------------------------

@@ -75,20 +75,10 @@ def keep(ctx, text: str | None) -> None:
     """Keep TEXT as the jail's last loaded anchor (None: forget it).  The
     directory is jailhooks' own (0700), and the jail's lock is held, so one
     temporary name per jail does: no scan of a directory of 1,000 files."""
-    if ctx.dry_run:
-        return
-    directory, name = _kept(ctx.settings, ctx.jail.name)
-    path = os.path.join(directory, name)
-    if text is None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        return
     from .. import jailfs
 
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    jailfs.replace_file(path, text.encode("utf-8"), 0o600)
+    if not ctx.dry_run:
+        jailfs.keep_state(*_kept(ctx.settings, ctx.jail.name), text)
 
 
 def load(ctx, anchor: str, text: str) -> None:
