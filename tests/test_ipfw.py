@@ -199,3 +199,85 @@ def test_explain_answers_from_the_live_ipfw_rules(web, cli):
     res = cli("explain", "web", "tcp", "198.51.100.1:443", "--json")
     doc = json.loads(res.out)["jailhooks-explain"]
     assert doc["verdict"] == "pass" and doc["ruleset"] == "live" and "keep-state" in doc["rule"]
+
+
+# -- the sample config's packet table, under ipfw -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ipfw_site(tmp_path_factory):
+    """test_policy.py's sample config and extra jails, under ipfw, every jail
+    started through the CLI; the NAT'ed jails (app, vj) are left out: the
+    ipfw backend does not translate yet."""
+    from . import test_policy as policy
+    from .conftest import Env
+
+    root = tmp_path_factory.mktemp("ipfw-policy")
+    env = Env(root)
+    env.write_plugin("noX11", policy.SITE_PLUGIN)
+    sample = (policy.CONTRIB / "jailhooks.toml").read_text()
+    sample = sample.replace('mode = "auto"', f'mode = "simulated"\nstate_dir = "{env.state}"')
+    sample = sample.replace("/usr/jails", str(root / "jails"))
+    sample = sample.replace('# plugins = ["mysite.jailpolicy"]', 'plugins = ["noX11"]')
+    extra = policy.EXTRA.format(root=root / "jails")
+    extra = extra[:extra.index("# app:")] + extra[extra.index("# shop and blog"):extra.index("# vnet:")] \
+        + extra[extra.index("# hosting:"):]
+    env.config.write_text(sample + extra + IPFW)
+    jails = {"web": ("192.0.2.10", "2001:db8::10"), "mail": ("192.0.2.20", ""), "db": ("192.0.2.30", ""),
+             "shop": ("", ""), "blog": ("", ""), "legacy": ("192.0.2.60", ""), "hosting": ("192.0.2.70", ""),
+             "closed": ("192.0.2.71", "")}
+    for name, (ip4, ip6) in jails.items():
+        env.create_jail(name, ip4=ip4, ip6=ip6)
+        res = env.run("-q", "run", "start", name)
+        assert res.code == 0, (name, res.err)
+    state = env.host_state()
+    tables = state["ipfw"]["tables"]
+    ruleset = Ruleset(parse_listing(listed(env)), tables=lambda n: list(tables[n]["entries"]) if n in tables
+                      else None, jailed=frozenset(a for a, _ in jails.values() if a) | {"2001:db8::10"})
+    blocks = {r["name"]: r["plugins"]["uids"]["uid_range"] for r in json.loads(
+        env.run("status", "--json").out)["jailhooks-status"]["jail"]}
+    yield ruleset, {name: state["jails"][name]["jid"] for name in jails}, blocks
+    env.close()
+
+
+def _ipfw_rows():
+    from .test_policy import ROOT, ROWS, WORLD
+
+    rows = []
+    for row in ROWS:
+        if row[0] == "app":
+            continue  # NAT: not under ipfw yet
+        if row[:5] == ("shop", ROOT, WORLD, 25, "tcp"):
+            row = row[:5] + (False,)  # what a UID match cannot see, ipfw's jail match does: shop's root is held
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("jail,who,dst,port,proto,passes", _ipfw_rows(),
+                         ids=[f"{r[0]}-{r[1]}-{r[2]}:{r[3]}/{r[4]}" for r in _ipfw_rows()])
+def test_the_sample_policy_under_ipfw(ipfw_site, jail, who, dst, port, proto, passes):
+    from .test_policy import ADDR
+
+    ruleset, jids, blocks = ipfw_site
+    uid = blocks[jail][0] + 5 if who == "user" else who
+    pkt = Packet(None, "out", proto, ADDR[jail], dst, dport=port, uid=uid)
+    v = ruleset.test(pkt, jids[jail] if proto in ("tcp", "udp") else None)
+    assert v.passed is passes and not v.unproven, v.decided_by()
+
+
+def test_another_jails_root_switched_into_a_uid_block_keeps_its_own_jails_rules(ipfw_site):
+    """pf's documented limit (test_policy.py): blog's root running as one of
+    shop's UIDs gets shop's rules there.  ipfw matches the prison: blog's."""
+    from .test_policy import HOST, WORLD
+
+    ruleset, jids, blocks = ipfw_site
+    pkt = Packet(None, "out", "tcp", HOST, WORLD, dport=443, uid=blocks["shop"][0] + 5)
+    assert not ruleset.test(pkt, jids["blog"]).passed  # blog may send 25, not 443
+
+
+def test_a_rule_jailhooks_did_not_load_in_a_jails_range_stops_its_start(web, cli):
+    assert web.sim.run(["/sbin/ipfw", "-q", "add", "10020", "allow", "ip", "from", "any", "to", "any"],
+                       None, 5, True).returncode == 0
+    res = cli("run", "prestart", "web")
+    assert res.code == 65
+    assert "ipfw rule 10020 is in its range 10000-10099 but jailhooks did not load it for this jail" in res.err
+    assert [line[:5] for line in listed(web)] == ["10020", "65535", "65535"]  # nothing loaded, nothing removed

@@ -45,11 +45,14 @@ class Slots:
         self.first, self.last, self.half = first, first + per_jail - 1, per_jail // 2
 
     @classmethod
-    def of(cls, jail: str, lease, ipfw: dict, uids: dict) -> "Slots":
+    def of(cls, jail: str, lease, ipfw: dict, pool_first: int, unit: int) -> "Slots":
+        """The slot of a jail whose UID block starts at lease.uid_first: its
+        offset in the pool in units of the smallest block any jail has (UID
+        blocks are disjoint, so no two jails share a slot)."""
         if lease is None:
             raise ValueError(f"jail {jail}: the ipfw backend numbers a jail's rules by its lease (UID block); "
                              "it has none")
-        slot = (lease.uid_first - uids["first"]) // uids["block"]
+        slot = (lease.uid_first - pool_first) // unit
         slots = cls(ipfw["first"] + slot * ipfw["per_jail"], ipfw["per_jail"])
         if slot < 0 or slots.last > 65534:
             raise ValueError(f"jail {jail}: its UID block {lease.uid_first}-{lease.uid_last} puts its ipfw rules at "

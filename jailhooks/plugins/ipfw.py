@@ -36,8 +36,11 @@ def jailhooks_config_sections():
 def _slots(ctx, lease=None):
     from ..ipfw.render import Slots
 
+    uids = ctx.settings.section("uids")
+    unit = min([uids["block"]] + [jc.sections["uids"]["block"] for jc in ctx.settings.jails.values()
+                                  if jc.sections.get("uids", {}).get("block")])
     try:
-        return Slots.of(ctx.jail.name, lease or ctx.lease, ctx.config("ipfw"), ctx.config("uids"))
+        return Slots.of(ctx.jail.name, lease or ctx.lease, ctx.config("ipfw"), uids["first"], unit)
     except ValueError as exc:
         raise DataError(str(exc)) from None
 
@@ -74,12 +77,20 @@ def _render(ctx, jid: Optional[int], half: int, lease=None):
 
 
 def _half_in_use(ctx, slots) -> Optional[int]:
-    """The half that holds the jail's rules now: ipfw's own list, else the kept text."""
+    """The half that holds the jail's rules now: ipfw's own list, else the
+    kept text.  Rules in the range that jailhooks did not load for this jail
+    (another jail's, whose slot overlaps, or the admin's) stop the load."""
     numbers = {int(line[:5]) for line in ctx.host.ipfw_list() if line[:5].isdigit()}
+    before = kept(ctx.settings, ctx.jail.name)
+    mine = {n for n, _ in before.rules} if before is not None else set()
+    foreign = sorted(n for n in numbers if slots.first <= n <= slots.last and n not in mine)
+    if foreign:
+        raise DataError(f"jail {ctx.jail.name}: ipfw rule {foreign[0]} is in its range {slots.first}-{slots.last} "
+                        "but jailhooks did not load it for this jail (another jail's or the admin's); nothing "
+                        "was loaded ([ipfw] first and per_jail place the jails' ranges)")
     used = [h for h in (0, 1) if any(slots.halves(h)[0] <= n <= slots.halves(h)[1] for n in numbers)]
     if len(used) == 1:
         return used[0]
-    before = kept(ctx.settings, ctx.jail.name)
     if before is not None and before.span in (slots.halves(0), slots.halves(1)):
         return 0 if before.span == slots.halves(0) else 1
     return used[0] if used else None
