@@ -281,3 +281,17 @@ def test_a_rule_jailhooks_did_not_load_in_a_jails_range_stops_its_start(web, cli
     assert res.code == 65
     assert "ipfw rule 10020 is in its range 10000-10099 but jailhooks did not load it for this jail" in res.err
     assert [line[:5] for line in listed(web)] == ["10020", "65535", "65535"]  # nothing loaded, nothing removed
+
+
+def test_check_finds_a_jail_whose_own_exec_created_replaced_ours(env, cli):
+    conf = env.root / "jail.conf"
+    env.write_config(IPFW, f'[managers]\njail_conf = "{conf}"\n', WEB.format(root=env.jail_root("web")))
+    lines = [line for line in cli("install", "jail.conf").out.splitlines() if line.startswith("exec.")]
+    assert any(line.startswith("exec.created") for line in lines)
+    conf.write_text("\n".join(lines) + '\nweb {\n\tip4.addr = 192.0.2.10;\n\texec.created = "/bin/true";\n}\n'
+                    'other {\n\tip4.addr = 192.0.2.11;\n}\n')
+    report = cli("check")
+    assert "jail web: exec.created does not run jailhooks" in report.out
+    assert "jail other:" not in report.out  # the lines install printed (with --config) are found as they are
+    assert [line for line in report.out.splitlines() if "does not run jailhooks" in line] == [
+        line for line in report.out.splitlines() if "jail web: exec.created" in line]

@@ -89,15 +89,22 @@ def jailhooks_check(settings, host, registry, jail):
     found = []
     path = sec["jail_conf"]
     names = [jail.name] if jail is not None else jailconf.jail_names(path)
+    every = {}
     for name in names:
         try:
-            hooks = jailconf.exec_hooks(path, name) if os.path.exists(path) else {}
+            every[name] = jailconf.exec_hooks(path, name) if os.path.exists(path) else {}
         except DataError as exc:
             return [("error", str(exc))]
+    # exec.created is there when a plugin works at created (install prints it then): every jail needs it
+    created = any(" run created " in cmd and "jailhooks" in cmd for hooks in every.values() for cmd in hooks.get("exec.created", []))
+    phases = ("prestart", "created", "poststart", "prestop", "poststop") if created else \
+        ("prestart", "poststart", "prestop", "poststop")
+    for name, hooks in every.items():
         if not any("jailhooks" in " ".join(v) for v in hooks.values()):
             continue  # this jail.conf does not use jailhooks
-        for phase in ("prestart", "poststart", "prestop", "poststop"):
-            if not any(f"jailhooks run {phase} " in cmd for cmd in hooks.get(f"exec.{phase}", [])):
+        for phase in phases:
+            # the program's path, then maybe --config FILE, then "run PHASE"
+            if not any("jailhooks" in cmd and f" run {phase} " in cmd for cmd in hooks.get(f"exec.{phase}", [])):
                 found.append(("error", f"{path}: jail {name}: exec.{phase} does not run jailhooks (its own "
                                        f"'exec.{phase} = ...' replaces the global '+=' line): it runs without "
                                        "its firewall; use += there"))
