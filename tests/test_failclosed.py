@@ -107,7 +107,7 @@ def test_a_failed_rerun_of_start_on_a_running_jail_keeps_its_previous_anchor(env
     report = cli("check", "web")  # it runs on its previous rules, not on what the config says now
     assert report.code == 1
     assert ("jail web: not enforced: pass tcp to any port 22 (from policy) as root: pf would block it, the policy says "
-            "pass; decided by anchor jailhooks/web: block drop out log quick from <jail_web>") in report.out
+            "pass; decided by anchor jailhooks/web: block drop out log (user) quick from <jail_web>") in report.out
 
 
 def test_a_failing_poststart_after_jail8_created_the_jail_takes_the_rules_away(env, cli):

@@ -105,8 +105,17 @@ class Renderer:
         self.src = f" from <{n.table}>" if spec.match in ("address", "both") else " from any"
 
     # -- pieces ---------------------------------------------------------------------
-    def _label(self) -> str:
-        return f' label "{self.names.label}"'
+    def _label(self, logged: bool = False) -> str:
+        """The jail's label; on a logging rule also its ridentifier (the first
+        UID of its block: unique per jail, kept across restarts), which pflog
+        records carry in full where the anchor's name is cut to 15 bytes."""
+        rid = f" ridentifier {self.spec.uid_range[0]}" if logged and self.spec.uid_range else ""
+        return f' label "{self.names.label}"{rid}'
+
+    def _log(self, logged: bool) -> str:
+        """(user): the socket's uid in each pflog record; a VNET jail's packets
+        reach the host with no socket here."""
+        return "" if not logged else " log" if self.spec.vnet else " log (user)"
 
     def _on(self) -> str:
         return f" on {self.spec.interface}" if self.spec.interface else ""
@@ -123,14 +132,15 @@ class Renderer:
                 raise ValueError(f"jail {self.names.jail}: match = \"uid\" can only filter tcp and udp")
             protos = protos or ("tcp", "udp")  # pf ignores user for other protocols
         state = " keep state" if rule.action == "pass" else ""
-        log = " log" if rule.log else ""
+        log = self._log(rule.log)
         to = f" to {_list(rule.to) if rule.to else 'any'}{_ports(rule.port)}"
         if self.spec.vnet:  # the jail's packets entering the host
-            return [f"{rule.action} in{log} quick{_proto(protos)} from <{self.names.table}>{to}{state}{self._label()}"]
+            return [f"{rule.action} in{log} quick{_proto(protos)} from <{self.names.table}>{to}{state}"
+                    f"{self._label(rule.log)}"]
         head = f"{rule.action} out{log} quick{self._on()}{_proto(protos)}"
-        lines = [f"{head}{self.src}{to}{user}{state}{self._label()}"]
+        lines = [f"{head}{self.src}{to}{user}{state}{self._label(rule.log)}"]
         if self.tagged:
-            lines.append(f"{head} from any{to}{user} tagged {self.names.tag}{state}{self._label()}")
+            lines.append(f"{head} from any{to}{user} tagged {self.names.tag}{state}{self._label(rule.log)}")
         return lines
 
     def _inbound(self, rule: Filter) -> str:
@@ -139,8 +149,8 @@ class Renderer:
         peers = _list(rule.peers) if rule.peers else "any"
         state = " keep state" if rule.action == "pass" else ""
         on = "" if self.spec.vnet else self._on()
-        return (f"{rule.action} in{' log' if rule.log else ''} quick{on}{_proto(rule.proto)} "
-                f"from {peers} to <{self.names.table}>{_ports(rule.port)}{state}{self._label()}")
+        return (f"{rule.action} in{self._log(rule.log)} quick{on}{_proto(rule.proto)} "
+                f"from {peers} to <{self.names.table}>{_ports(rule.port)}{state}{self._label(rule.log)}")
 
     def _nat(self, rule: Nat) -> str:
         af = "inet" if rule.family == 4 else "inet6"
@@ -168,18 +178,18 @@ class Renderer:
     def _default_block(self) -> list[str]:
         """What the jail sends that no rule passed: blocks that hold whatever
         UID its processes run as, and whichever address they leave with."""
-        log = " log" if self.spec.log_blocked else ""
+        log, logged = self._log(self.spec.log_blocked), self.spec.log_blocked
         n = self.names
         if self.spec.vnet:
-            return [f"block in{log} quick from <{n.table}> to any{self._label()}"]
+            return [f"block in{log} quick from <{n.table}> to any{self._label(logged)}"]
         head = f"block out{log} quick{self._on()}"
         lines = []
         if self.spec.match in ("address", "both"):  # any UID, jailed root included
-            lines.append(f"{head} from <{n.table}> to any{self._label()}")
+            lines.append(f"{head} from <{n.table}> to any{self._label(logged)}")
         if self.user:  # the block's users, wherever they send from; pf tests user on tcp/udp only
-            lines.append(f"{head} proto {{ tcp udp }} from any to any{self.user}{self._label()}")
+            lines.append(f"{head} proto {{ tcp udp }} from any to any{self.user}{self._label(logged)}")
         if self.tagged:
-            lines.append(f"{head} from any to any tagged {n.tag}{self._label()}")
+            lines.append(f"{head} from any to any tagged {n.tag}{self._label(logged)}")
         return lines
 
     # -- the anchor -------------------------------------------------------------------

@@ -57,6 +57,8 @@ class Rule:
         self.action = self.direction = self.interface = self.user = self.label = self.tag = self.tagged = ""
         self.anchor = ""
         self.log = self.quick = self.icmp6 = False
+        self.log_user = False  # log (user): the socket's uid in the pflog header (parse.y logopt USER)
+        self.ridentifier = 0  # ridentifier N: carried in the pflog header
         self.af = 0
         self.protos: list[str] = []
         self.src: list[Address] = []
@@ -375,6 +377,9 @@ def _filter(p: _Parser) -> Rule:
         r.action = "block " + (p.take() if p.peek() in ("drop", "return") else "drop")
     r.direction = p.take("in", "out")
     r.log = p.accept("log")
+    if r.log and p.accept("("):
+        r.log_user = p.take("user") == "user"  # the subset: log (user)
+        p.take(")")
     r.quick = p.accept("quick")
     if p.accept("on"):
         r.interface = p.name()
@@ -410,6 +415,11 @@ def _filter(p: _Parser) -> Rule:
             if not tok.startswith('"') or len(tok) - 2 > 63:
                 raise PfSyntaxError(p.line)
             r.label = tok[1:-1]
+        elif word == "ridentifier":
+            value = p.take()
+            if not value.isdigit() or int(value) > 0xFFFFFFFF:
+                raise PfSyntaxError(p.line)
+            r.ridentifier = int(value)
         elif word == "tag":
             r.tag = p.name()
         elif word == "tagged":
@@ -464,7 +474,7 @@ def _print(r: Rule, af: int, proto: str, src: Address, sport: str, dst: Address,
     if r.kind == "filter":
         out.append(f" {r.direction}")
         if r.log:
-            out.append(" log")
+            out.append(" log (user)" if r.log_user else " log")
         if r.quick:
             out.append(" quick")
     if r.interface:
@@ -500,6 +510,8 @@ def _print(r: Rule, af: int, proto: str, src: Address, sport: str, dst: Address,
         out.append(" keep state")
     if r.label:
         out.append(f' label "{r.label}"')
+    if r.ridentifier:  # print_rule(): right after the labels
+        out.append(f" ridentifier {r.ridentifier}")
     if r.tag:
         out.append(f" tag {r.tag}")
     if r.tagged:
