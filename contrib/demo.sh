@@ -25,6 +25,12 @@ jh sim pfctl -a jailhooks/mail -s rules
 echo "# what does the firewall do with a packet, and why? (on the live rules, proven at start)"
 jh explain web tcp 198.51.100.1:25
 jh explain mail tcp 198.51.100.1:25
+echo "# a user of web (UID 100005, alice in its etc/passwd) tries to send mail; mail's postfix does:"
+printf 'root:*:0:0::/root:/bin/sh\nalice:*:100005:100005::/home/alice:/bin/sh\n' > "$state/jails/web/etc/passwd"
+jh sim send web tcp 198.51.100.1:25 --uid 100005
+jh sim send mail tcp 198.51.100.1:25 --uid 125
+echo "# what the rules logged (pflog), and who it was:"
+jh log
 echo "# inside the jail, pw useradd now picks UIDs from its block:"
 cat "$state/jails/web/etc/pw.conf"; echo
 echo "# stopping web: jail(8) runs exec.prestop, removes the jail, then exec.poststop:"

@@ -316,19 +316,38 @@ def plugins(opts: Options, as_json):
     return call(opts, admin.plugins_report, as_json, strict=False)
 
 
+@click.command()
+@click.argument("jail", shell_complete=_complete_jails)
+@click.argument("proto", type=click.Choice(["tcp", "udp", "icmp", "icmp6"]))
+@click.argument("dest", metavar="DEST[:PORT]")
+@click.option("--in", "inbound", is_flag=True, help="A packet to the jail.")
+@click.option("--from", "peer", metavar="ADDR", help="--in: the sender.")
+@click.option("--uid", type=click.IntRange(0, 4294967294), help="The sending socket's UID (default: 0, root).")
+@click.pass_obj
+def sim_send(opts: Options, jail, proto, dest, inbound, peer, uid):
+    """Send one packet of JAIL through the simulated host's live rules."""
+    return call(opts, admin.sim_send, jail, proto, dest, inbound, peer, uid)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("tool", type=click.Choice(list(COMMANDS)))
+@click.argument("tool", type=click.Choice([*COMMANDS, "send"]))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def sim(opts: Options, tool, args):
-    """Run TOOL on the simulated host (not on FreeBSD).
+    """Run TOOL on the simulated host (not on FreeBSD); or `sim send JAIL
+    PROTO DEST[:PORT] [--uid N] [--in --from ADDR]`: one packet of JAIL
+    through the simulated host's live rules (its verdict and the rule that
+    decides; a rule that logs appends the packet to the simulated pflog).
 
     \b
-    Example (create a jail, as jail(8) would):
+    Examples (create a jail, as jail(8) would; then web tries to send mail):
       jailhooks sim jail -c name=web path=/usr/jails/web ip4.addr=192.0.2.10 persist
+      jailhooks sim send web tcp 198.51.100.1:25 --uid 1005
     """
     import sys
 
+    if tool == "send":
+        return sim_send.main(list(args), prog_name="jailhooks sim send", standalone_mode=False, obj=opts)
     app = opts.app(missing_ok=True)
     if app.host.mode.split(",")[0] != "simulated":
         raise click.UsageError("sim only drives the simulated host ([host] mode = \"simulated\", or auto off FreeBSD)")
@@ -336,6 +355,25 @@ def sim(opts: Options, tool, args):
     sys.stdout.write(res.stdout)
     sys.stderr.write(res.stderr)
     return res.returncode
+
+
+@cli.command("log")
+@click.argument("jails", nargs=-1, shell_complete=_complete_jails)
+@click.option("--since", metavar="TIME", help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_obj
+def log_(opts: Options, jails, since, as_json):
+    """What the jails' rules logged (pf: pflogd's file, [log] pflog, and its
+    rotated copies), one line per packet: time, jail, user (from the jail's
+    own passwd; unknown when the rule could not see a socket), verdict,
+    direction, interface, proto, source -> destination:port, and the rule
+    with its section.  Jails are told apart by the rule's ridentifier.
+
+    \b
+    Example (who in which jail tried to send mail):
+      jailhooks log --since 1h web
+    """
+    return call(opts, admin.firewall_log, list(jails), since, as_json)
 
 
 @cli.group()

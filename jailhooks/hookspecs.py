@@ -94,6 +94,16 @@ def jailhooks_prestart(ctx: "Context") -> None:
     without it.  Up phase: failing here keeps the jail from starting."""
 
 
+@hookspec(firstresult=True)
+def jailhooks_firewall_log(settings: "Settings", host: "Host", registry, since: "float | None") -> "list[dict] | None":
+    """``jailhooks log``: what the jails' rules logged (since SINCE, epoch
+    seconds, when given), oldest first, one dict per packet: ``time`` (ISO 8601, UTC),
+    ``jail`` (None: not a jail's rule), ``uid`` (None: not known), ``user``,
+    ``verdict``, ``direction``, ``proto``, ``src``, ``dst``, ``port``,
+    ``interface``, ``rule`` and ``section``.  The firewall plugin reads its own
+    log (pf: pflogd's file); None: it keeps none that jailhooks reads."""
+
+
 @hookspec
 def jailhooks_created(ctx: "Context") -> None:
     """jail(8) exec.created: the jail exists (``ctx.jail.jid`` is its new

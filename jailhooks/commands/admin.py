@@ -263,6 +263,46 @@ def check(app: App, name: str | None, as_json: bool = False) -> int:
 def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str | None, uid: int | None,
             user: str | None, iface: str | None, rendered: bool, as_json: bool) -> int:
     """What the firewall does with one packet of the jail, and the rule that decides."""
+    answer = explain_answer(app, name, proto, dest, inbound, peer, uid, user, iface, rendered)
+    if as_json:
+        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-explain": answer}))
+        return 0
+    p = answer["packet"]
+    who = "" if p["uid"] is None else f", uid {p['uid']}"
+    src = p["src"] or "(the host's address)"
+    app.out.write(f"packet:     {p['proto']} {src} -> {p['dst']}" + (f" port {p['port']}" if p["port"] else "")
+                  + f", {p['direction']}{' on ' + p['iface'] if p['iface'] else ''}{who}\n")
+    if answer.get("translation"):
+        seen = answer["seen_as"]
+        app.out.write(f"translated: {validate.escaped(answer['translation'])} (the filter sees {seen['src']} -> "
+                      f"{seen['dst']} port {seen['port']})\n")
+    verdict = answer["verdict"] + (" (keeps state: replies pass)" if answer.get("state") else "")
+    app.out.write(f"verdict:    {verdict if answer['proven'] else verdict + ' (not proven)'}\n")
+    app.out.write(f"decided by: {validate.escaped(answer['why'])}\n")
+    if answer.get("section"):
+        origin = f", from plugin {answer['plugin']}" if answer.get("plugin") else ""
+        app.out.write(f"section:    {answer['section']}{origin}\n")
+    app.out.write(f"ruleset:    {'what start would load (rendered), behind the hooks alone' if rendered else 'the live host'}\n")
+    return 0
+
+
+def sim_send(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str | None, uid: int | None) -> int:
+    """``sim send``: one packet through the simulated host's live rules; what
+    decides it is logged to the simulated pflog when its rule logs."""
+    if not app.host.mode.startswith("simulated"):
+        raise UsageError("sim send only drives the simulated host")
+    answer = explain_answer(app, name, proto, dest, inbound, peer, uid, None, None, False)
+    logged = app.host.runner.log_packet(answer)
+    p = answer["packet"]
+    app.out.write(f"{answer['verdict']}{'' if answer['proven'] else ' (not proven)'}: {p['proto']} "
+                  f"{p['src'] or '(the host)'} -> {p['dst']}{':' + str(p['port']) if p['port'] else ''} "
+                  f"({p['direction']}{', uid ' + str(p['uid']) if p['uid'] is not None else ''}); "
+                  f"{validate.escaped(answer['why'])}{'; logged to pflog' if logged else ''}\n")
+    return 0
+
+
+def explain_answer(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str | None, uid: int | None,
+                   user: str | None, iface: str | None, rendered: bool) -> dict:
     import ipaddress
 
     from .. import jailfs
@@ -292,27 +332,50 @@ def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str
                                rendered=rendered)
     if answer is None:
         raise UsageError("explain: no plugin explains packets (is the pf plugin disabled?)")
-    answer = {"jail": jail.name, **_plain(answer)}
+    return {"jail": jail.name, **_plain(answer)}
+
+
+def firewall_log(app: App, jails: list[str], since: str | None, as_json: bool) -> int:
+    """``jailhooks log``: what the jails' rules logged, one line per packet."""
+    import datetime
+
+    start = _since(since)
+    for name in jails:
+        validate.jail_name(name) if name else None
+    records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
+                                registry=app.registry, since=start)
+    if records is None:
+        raise UsageError("log: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
+    records = [r for r in _plain(records) if not jails or r.get("jail") in jails]
     if as_json:
-        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-explain": answer}))
+        app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-log": records}))
         return 0
-    p = answer["packet"]
-    who = "" if p["uid"] is None else f", uid {p['uid']}"
-    src = p["src"] or "(the host's address)"
-    app.out.write(f"packet:     {p['proto']} {src} -> {p['dst']}" + (f" port {p['port']}" if p["port"] else "")
-                  + f", {p['direction']}{' on ' + p['iface'] if p['iface'] else ''}{who}\n")
-    if answer.get("translation"):
-        seen = answer["seen_as"]
-        app.out.write(f"translated: {validate.escaped(answer['translation'])} (the filter sees {seen['src']} -> "
-                      f"{seen['dst']} port {seen['port']})\n")
-    verdict = answer["verdict"] + (" (keeps state: replies pass)" if answer.get("state") else "")
-    app.out.write(f"verdict:    {verdict if answer['proven'] else verdict + ' (not proven)'}\n")
-    app.out.write(f"decided by: {validate.escaped(answer['why'])}\n")
-    if answer.get("section"):
-        origin = f", from plugin {answer['plugin']}" if answer.get("plugin") else ""
-        app.out.write(f"section:    {answer['section']}{origin}\n")
-    app.out.write(f"ruleset:    {'what start would load (rendered), behind the hooks alone' if rendered else 'the live host'}\n")
+    for r in records:
+        when = datetime.datetime.fromisoformat(r["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        port = f":{r['port']}" if r.get("port") else ""
+        rule = f"; rule: {validate.escaped(r['rule'])}" if r.get("rule") else f"; ruleset {r.get('ruleset')}"
+        section = f" ({r['section']})" if r.get("section") else ""
+        app.out.write(f"{when} {r.get('jail') or '-'} {r['user']} {r['verdict']} {r['direction']} on "
+                      f"{r['interface']} {r['proto']} {r['src']} -> {r['dst']}{port}{rule}{section}\n")
     return 0
+
+
+def _since(since: str | None) -> float | None:
+    """--since: an ISO 8601 time (2026-12-03T10:00) or an interval back from
+    now (30m, 2h, 1d)."""
+    import datetime
+    import time
+
+    if since is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if since[:-1].isdigit() and since[-1:] in units:
+        return time.time() - int(since[:-1]) * units[since[-1]]
+    try:
+        return datetime.datetime.fromisoformat(since).timestamp()
+    except ValueError:
+        raise UsageError(f"log: --since {validate.shown(since, 40)} is neither a time (2026-12-03T10:00) nor an "
+                         "interval (30m, 2h, 1d)") from None
 
 
 def _dest(dest: str, proto: str) -> tuple[str, int]:

@@ -12,10 +12,21 @@ from __future__ import annotations
 import os
 
 from .. import hookimpl, validate
+from ..config import Field, Section, absolute_path
 from ..errors import DataError, JailhooksError
 from ..pf.anchor import anchor_of, names as anchor_names
 from ..pf.render import Names
 from ..policy import resolve_match
+
+
+LOG_SECTION = Section("log", fields={
+    "pflog": Field(absolute_path, "/var/log/pflog", "the file pflogd(8) writes (rotated copies beside it are read too)"),
+})
+
+
+@hookimpl
+def jailhooks_config_sections():
+    return [LOG_SECTION]
 
 
 def names(ctx):
@@ -403,3 +414,69 @@ def accounts_outside(settings, registry, jail) -> list[tuple[str, str]]:
     names = ", ".join(f"{name} ({uid})" for uid, name in sorted(outside))
     return [(level, f"jail {jail.name}: {len(outside)} account(s) outside its UID block "
                     f"{lease.uid_first}-{lease.uid_last}: {names}; {meaning}")]
+
+
+# -- what the rules logged ----------------------------------------------------------------------------
+
+def pflog_files(settings, host) -> list[str]:
+    """pflogd's file and its rotated copies (newsyslog: FILE.0.bz2, ...),
+    oldest first.  The simulated host's pflogd writes STATE_DIR/simhost/pflog."""
+    path = settings.section("log")["pflog"]
+    if host.mode.startswith("simulated") and path == LOG_SECTION.fields["pflog"].default:
+        path = os.path.join(settings.state_dir, "simhost", "pflog")
+    rotated = []
+    for n in range(100):
+        found = [f"{path}.{n}{ext}" for ext in ("", ".bz2", ".gz") if os.path.exists(f"{path}.{n}{ext}")]
+        if not found:
+            break
+        rotated.append(found[0])
+    return list(reversed(rotated)) + ([path] if os.path.exists(path) else [])
+
+
+@hookimpl
+def jailhooks_firewall_log(settings, host, registry, since):
+    import datetime
+
+    from .. import jailfs
+    from ..pf import pflog
+    from ..pf.syntax import parse
+
+    by_rid = {lease.uid_first: lease.jail for lease in registry.leases()}
+    paths = {j["name"]: j["path"] for j in host.jails()}
+    paths.update({name: jc.path for name, jc in settings.jails.items() if jc.path and name not in paths})
+    users: dict = {}
+    rules: dict = {}
+    out = []
+    for path in pflog_files(settings, host):
+        try:
+            with pflog.open_log(path) as fh:
+                records = list(pflog.read(fh, path))
+        except (OSError, EOFError, ValueError) as exc:
+            raise DataError(f"{path}: {exc}") from None
+        for r in records:
+            if since is not None and r.time < since:
+                continue
+            jail = by_rid.get(r.ridentifier)  # in full; the record's ruleset is cut to 15 bytes
+            uid = None if r.uid == pflog.NO_UID else r.uid
+            if jail is not None and jail not in users:
+                root = paths.get(jail)
+                users[jail] = {u: n for n, u in jailfs.accounts(root, "etc/passwd")} if root else {}
+            user = "unknown" if uid is None else (users.get(jail, {}).get(uid) or ("root" if uid == 0 else str(uid)))
+            text = section = None
+            if jail is not None:
+                if jail not in rules:
+                    kept = last_loaded(settings, jail)
+                    try:
+                        rules[jail] = (kept, parse(kept, in_anchor=True).lines("filter")) if kept else (None, [])
+                    except Exception:
+                        rules[jail] = (None, [])
+                kept, lines = rules[jail]
+                if 0 <= r.subrulenr < len(lines):
+                    text = lines[r.subrulenr]
+                    section = _section(kept, text)[0] or None
+            when = datetime.datetime.fromtimestamp(r.time, datetime.timezone.utc).isoformat(timespec="microseconds")
+            out.append({"time": when, "jail": jail, "uid": uid, "user": validate.shown(user, 32),
+                        "verdict": r.action, "direction": r.dir, "proto": r.proto, "src": r.src, "dst": r.dst,
+                        "port": r.dport, "interface": validate.shown(r.ifname, 16),
+                        "ruleset": validate.shown(r.ruleset, 16), "rule": text, "section": section})
+    return out

@@ -126,6 +126,19 @@ class SimulatedRunner:
         with self.state() as st:
             st["faults"] = []
 
+    @property
+    def pflog_path(self) -> str:
+        """Where the simulated pflogd writes (/var/log/pflog on FreeBSD)."""
+        return os.path.join(self.dir, "pflog")
+
+    def log_packet(self, answer: dict) -> bool:
+        """``sim send``: log the packet explain's ANSWER describes, if the rule
+        that decided it logs (sim/pflogd.py)."""
+        from .pflogd import record
+
+        with self.state() as st:
+            return record(st, self.pflog_path, answer)
+
     def add_state(self, src: str, dst: str, label: str = "") -> None:
         with self.state() as st:
             st["states"].append({"src": src, "dst": dst, "label": label})
