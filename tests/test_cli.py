@@ -57,6 +57,7 @@ def test_start_and_stop_a_jail_in_a_subprocess(web):
     assert status == [{"jail": "web", "running": True, "jid": 1, "path": str(web.root / "jails/web"),
                        "ip4": ["192.0.2.10"], "ip6": [], "uid_range": [100000, 100999], "fib": None,
                        "anchor": "jailhooks/web", "anchor_loaded": True, "rules": len(anchor["filter"]),
+                       "passed": {"packets": 0, "bytes": 0}, "blocked": {"packets": 0, "bytes": 0},
                        "match": "address", "vnet": False}]
 
     web.sim.add_state("192.0.2.10", "198.51.100.7", "jailhooks:web")

@@ -103,3 +103,18 @@ def test_tcpdump_reads_the_simulated_pflog_as_jailhooks_does(web, cli):
     assert f"rule {record.rulenr}.web.{record.subrulenr}/0(match): {r['verdict']} {r['direction']} on " \
            f"{r['interface']}: {r['src']}.40000 > {r['dst']}.{r['port']}:" in line
 
+
+
+def test_status_counts_what_the_jails_rules_passed_and_blocked(web, cli):
+    for dest, uid in (("198.51.100.1:25", "100005"), ("198.51.100.1:25", "0"), ("198.51.100.1:443", "0")):
+        assert cli("sim", "send", "web", "tcp", dest, "--uid", uid).code == 0
+    (record,) = [r for r in json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"]]
+    pf = record["plugins"]["pf"]
+    assert pf["passed"] == {"packets": 1, "bytes": 40} and pf["blocked"] == {"packets": 2, "bytes": 80}
+    # pfctl -v -s rules, as pfctl_print_rule_counters() prints it
+    listing = web.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-v", "-s", "rules"], None, 5, False).stdout
+    assert "  [ Evaluations: 1         Packets: 1         Bytes: 40          States: 1     ]\n" in listing
+    # a reload starts the counters again (pf_ioctl.c keeps them only under `set keepcounters`)
+    assert cli("sync").code == 0
+    pf = json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"][0]["plugins"]["pf"]
+    assert pf["passed"]["packets"] == pf["blocked"]["packets"] == 0

@@ -35,6 +35,7 @@ HOST_CALLS = {
     "pf_table": lambda host: (host.pf_table("jailhooks/web", "jail_web"), host.pf_table("jailhooks/web", "nosuch")),
     "pf_kill_label": lambda host: host.pf_kill_label("jailhooks:web"),
     "pf_kill_address": lambda host: (host.pf_kill_address("192.0.2.10"), host.pf_kill_address("2001:db8::10")),
+    "pf_counters": lambda host: host.pf_counters("jailhooks/web"),
     "pf_flush": lambda host: host.pf_flush("jailhooks/web"),
     "sysctl": lambda host: (host.sysctl("net.fibs"), host.sysctl("no.such.oid")),
     "route": lambda host: (host.run("sysctl", "net.fibs=2"), host.route("add", "-4", ["-net", "192.0.2.0/24", "-iface", "em0"], 1),

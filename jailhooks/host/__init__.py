@@ -103,6 +103,26 @@ class Host:
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return [line for line in res.stdout.splitlines() if line and not line.startswith(" ")]
 
+    def pf_counters(self, anchor: str) -> list[tuple[str, int, int]]:
+        """(rule, packets, bytes) of each filter rule of ANCHOR since it was
+        loaded: ``pfctl -a ANCHOR -v -s rules`` prints each rule, then
+        "  [ Evaluations: N  Packets: N  Bytes: N  States: N ]" (in and out
+        together) and two more bracketed lines (pfctl_print_rule_counters)."""
+        res = self.run("pfctl", "-a", anchor, "-v", "-s", "rules", check=False, mutating=False)
+        if res.returncode != 0:
+            raise CommandError(list(res.argv), res.returncode, res.stderr)
+        found: list[tuple[str, int, int]] = []
+        rule = None
+        for line in res.stdout.splitlines():
+            if line and not line.startswith(" "):
+                rule = line
+            elif rule is not None and line.startswith("  [ Evaluations:"):
+                words = line.replace("]", " ").split()
+                numbers = {words[i].rstrip(":"): words[i + 1] for i in range(1, len(words) - 1, 2)}
+                found.append((rule, int(numbers.get("Packets", 0)), int(numbers.get("Bytes", 0))))
+                rule = None
+        return found
+
     def pf_tables(self, anchor: str) -> list[str]:
         """Names of the anchor's tables; [] when the anchor does not exist (pfctl
         then exits 1 with pfr_strerror(ENOENT), pfctl_table.c and pfctl_radix.c)."""

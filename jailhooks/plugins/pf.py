@@ -240,7 +240,15 @@ def jailhooks_status(ctx):
     except DataError as exc:  # reported, and status exits 65; the other jails are still shown
         wanted, error = None, validate.escaped(str(exc))
     is_loaded, count = inspect(ctx.host, n.anchor, wanted)
+    passed, blocked = [0, 0], [0, 0]
+    if is_loaded and not ctx.dry_run:
+        for rule, packets, octets in ctx.host.pf_counters(n.anchor):
+            total = passed if rule.startswith("pass") else blocked
+            total[0] += packets
+            total[1] += octets
     record = {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count,
+              "passed": {"packets": passed[0], "bytes": passed[1]},
+              "blocked": {"packets": blocked[0], "bytes": blocked[1]},
               "match": resolve_match(ctx.config("pf")["match"], bool(ctx.jail.addresses)), "vnet": ctx.jail.vnet}
     if error is not None:
         record["policy_error"] = error
@@ -250,7 +258,7 @@ def jailhooks_status(ctx):
 @hookimpl
 def jailhooks_columns(status):
     return [("ANCHOR", status.get("anchor", "-")), ("LOADED", "yes" if status.get("anchor_loaded") else "no"),
-            ("RULES", str(status.get("rules", "-")))]
+            ("RULES", str(status.get("rules", "-")))]  # counters: in --json (the columns scripts read stay)
 
 
 @hookimpl

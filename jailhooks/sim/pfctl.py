@@ -209,7 +209,16 @@ def _pf_show(st, show: str, anchor: str, out, err, recurse: bool = False, verbos
             return 0
         else:
             lines = pf["anchors"].get(anchor, {}).get("filter" if show == "rules" else "nat", [])
-        out.extend(f"{line}\n" for line in lines)
+        entry = pf["anchors"].get(anchor, {}) if anchor else {}
+        for i, line in enumerate(lines):
+            out.append(f"{line}\n")
+            if verbose:  # pfctl.c pfctl_print_rule_counters(), PF_OPT_VERBOSE
+                evaluations, packets, size, states = entry.get("counters", {}).get(str(i), [0, 0, 0, 0])
+                out.append(f"  [ Evaluations: {evaluations:<8}  Packets: {packets:<8}  Bytes: {size:<10}  "
+                           f"States: {states:<6}]\n")
+                out.append(f"  [ Source Nodes: {0:<6} Limit: {0:<6} NAT/RDR: {0:<6} Route: {0:<6} ]\n")
+                # the loading pfctl's pid is not kept by the simulation
+                out.append(f"  [ Inserted: uid 0 pid 0 State Creations: {states:<6}]\n")
         return 0
     if show == "Tables":
         # pfctl_show_tables(): the kernel's pfr_get_tables() answers ENOENT for a
@@ -308,7 +317,7 @@ def _pf_load(st, rules_file: str, input: str | None, anchor: str, noaction: bool
         if verbose:
             out.append(rs.nv_output())
         return 0
-    if anchor:
+    if anchor:  # new rules: their counters start at zero (a "counters" key only once a packet passed them)
         entry = {"filter": rs.lines("filter"), "nat": rs.lines("nat"), "tables": rs.tables}
         if entry["filter"] or entry["nat"] or entry["tables"]:
             st["pf"]["anchors"][anchor] = entry
