@@ -376,6 +376,22 @@ def log_(opts: Options, jails, since, as_json):
     return call(opts, admin.firewall_log, list(jails), since, as_json)
 
 
+@cli.command()
+@click.argument("jail", shell_complete=_complete_jails)
+@click.option("--since", metavar="TIME", help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
+@click.pass_obj
+def suggest(opts: Options, jail, since):
+    """Turn what JAIL's learn mode logged (mode = "learn": the default block
+    passes and logs) into an allow list in the config's own TOML, grouped
+    by protocol, destination and port, with packets and users as comments.
+
+    \b
+    Example (watch, then lock down):
+      jailhooks suggest web --since 1d
+    """
+    return call(opts, admin.suggest, jail, since)
+
+
 @cli.group()
 def registry():
     """The lease registry: schema, export, import and recovery."""

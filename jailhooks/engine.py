@@ -160,7 +160,8 @@ class Engine:
         try:
             return Policy(ctx.jail.name, ctx.jail.ip4, ctx.jail.ip6, lease.uid_range if lease else None,
                           resolve_match(settings["match"], bool(ctx.jail.addresses)), settings["interface"] or None,
-                          settings["default"], settings["log"], tuple(contributions), ctx.jail.vnet)
+                          settings["default"], settings["log"], tuple(contributions), ctx.jail.vnet,
+                          settings["mode"] == "learn")
         except ValueError as exc:
             raise DataError(str(exc)) from None
 

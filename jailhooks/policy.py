@@ -215,8 +215,11 @@ class Policy:
     def __init__(self, jail: str, ip4: tuple[str, ...] = (), ip6: tuple[str, ...] = (),
                  uid_range: Optional[tuple[int, int]] = None, match: str = "address",
                  interface: Optional[str] = None, default: str = "block", log_blocked: bool = True,
-                 contributions: tuple[tuple[str, tuple], ...] = (), vnet: bool = False) -> None:
+                 contributions: tuple[tuple[str, tuple], ...] = (), vnet: bool = False, learn: bool = False) -> None:
         self.jail = jail
+        # learn mode: what the default block would drop is passed and logged instead (its explicit
+        # blocks still block), so that `jailhooks suggest` can turn the logged flows into an allow list
+        self.learn = learn
         self.ip4, self.ip6 = tuple(ip4), tuple(ip6)
         self.uid_range = uid_range
         self.match = match

@@ -118,3 +118,58 @@ def test_status_counts_what_the_jails_rules_passed_and_blocked(web, cli):
     assert cli("sync").code == 0
     pf = json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"][0]["plugins"]["pf"]
     assert pf["passed"]["packets"] == pf["blocked"]["packets"] == 0
+
+
+LEARN = ('[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n[jail.web.pf]\nmode = "{mode}"\n'
+         'allow = [{{ proto = "tcp", port = 443 }}{extra}]\nblock = [{{ proto = "tcp", port = 23 }}]\n')
+
+
+def test_learn_then_suggest_then_lock_down(env, cli):
+    """mode = "learn": the default block passes and logs (an explicit block
+    still blocks); suggest turns what was logged into an allow list; with it
+    applied and the jail restarted, exactly the learned flows pass."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    from jailhooks.pf.prove import live
+    from jailhooks.app import load_app
+    from jailhooks.probes import Packet
+
+    root = env.jail_root("web")
+    (root / "etc" / "passwd").write_text("root:*:0:0::/root:/bin/sh\nwww:*:80:80::/nonexistent:/bin/sh\n")
+    env.write_config(LEARN.format(root=root, mode="learn", extra=""))
+    assert cli("run", "prestart", "web").code == 0
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "poststart", "web").code == 0
+    assert "warning managers" not in cli("check").out
+    assert "jail web is in learn mode" in cli("check").out
+    learned = [("tcp", "198.51.100.1:8443", "80"), ("udp", "192.0.2.53:53", "0"), ("tcp", "198.51.100.1:8443", "0")]
+    for proto, dest, uid in learned:
+        sent = cli("sim", "send", "web", proto, dest, "--uid", uid)
+        assert sent.out.startswith("pass:") and "logged to pflog" in sent.out, sent.out
+    assert cli("sim", "send", "web", "tcp", "198.51.100.1:23").out.startswith("block:")  # explicit: still blocked
+    assert "logged" not in cli("sim", "send", "web", "tcp", "198.51.100.1:443").out  # already allowed: not learned
+    out = cli("suggest", "web").out
+    assert out.startswith("# jailhooks suggest web: 2 flow(s) from 3 packet(s) logged in learn mode")
+    assert '{ proto = "tcp", to = "198.51.100.1", port = 8443 },  # 2 packet(s); users: root, www' in out
+    suggested = tomllib.loads(out)["allow"]
+    assert suggested == [{"proto": "tcp", "to": "198.51.100.1", "port": 8443},
+                         {"proto": "udp", "to": "192.0.2.53", "port": 53}]
+    # lock down: the suggestion applied, enforce, restart
+    extra = "".join(f', {{ proto = "{a["proto"]}", to = "{a["to"]}", port = {a["port"]} }}' for a in suggested)
+    env.write_config(LEARN.format(root=root, mode="enforce", extra=extra))
+    env.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    assert cli("run", "prestart", "web").code == 0
+    env.create_jail("web", ip4="192.0.2.10")
+    assert cli("run", "poststart", "web").code == 0
+    assert "learn mode" not in cli("check").out
+    ruleset = live(load_app(str(env.config)).host)
+
+    def verdict(proto, dst, port):
+        return ruleset.test(Packet("em0", "out", proto, "192.0.2.10", dst, dport=port, uid=80)).action
+
+    assert [verdict("tcp", "198.51.100.1", 8443), verdict("udp", "192.0.2.53", 53)] == ["pass", "pass"]
+    assert [verdict("tcp", "198.51.100.2", 8443), verdict("tcp", "198.51.100.1", 8080),
+            verdict("udp", "192.0.2.54", 53), verdict("tcp", "198.51.100.1", 23)] == ["block"] * 4

@@ -360,6 +360,52 @@ def firewall_log(app: App, jails: list[str], since: str | None, as_json: bool) -
     return 0
 
 
+LEARNED = "5. learn"  # the section of the logged pass that learn mode puts in place of the default block
+
+
+def suggest(app: App, name: str, since: str | None) -> int:
+    """``jailhooks suggest JAIL``: the flows the jail's learn mode logged, as
+    an allow list in the config's own TOML, grouped by protocol, destination
+    and port, with the packets and the users seen as comments."""
+    validate.jail_name(name)
+    records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
+                                registry=app.registry, since=_since(since))
+    if records is None:
+        raise UsageError("suggest: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
+    flows: dict[tuple, dict] = {}
+    for r in _plain(records):
+        if r.get("jail") != name or r.get("verdict") != "pass" or r.get("direction") != "out" \
+                or not (r.get("section") or "").startswith(LEARNED) or r.get("proto") not in ("tcp", "udp", "icmp"):
+            continue
+        key = (r["proto"], str(ipaddress_of(r["dst"])), r["port"] if r["proto"] in ("tcp", "udp") else 0)
+        flow = flows.setdefault(key, {"packets": 0, "users": set()})
+        flow["packets"] += 1
+        flow["users"].add(r["user"])
+    app.out.write(f"# jailhooks suggest {name}: {len(flows)} flow(s) from "
+                  f"{sum(f['packets'] for f in flows.values())} packet(s) logged in learn mode"
+                  f"{' since ' + validate.shown(since, 40) if since else ''}\n")
+    if not flows:
+        return 0
+    app.out.write(f"# add to allow in [jail.{name}.pf], then set mode = \"enforce\" and restart the jail:\n")
+    app.out.write("allow = [\n")
+    for (proto, dst, port), flow in sorted(flows.items()):
+        entry = f'{{ proto = "{proto}", to = "{dst}"' + (f", port = {port}" if port else "") + " }"
+        users = ", ".join(sorted(flow["users"]))
+        app.out.write(f"  {entry},  # {flow['packets']} packet(s); users: {users}\n")
+    app.out.write("]\n")
+    return 0
+
+
+def ipaddress_of(text: str):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise DataError(f"suggest: the log names {validate.shown(text, 40)} as a destination, not an address") \
+            from None
+
+
 def _since(since: str | None) -> float | None:
     """--since: an ISO 8601 time (2026-12-03T10:00) or an interval back from
     now (30m, 2h, 1d)."""

@@ -207,15 +207,17 @@ class Renderer:
         return lines
 
     def _default_block(self) -> list[str]:
-        log = " log" if self.p.log_blocked else ""
+        learn = self.p.learn  # a logged allow, with state, in place of the deny
+        action, state = ("allow", " keep-state") if learn else ("deny", "")
+        log = " log" if self.p.log_blocked or learn else ""
         way = self._way("out")
         lines = []
         if self.jid is not None:
-            lines.append(f"deny{log} ip from any to any{way} jail {self.jid}")
+            lines.append(f"{action}{log} ip from any to any{way} jail {self.jid}{state}")
         if self.p.match in ("address", "both") or self.jid is not None or self.p.vnet:
-            lines += [f"deny{log} ip from {a} to any{way}" for a in self.p.addresses]
+            lines += [f"{action}{log} ip from {a} to any{way}{state}" for a in self.p.addresses]
         if self.table and not self.p.vnet:
-            lines.append(f"deny{log} ip from any to any{way}{self.lookup}")
+            lines.append(f"{action}{log} ip from any to any{way}{self.lookup}{state}")
         return lines
 
     def render(self) -> Rendered:
@@ -229,7 +231,9 @@ class Renderer:
         for title, rules in p.bands():
             sections.append((title, [(pl, line) for pl, r in rules for line in self._outbound(r)]))
         if p.default == "block":
-            sections.append(("5. block everything else the jail sends", [("", l) for l in self._default_block()]))
+            title = "5. learn: pass and log everything else the jail sends" if p.learn else \
+                "5. block everything else the jail sends"
+            sections.append((title, [("", line) for line in self._default_block()]))
         low, high = self.slots.halves(self.half)
         count = sum(len(lines) for _, lines in sections)
         if count > high - low + 1:

@@ -178,18 +178,20 @@ class Renderer:
     def _default_block(self) -> list[str]:
         """What the jail sends that no rule passed: blocks that hold whatever
         UID its processes run as, and whichever address they leave with."""
-        log, logged = self._log(self.spec.log_blocked), self.spec.log_blocked
+        learn = self.spec.learn  # a logged pass, with state, in place of the block
+        logged = self.spec.log_blocked or learn
+        log, action, state = self._log(logged), "pass" if learn else "block", " keep state" if learn else ""
         n = self.names
         if self.spec.vnet:
-            return [f"block in{log} quick from <{n.table}> to any{self._label(logged)}"]
-        head = f"block out{log} quick{self._on()}"
+            return [f"{action} in{log} quick from <{n.table}> to any{state}{self._label(logged)}"]
+        head = f"{action} out{log} quick{self._on()}"
         lines = []
         if self.spec.match in ("address", "both"):  # any UID, jailed root included
-            lines.append(f"{head} from <{n.table}> to any{self._label(logged)}")
+            lines.append(f"{head} from <{n.table}> to any{state}{self._label(logged)}")
         if self.user:  # the block's users, wherever they send from; pf tests user on tcp/udp only
-            lines.append(f"{head} proto {{ tcp udp }} from any to any{self.user}{self._label(logged)}")
+            lines.append(f"{head} proto {{ tcp udp }} from any to any{self.user}{state}{self._label(logged)}")
         if self.tagged:
-            lines.append(f"{head} from any to any tagged {n.tag}{self._label(logged)}")
+            lines.append(f"{head} from any to any tagged {n.tag}{state}{self._label(logged)}")
         return lines
 
     # -- the anchor -------------------------------------------------------------------
@@ -212,7 +214,8 @@ class Renderer:
             ("inbound blocks", [(p, self._inbound(r)) for p, r in s.inbound("block")]),
             ("inbound passes", [(p, self._inbound(r)) for p, r in s.inbound("pass")] + forwarded),
             *[(title, [(p, line) for p, r in rules for line in self._outbound(r)]) for title, rules in s.bands()],
-            ("5. block everything else the jail sends",
+            ("5. learn: pass and log everything else the jail sends" if s.learn else
+             "5. block everything else the jail sends",
              [("", line) for line in self._default_block()] if s.default == "block" else []),
         ]
         for title, lines in sections:

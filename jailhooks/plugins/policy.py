@@ -45,6 +45,8 @@ POLICY = {
     "match": Field(choice("auto", "address", "uid", "both"), "auto",
                    "auto: address when the jail has addresses, else uid"),
     "default": Field(choice("block", "pass"), "block", "what happens to everything else the jail sends"),
+    "mode": Field(choice("enforce", "learn"), "enforce",
+                  "learn: pass and log what the default block would drop (jailhooks suggest reads it)"),
     "log": Field(boolean, True, "log what the default block drops"),
     "interface": Field(validate.interface, ""),
     "allow": Field(list_of(_rule("to")), list, "outbound traffic the jail (every process in it) may send"),
@@ -102,3 +104,12 @@ def jailhooks_policy_rules(ctx):
     rules += [Rdr(proto=tuple(r["proto"]), port=r["port"], to_port=r["to_port"], peers=tuple(r["from"]))
               for r in own.get("rdr", [])]
     return rules
+
+
+@hookimpl
+def jailhooks_check(settings, host, registry, jail):
+    """Every jail in learn mode, on every run: it is not locked down."""
+    names = [jail.name] if jail is not None else sorted(set(settings.jails) | {j["name"] for j in host.jails()})
+    return [("warning", f"jail {name} is in learn mode: what its policy does not pass is passed and logged, "
+                        f"not blocked (jailhooks suggest {name}, then mode = \"enforce\")")
+            for name in names if settings.for_jail("pf", name)["mode"] == "learn"]
