@@ -72,7 +72,17 @@ class App:
             logbook.log("notice", line)
 
     def warn(self, line: str) -> None:
+        self.progress(None)
         self.err.write(f"jailhooks: {escaped(line, 4000)}\n")
+
+    def progress(self, line: str | None) -> None:
+        """A long run's progress on a terminal (stderr, one line rewritten in
+        place; None clears it); nothing when stderr is piped or -q is given."""
+        isatty = getattr(self.err, "isatty", None)
+        if self.quiet or not (isatty and isatty()):
+            return
+        self.err.write("\r\x1b[K" + ("" if line is None else escaped(line, 200)))
+        self.err.flush()
 
     def close(self) -> None:
         if self._registry is not None:

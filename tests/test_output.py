@@ -201,3 +201,31 @@ def test_shell_completion_offers_the_jails_of_the_config_and_of_jls(env, cli):
     assert res.code == 0 and res.out.split() == ["plain,web", "plain,wiki"], (res.out, res.err)
     completion["COMP_WORDS"] = f"jailhooks --config {env.config} explain "
     assert env.subprocess(env=completion).out.split() == ["plain,db", "plain,web", "plain,wiki"]
+
+
+def test_long_runs_show_progress_on_a_terminal_and_nothing_when_piped(env, cli):
+    import io
+
+    from jailhooks.app import load_app
+    from jailhooks.commands import admin
+
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n[jail.mail]\nip4 = "192.0.2.20"\n')
+    for name, ip in (("web", "192.0.2.10"), ("mail", "192.0.2.20")):
+        env.create_jail(name, ip4=ip)
+    piped = cli("sync")
+    assert piped.code == 0 and "\r" not in piped.err and "sync: 1/2" not in piped.err
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    app = load_app(str(env.config))
+    app.out, app.err = io.StringIO(), Terminal()
+    try:
+        assert admin.sync(app) == 0
+    finally:
+        app.close()
+    shown = app.err.getvalue()
+    assert "\r\x1b[Ksync: 1/2 " in shown and "\r\x1b[Ksync: 2/2 " in shown
+    assert shown.endswith("\r\x1b[K")  # cleared before the summary, which goes to stdout
+    assert "sync: 2 running jail(s)" in app.out.getvalue()

@@ -149,8 +149,10 @@ def sync(app: App) -> int:
     code = 0
     running = app.host.jails()
     warn_rejected(app)
-    for j in running:
+    for i, j in enumerate(running, 1):
+        app.progress(f"sync: {i}/{len(running)} {validate.shown(j['name'], 40)}")
         outcome = engine.sync(running_jail(app, j))
+        app.progress(None)
         report(app, outcome)
         code = code or outcome.exit_code
     for plugin, lines in app.plugins.collect("jailhooks_cleanup", settings=app.settings, host=app.host,
@@ -158,7 +160,9 @@ def sync(app: App) -> int:
         for line in lines:
             app.changed(f"sync: {plugin}: {line}")
     if not app.dry_run:  # every jail reloaded: read the firewall once and prove each jail's policy
+        app.progress("sync: proving every jail's policy on the live firewall")
         problems = [msg for level, _, msg in enforced(app, None, running) if level == "error"]
+        app.progress(None)
         for msg in problems:
             app.warn(f"sync: {msg}")
         code = code or (ExitCode.FAILED if problems else 0)
@@ -342,8 +346,10 @@ def firewall_log(app: App, jails: list[str], since: str | None, as_json: bool) -
     start = _since(since)
     for name in jails:
         validate.jail_name(name) if name else None
+    app.progress("log: reading the firewall's log")
     records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
                                 registry=app.registry, since=start)
+    app.progress(None)
     if records is None:
         raise UsageError("log: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
     records = [r for r in _plain(records) if not jails or r.get("jail") in jails]
