@@ -173,3 +173,15 @@ def test_learn_then_suggest_then_lock_down(env, cli):
     assert [verdict("tcp", "198.51.100.1", 8443), verdict("udp", "192.0.2.53", 53)] == ["pass", "pass"]
     assert [verdict("tcp", "198.51.100.2", 8443), verdict("tcp", "198.51.100.1", 8080),
             verdict("udp", "192.0.2.54", 53), verdict("tcp", "198.51.100.1", 23)] == ["block"] * 4
+
+
+def test_a_record_at_the_end_of_pcaps_time_range_is_shown(web, cli):
+    path = web.state / "simhost" / "pflog"
+    path.write_bytes(pflog.file_header() + pflog.encode(0, 1, "em0", "web", 3, 7, 0, 2, 100000, "tcp",
+                                                        "192.0.2.10", "198.51.100.1", 40001, 25))
+    data = bytearray(path.read_bytes())
+    data[24:28] = struct.pack("<I", 0xFFFFFFFF)  # ts_sec of the record: year 2106
+    path.write_bytes(bytes(data))
+    res = cli("log", "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["jailhooks-log"][0]["jail"] == "web"
