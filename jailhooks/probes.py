@@ -177,3 +177,18 @@ def _unlisted(passes: list[Filter]) -> Optional[tuple[str, int]]:
             if not any(lo <= port <= hi for lo, hi in spans):
                 return proto, port
     return None
+
+
+def require(ctx, problems: list[str], doubts: list[str], loaded: str) -> None:
+    """Fail the phase on the first of PROBLEMS (findings where the live
+    firewall may let through what the policy blocks), naming how many more
+    there are; note each of DOUBTS (a pass that could not be proven).
+    LOADED says what is loaded but not enforced, for the message."""
+    from . import validate
+    from .errors import JailhooksError
+
+    for doubt in doubts:
+        ctx.note(f"warning: {validate.escaped(doubt, 400)}")
+    if problems:
+        more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
+        raise JailhooksError(f"jail {ctx.jail.name}: {loaded}: {validate.escaped(problems[0], 400)}{more}")

@@ -171,13 +171,9 @@ def findings(ctx, rendered, jid: Optional[int], ruleset=None) -> tuple[list[str]
 def require_enforced(ctx, rendered, jid: Optional[int]) -> None:
     if ctx.dry_run:
         return
-    problems, doubts = findings(ctx, rendered, jid)
-    for doubt in doubts:
-        ctx.note(f"warning: {validate.escaped(doubt, 400)}")
-    if problems:
-        more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
-        raise JailhooksError(f"jail {ctx.jail.name}: its ipfw rules are loaded but not enforced: "
-                             f"{validate.escaped(problems[0], 400)}{more}")
+    from ..probes import require
+
+    require(ctx, *findings(ctx, rendered, jid), "its ipfw rules are loaded but not enforced")
 
 
 def _up(ctx, jid: Optional[int], what: str) -> None:

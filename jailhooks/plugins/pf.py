@@ -125,13 +125,9 @@ def require_enforced(ctx, spec, text=None) -> None:
     anchor TEXT (default: SPEC's) says; note what could not be proven."""
     if ctx.dry_run:
         return
-    problems, doubts = unenforced(ctx, spec, text=text)
-    for doubt in doubts:
-        ctx.note(f"warning: {validate.escaped(doubt, 400)}")
-    if problems:
-        more = f" (and {len(problems) - 1} more: jailhooks check {ctx.jail.name})" if len(problems) > 1 else ""
-        raise JailhooksError(f"jail {ctx.jail.name}: its rules are loaded but pf does not enforce them: "
-                             f"{validate.escaped(problems[0], 400)}{more}")
+    from ..probes import require
+
+    require(ctx, *unenforced(ctx, spec, text=text), "its rules are loaded but pf does not enforce them")
 
 
 def _loadable(ctx, text: str) -> None:
