@@ -79,6 +79,7 @@ def test_a_start_holds_then_jails_then_a_stop_deletes(web, cli):
     status = json.loads(cli("status", "--json").out)
     record = status["jailhooks-status"]["jail"][0]["plugins"]["ipfw"]
     assert record["ipfw_rules"] == "10050-10099" and record["rules_loaded"] and record["jailed"]
+    assert record["passed"] == record["blocked"] == {"packets": 0, "bytes": 0}  # ipfw show: nothing sent yet
     web.remove_jail("web")
     assert cli("run", "poststop", "web").code == 0
     assert listed(web) == ["65535 count ip from any to any not // orphaned dynamic states counter",
@@ -189,6 +190,18 @@ def test_the_same_policy_gives_the_same_verdicts_under_pf_and_ipfw(env, cli):
 
     ruleset = live(load_app(str(env.config)).host)
     assert [ruleset.test(p).action for p, _ in packets] == [v for _, v in packets]
+
+
+def test_status_counts_what_the_jails_rules_passed_and_blocked(web, cli):
+    assert start(web, cli).code == 0
+    for dest, uid in (("198.51.100.1:25", "100005"), ("198.51.100.1:443", "0"), ("198.51.100.1:22", "0")):
+        assert cli("sim", "send", "web", "tcp", dest, "--uid", uid).code == 0
+    record = json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"][0]["plugins"]["ipfw"]
+    assert record["passed"] == {"packets": 1, "bytes": 40} and record["blocked"] == {"packets": 2, "bytes": 80}
+    shown = web.sim.run(["/sbin/ipfw", "show"], None, 5, False).stdout
+    # ipfw2.c pads each counter column to its widest value
+    assert f"1 40 allow tcp from any to any 80,443 out jail {jid(web, 'web')} keep-state :default\n" in shown
+    assert "10050 0  0 check-state :default\n" in shown
 
 
 def test_explain_answers_from_the_live_ipfw_rules(web, cli):

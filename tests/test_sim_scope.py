@@ -54,6 +54,7 @@ HOST_CALLS = {
                                                   "add 10002 allow tcp from 192.0.2.10 to any 443 out keep-state",
                                                   "add 10003 deny log ip from any to any out jail web"]),
     "ipfw_list": lambda host: host.ipfw_list(),
+    "ipfw_counters": lambda host: host.ipfw_counters(),
     "ipfw_table": lambda host: (host.ipfw_table("jh_web_u0"), host.ipfw_table("nosuch")),
     "ipfw_enabled": lambda host: host.ipfw_enabled(),
     "ipfw_delete": lambda host: host.ipfw_delete(10000, 10049),

@@ -191,6 +191,16 @@ class Host:
         """``ipfw list``: every rule, "NNNNN body" (5 digits), the default last."""
         return self.run("ipfw", "list", mutating=False).stdout.splitlines()
 
+    def ipfw_counters(self) -> list[tuple[int, int, int, str]]:
+        """``ipfw show``: (number, packets, bytes, body) of every rule, as
+        ipfw2.c prints them with counters ("NNNNN PKTS BYTES body")."""
+        found = []
+        for line in self.run("ipfw", "show", mutating=False).stdout.splitlines():
+            words = line.split(None, 3)
+            if len(words) == 4 and all(w.isdigit() for w in words[:3]):
+                found.append((int(words[0]), int(words[1]), int(words[2]), words[3]))
+        return found
+
     def ipfw_table(self, name: str) -> list[str] | None:
         """The keys of table NAME (``ipfw table NAME list``: a header, then
         "key value" lines), or None when there is no such table."""

@@ -274,11 +274,21 @@ def jailhooks_render(ctx, policy):
 @hookimpl
 def jailhooks_status(ctx):
     before = kept(ctx.settings, ctx.jail.name)
-    live_numbers = {int(line[:5]) for line in ctx.host.ipfw_list() if line[:5].isdigit()}
+    shown = ctx.host.ipfw_counters()
+    live_numbers = {number for number, _, _, _ in shown}
     loaded = before is not None and all(n in live_numbers for n, _ in before.rules)
     count = 0 if before is None else sum(1 for n, _ in before.rules if n in live_numbers)
+    passed, blocked = [0, 0], [0, 0]
+    mine = {n for n, _ in before.rules} if before is not None else set()
+    for number, packets, octets, body in shown:  # the counters of the jail's own rules
+        if number in mine and body.split()[0] in ("allow", "deny"):
+            total = passed if body.startswith("allow") else blocked
+            total[0] += packets
+            total[1] += octets
     return {"ipfw_rules": f"{before.span[0]}-{before.span[1]}" if before else None, "rules_loaded": loaded,
-            "rules": count, "jailed": before is not None and before.jid is not None}
+            "rules": count, "jailed": before is not None and before.jid is not None,
+            "passed": {"packets": passed[0], "bytes": passed[1]},
+            "blocked": {"packets": blocked[0], "bytes": blocked[1]}}
 
 
 @hookimpl
@@ -307,6 +317,7 @@ def jailhooks_explain(ctx, packet, rendered):
     v = ruleset.test(pkt, socket)
     return {"verdict": v.action, "proven": not v.unproven, "why": v.decided_by(), "state": v.state,
             "rule": v.rule.text if v.rule is not None else None, "anchor": None, "section": "", "plugin": "",
+            "number": v.rule.number if v.rule is not None else None,
             "translation": None,
             "packet": {"direction": pkt.direction, "proto": pkt.proto, "src": pkt.src, "dst": pkt.dst,
                        "port": pkt.dport, "uid": pkt.uid, "iface": pkt.iface},

@@ -134,9 +134,13 @@ class SimulatedRunner:
     def log_packet(self, answer: dict) -> bool:
         """``sim send``: log the packet explain's ANSWER describes, if the rule
         that decided it logs (sim/pflogd.py)."""
+        from .ipfw import count
         from .pflogd import record
 
         with self.state() as st:
+            if answer.get("number") is not None:  # ipfw: counted on the rule (ipfw show); it logs to syslog
+                count(st, answer)
+                return False
             return record(st, self.pflog_path, answer)
 
     def add_state(self, src: str, dst: str, label: str = "") -> None:

@@ -277,11 +277,26 @@ def _delete(st, words: list[str], quiet: bool) -> None:
         raise Refused(f"no rules in {lo}-{hi} range" if lo != hi else f"rule {lo} not found", 69)
 
 
+def count(st, answer: dict) -> None:
+    """``sim send``: the packet explain's ANSWER describes, counted on the
+    rule that decided it (the first of that number and text)."""
+    p = answer["packet"]
+    size = (20 if ":" not in p["dst"] else 40) + {"tcp": 20, "udp": 8}.get(p["proto"], 8)
+    for rule in state(st)["rules"]:
+        if rule["number"] == answer["number"] and rule["body"] == answer["rule"]:
+            packets, octets = rule.get("counts", [0, 0])
+            rule["counts"] = [packets + 1, octets + size]
+            return
+
+
 def _list(st, out, counters: bool, sets: bool) -> None:
-    rules = [(r["number"], r["set"], r["body"]) for r in state(st)["rules"]]
-    rules += [(65535, 31, body) for body in DEFAULT_RULES]
-    for number, rule_set, body in rules:
-        count = " 0 0" if counters else ""
+    rules = [(r["number"], r["set"], r["body"], r.get("counts", [0, 0])) for r in state(st)["rules"]]
+    rules += [(65535, 31, body, [0, 0]) for body in DEFAULT_RULES]
+    # ipfw2.c prepare_format_opts(), pr_u64(): each counter right-aligned to the widest of its column
+    pcwidth = max(len(str(c[0])) for *_, c in rules)
+    bcwidth = max(len(str(c[1])) for *_, c in rules)
+    for number, rule_set, body, (packets, octets) in rules:
+        count = f" {packets:>{pcwidth}} {octets:>{bcwidth}}" if counters else ""
         in_set = f" set {rule_set}" if sets else ""
         out.append(f"{number:05d}{count}{in_set} {body}\n")
 
