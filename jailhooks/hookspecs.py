@@ -189,7 +189,10 @@ def jailhooks_plan(ctx: "Context") -> None:
 @hookspec
 def jailhooks_status(ctx: "Context") -> "dict | None":
     """Add keys to the jail's ``status`` record (``status --json`` prints them).
-    Read-only: run no command that changes anything."""
+    A firewall plugin gives ``rule_counters``: a list of ``{"section",
+    "rule", "packets", "bytes"}``, one per rule of the jail in order, which
+    ``status -v JAIL`` prints under the section headings.  Read-only: run no
+    command that changes anything."""
 
 
 @hookspec

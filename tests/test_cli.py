@@ -54,6 +54,9 @@ def test_start_and_stop_a_jail_in_a_subprocess(web):
     assert "minuid = 100000" in pw_conf and "maxgid = 100999" in pw_conf
 
     status = status_records(web.subprocess("status", "--json").out)
+    per_rule = status[0].pop("rule_counters")
+    assert [c["rule"] for c in per_rule] == anchor["filter"] and all(c["section"] for c in per_rule)
+    assert {c["packets"] for c in per_rule} == {0}
     assert status == [{"jail": "web", "running": True, "jid": 1, "path": str(web.root / "jails/web"),
                        "ip4": ["192.0.2.10"], "ip6": [], "uid_range": [100000, 100999], "fib": None,
                        "anchor": "jailhooks/web", "anchor_loaded": True, "rules": len(anchor["filter"]),

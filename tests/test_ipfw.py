@@ -199,6 +199,9 @@ def test_status_counts_what_the_jails_rules_passed_and_blocked(web, cli):
     record = json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"][0]["plugins"]["ipfw"]
     assert record["passed"] == {"packets": 1, "bytes": 40} and record["blocked"] == {"packets": 2, "bytes": 80}
     shown = web.sim.run(["/sbin/ipfw", "show"], None, 5, False).stdout
+    verbose = cli("-v", "status", "web").out
+    assert "web: packets and bytes of each rule since it was loaded\n# check-state\n" in verbose
+    assert "# 4. passes for the jail\n         1           40  10052 allow tcp from any to any 80,443" in verbose
     # ipfw2.c pads each counter column to its widest value
     assert f"1 40 allow tcp from any to any 80,443 out jail {jid(web, 'web')} keep-state :default\n" in shown
     assert "10050 0  0 check-state :default\n" in shown

@@ -111,6 +111,11 @@ def test_status_counts_what_the_jails_rules_passed_and_blocked(web, cli):
     (record,) = [r for r in json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"]]
     pf = record["plugins"]["pf"]
     assert pf["passed"] == {"packets": 1, "bytes": 40} and pf["blocked"] == {"packets": 2, "bytes": 80}
+    verbose = cli("-v", "status", "web").out  # per rule, under the section headings render prints
+    assert "web: packets and bytes of each rule since it was loaded\n" in verbose
+    assert ("# 1. blocks for the jail's users\n         1           40  block drop out log (user) quick proto tcp "
+            "from <jail_web> to any port = smtp") in verbose
+    assert "# 4. passes for the jail\n         1           40  pass out quick proto tcp" in verbose
     # pfctl -v -s rules, as pfctl_print_rule_counters() prints it
     listing = web.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-v", "-s", "rules"], None, 5, False).stdout
     assert "  [ Evaluations: 1         Packets: 1         Bytes: 40          States: 1     ]\n" in listing

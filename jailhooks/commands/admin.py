@@ -108,9 +108,28 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
     for line in [headers, *rows]:
         cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(line, widths, headers)]
         app.out.write(" ".join(cells).rstrip() + "\n")
+    if app.verbose and len(records) == 1:  # status -v JAIL: what each of its rules counted, by section
+        _rule_counters(app, records[0])
     if app.host.mode.startswith("simulated"):  # in the report itself, -q or not
         app.out.write("(the simulated host, not FreeBSD: nothing here reached a real firewall)\n")
     return 0
+
+
+def _rule_counters(app: App, record: dict[str, Any]) -> None:
+    for extra in record["plugins"].values():
+        counters = extra.get("rule_counters") if isinstance(extra, dict) else None
+        if not isinstance(counters, list):
+            continue
+        app.out.write(f"\n{record['name']}: packets and bytes of each rule since it was loaded\n")
+        section = None
+        for c in counters:
+            if not isinstance(c, dict):
+                continue
+            if c.get("section") != section:
+                section = c.get("section")
+                app.out.write(f"# {validate.escaped(str(section or '(no section)'), 80)}\n")
+            app.out.write(f"{_plain(c.get('packets'))!s:>10} {_plain(c.get('bytes'))!s:>12}  "
+                          f"{validate.escaped(str(c.get('rule')), 400)}\n")
 
 
 def _json(doc: Any) -> str:

@@ -280,15 +280,34 @@ def jailhooks_status(ctx):
     count = 0 if before is None else sum(1 for n, _ in before.rules if n in live_numbers)
     passed, blocked = [0, 0], [0, 0]
     mine = {n for n, _ in before.rules} if before is not None else set()
+    sections = _sections(before.text) if before is not None else {}
+    per_rule = []
     for number, packets, octets, body in shown:  # the counters of the jail's own rules
-        if number in mine and body.split()[0] in ("allow", "deny"):
+        if number not in mine:
+            continue
+        per_rule.append({"section": sections.get(number), "rule": f"{number:05d} {body}", "packets": packets,
+                         "bytes": octets})
+        if body.split()[0] in ("allow", "deny"):
             total = passed if body.startswith("allow") else blocked
             total[0] += packets
             total[1] += octets
     return {"ipfw_rules": f"{before.span[0]}-{before.span[1]}" if before else None, "rules_loaded": loaded,
             "rules": count, "jailed": before is not None and before.jid is not None,
             "passed": {"packets": passed[0], "bytes": passed[1]},
-            "blocked": {"packets": blocked[0], "bytes": blocked[1]}}
+            "blocked": {"packets": blocked[0], "bytes": blocked[1]}, "rule_counters": per_rule}
+
+
+def _sections(text: str) -> dict[int, str]:
+    """Rule number -> the section heading of a kept rendering."""
+    found, section = {}, ""
+    for line in text.splitlines():
+        if line.startswith("# ") and not line.startswith(("# from plugin", "# jailhooks ipfw", "# the ")):
+            section = line[2:]
+        elif line.startswith("add "):
+            number = line.split()[1]
+            if number.isdigit():
+                found[int(number)] = section
+    return found
 
 
 @hookimpl

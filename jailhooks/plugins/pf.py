@@ -237,14 +237,17 @@ def jailhooks_status(ctx):
         wanted, error = None, validate.escaped(str(exc))
     is_loaded, count = inspect(ctx.host, n.anchor, wanted)
     passed, blocked = [0, 0], [0, 0]
+    per_rule = []
     if is_loaded and not ctx.dry_run:
+        sections = sections_of(last_loaded(ctx.settings, ctx.jail.name) or wanted or "")
         for rule, packets, octets in ctx.host.pf_counters(n.anchor):
             total = passed if rule.startswith("pass") else blocked
             total[0] += packets
             total[1] += octets
+            per_rule.append({"section": sections.get(rule), "rule": rule, "packets": packets, "bytes": octets})
     record = {"anchor": n.anchor, "anchor_loaded": is_loaded, "rules": count,
               "passed": {"packets": passed[0], "bytes": passed[1]},
-              "blocked": {"packets": blocked[0], "bytes": blocked[1]},
+              "blocked": {"packets": blocked[0], "bytes": blocked[1]}, "rule_counters": per_rule,
               "match": resolve_match(ctx.config("pf")["match"], bool(ctx.jail.addresses)), "vnet": ctx.jail.vnet}
     if error is not None:
         record["policy_error"] = error
@@ -282,6 +285,28 @@ def jailhooks_verify(ctx, seen):
     ruleset = seen["pf"]
     problems, doubts = unenforced(ctx, anchor(ctx), ruleset)
     return [("error", line) for line in problems] + [("warning", line) for line in doubts]
+
+
+def sections_of(text: str) -> dict[str, str]:
+    """Each rule of a rendered anchor TEXT, as pfctl prints it, -> the
+    section heading it comes under: each source line parsed once."""
+    from ..pf.syntax import PfSyntaxError, parse
+
+    found: dict[str, str] = {}
+    section = ""
+    tables = "\n".join(line for line in text.splitlines() if line.startswith("table"))
+    for line in text.splitlines():
+        if line.startswith("# ") and (line[2:3].isdigit() or line in ("# translation", "# inbound passes",
+                                                                      "# inbound blocks")):
+            section = line[2:]
+        elif line and not line.startswith(("#", "table")):
+            try:
+                rs = parse(f"{tables}\n{line}\n", in_anchor=True)
+            except PfSyntaxError:
+                continue
+            for printed in rs.lines("filter"):
+                found.setdefault(printed, section)
+    return found
 
 
 def _section(text: str, printed: str) -> tuple[str, str]:
