@@ -190,3 +190,10 @@ def test_a_record_at_the_end_of_pcaps_time_range_is_shown(web, cli):
     res = cli("log", "--json")
     assert res.code == 0, res.err
     assert json.loads(res.out)["jailhooks-log"][0]["jail"] == "web"
+
+
+def test_log_and_suggest_refuse_a_name_that_is_no_jail_name(env, cli):
+    env.write_config('[jail.web]\nip4 = "192.0.2.10"\n')
+    for args in (("log", "bad/name"), ("suggest", "bad/name")):
+        res = cli(*args)
+        assert res.code == 65 and res.err.startswith(f"jailhooks: {args[0]}: ") and res.err.count("\n") == 1

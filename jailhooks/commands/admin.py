@@ -364,7 +364,7 @@ def firewall_log(app: App, jails: list[str], since: str | None, as_json: bool) -
 
     start = _since(since)
     for name in jails:
-        validate.jail_name(name) if name else None
+        _named(name, "log")
     app.progress("log: reading the firewall's log")
     records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
                                 registry=app.registry, since=start)
@@ -392,7 +392,7 @@ def suggest(app: App, name: str, since: str | None) -> int:
     """``jailhooks suggest JAIL``: the flows the jail's learn mode logged, as
     an allow list in the config's own TOML, grouped by protocol, destination
     and port, with the packets and the users seen as comments."""
-    validate.jail_name(name)
+    _named(name, "suggest")
     records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
                                 registry=app.registry, since=_since(since))
     if records is None:
@@ -419,6 +419,13 @@ def suggest(app: App, name: str, since: str | None) -> int:
         app.out.write(f"  {entry},  # {flow['packets']} packet(s); users: {users}\n")
     app.out.write("]\n")
     return 0
+
+
+def _named(name: str, command: str) -> None:
+    try:
+        validate.jail_name(name)
+    except ValueError as exc:
+        raise DataError(f"{command}: {exc}") from None
 
 
 def ipaddress_of(text: str):
