@@ -311,3 +311,11 @@ def test_check_finds_a_jail_whose_own_exec_created_replaced_ours(env, cli):
     assert "jail other:" not in report.out  # the lines install printed (with --config) are found as they are
     assert [line for line in report.out.splitlines() if "does not run jailhooks" in line] == [
         line for line in report.out.splitlines() if "jail web: exec.created" in line]
+
+
+def test_a_disabled_ipfw_fails_the_start_and_check_says_so(web, cli):
+    assert web.sim.run(["/sbin/sysctl", "net.inet.ip.fw.enable=0"], None, 5, True).returncode == 0
+    res = cli("run", "prestart", "web")
+    assert res.code == 1 and "decided by no rule (ipfw is not enabled)" in res.err
+    report = cli("check")
+    assert report.code == 1 and "error   ipfw: ipfw is not enabled (simulated host)" in report.out

@@ -376,6 +376,8 @@ def jailhooks_check(settings, host, registry, jail):
         return [("error", f"ipfw: {exc}")]
     found = [("ok", f"ipfw is enabled{where}") if enabled
              else ("error", f"ipfw is not enabled{where} (kldload ipfw; firewall_enable=YES in rc.conf)")]
+    if not enabled:
+        return found  # no rule list to read: every running jail is unfiltered, which the line above says
     running = [jail.name] if jail is not None and jail.jid is not None else [] if jail is not None else \
         [j["name"] for j in host.jails()]
     numbers = {int(line[:5]) for line in host.ipfw_list() if line[:5].isdigit()}

@@ -1,7 +1,7 @@
 """The simulated sysctl(8)."""
 from __future__ import annotations
 
-from .getopt import options
+from .getopt import not_modelled, options
 
 
 def run(st, args, input, out, err) -> int:
@@ -18,6 +18,12 @@ def run(st, args, input, out, err) -> int:
                 rc = 1
             continue
         old = st["sysctl"][name]
+        if eq and name == "net.inet.ip.fw.enable":  # ipfw on (1) or off (0): what `ipfw disable firewall` sets
+            if value not in ("0", "1"):
+                return not_modelled("sysctl", f"{name}={value}", err) if value.isdigit() else _invalid(value, err)
+            st["sysctl"][name] = value
+            out.append(f"{value}\n" if "-n" in flags else f"{name}: {old} -> {value}\n")
+            continue
         if eq:
             if name != "net.fibs":
                 err.append(f"sysctl: oid '{name}' is read only\n")
@@ -38,3 +44,8 @@ def run(st, args, input, out, err) -> int:
         else:
             out.append(f"{old}\n" if "-n" in flags else f"{name}: {old}\n")
     return rc
+
+
+def _invalid(value: str, err) -> int:
+    err.append(f"sysctl: invalid integer '{value}'\n")
+    return 1
