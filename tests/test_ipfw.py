@@ -319,3 +319,17 @@ def test_a_disabled_ipfw_fails_the_start_and_check_says_so(web, cli):
     assert res.code == 1 and "decided by no rule (ipfw is not enabled)" in res.err
     report = cli("check")
     assert report.code == 1 and "error   ipfw: ipfw is not enabled (simulated host)" in report.out
+
+
+def test_a_failed_rerun_on_a_running_jail_puts_its_previous_rules_back(web, cli):
+    assert start(web, cli).code == 0
+    before = [line for line in listed(web) if line.startswith("100")]
+    assert before and all(10050 <= int(line[:5]) <= 10099 for line in before)
+    web.write_config(IPFW, WEB.format(root=web.jail_root("web")).replace("port = [80, 443]", "port = [80, 443, 8443]"))
+    assert web.sim.run(["/sbin/ipfw", "-q", "add", "100", "allow", "ip", "from", "any", "to", "any"],
+                       None, 5, True).returncode == 0
+    res = cli("run", "prestart", "web")  # a re-run: the jail runs; the new rules are loaded, not enforced
+    assert res.code == 1 and "its ipfw rules are loaded but not enforced" in res.err
+    assert "reload the previous ipfw rules" in res.out + res.err
+    assert [line for line in listed(web) if line.startswith("100")] == before  # the old half, and only it
+    assert list(web.host_state()["ipfw"]["tables"]) == ["jh_web_u1"]

@@ -128,13 +128,19 @@ def _remove_half(ctx, rendered) -> None:
 
 
 def _reload_text(ctx, text: str) -> None:
-    """Put a kept rendering back (undo of a failed re-run)."""
-    from ..ipfw.render import Rendered
+    """Put a kept rendering back in its half and delete the other half, which
+    holds the rules that failed (undo of a failed re-run on a running jail)."""
+    from ..ipfw.render import Rendered, table_name
 
     rendered = Rendered.from_text(text)
-    if rendered is not None:
-        ctx.host.ipfw_script(rendered.script())
-        _keep(ctx, text)
+    if rendered is None:
+        return
+    slots = _slots(ctx)
+    other = 1 if rendered.span == slots.halves(0) else 0
+    low, high = slots.halves(other)
+    ctx.host.ipfw_script(rendered.script() + [f"delete {low}-{high}",
+                                              f"table {table_name(ctx.jail.name, other)} destroy"])
+    _keep(ctx, text)
 
 
 def remove(ctx) -> None:
