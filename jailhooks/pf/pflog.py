@@ -123,10 +123,11 @@ def decode(data: bytes, order: str = "<") -> Optional[Record]:
 
 def _packet(p: bytes) -> tuple[str, str, str, int, int]:
     if p and p[0] >> 4 == 4 and len(p) >= 20:
-        ihl = (p[0] & 0x0F) * 4
-        proto, src, dst, rest = p[9], str(ipaddress.IPv4Address(p[12:16])), str(ipaddress.IPv4Address(p[16:20])), p[ihl:]
+        proto, rest = p[9], p[(p[0] & 0x0F) * 4:]  # after the header's IHL words
+        src, dst = str(ipaddress.IPv4Address(p[12:16])), str(ipaddress.IPv4Address(p[16:20]))
     elif p and p[0] >> 4 == 6 and len(p) >= 40:
-        proto, src, dst, rest = p[6], str(ipaddress.IPv6Address(p[8:24])), str(ipaddress.IPv6Address(p[24:40])), p[40:]
+        proto, rest = p[6], p[40:]  # the next header right after the fixed one: no extension headers read
+        src, dst = str(ipaddress.IPv6Address(p[8:24])), str(ipaddress.IPv6Address(p[24:40]))
     else:
         return "?", "?", "?", 0, 0
     sport = dport = 0
