@@ -168,13 +168,24 @@ def render(opts: Options, jail, path, ip4, ip6):
     return call(opts, admin.render, jail, path, _split(ip4), _split(ip6))
 
 
+def _packet(fn):
+    """JAIL PROTO DEST[:PORT] [--in] [--from ADDR] [--uid N]: one packet of a
+    jail, as explain and sim send take it."""
+    for decorator in reversed((
+            click.argument("jail", shell_complete=_complete_jails),
+            click.argument("proto", type=click.Choice(["tcp", "udp", "icmp", "icmp6"])),
+            click.argument("dest", metavar="DEST[:PORT]"),
+            click.option("--in", "inbound", is_flag=True,
+                         help="A packet to the jail (DEST: its address or NAT address)."),
+            click.option("--from", "peer", metavar="ADDR", help="--in: the sender (default: a documentation address)."),
+            click.option("--uid", type=click.IntRange(0, 4294967294),
+                         help="The sending socket's UID (default: 0, root)."))):
+        fn = decorator(fn)
+    return fn
+
+
 @cli.command()
-@click.argument("jail", shell_complete=_complete_jails)
-@click.argument("proto", type=click.Choice(["tcp", "udp", "icmp", "icmp6"]))
-@click.argument("dest", metavar="DEST[:PORT]")
-@click.option("--in", "inbound", is_flag=True, help="A packet to the jail (DEST: its address or NAT address).")
-@click.option("--from", "peer", metavar="ADDR", help="--in: the sender (default: a documentation address).")
-@click.option("--uid", type=click.IntRange(0, 4294967294), help="The sending socket's UID (default: 0, root).")
+@_packet
 @click.option("--user", metavar="NAME", help="The sending socket's user, from the jail's etc/passwd.")
 @click.option("--on", "iface", metavar="IF", help="The interface the packet crosses (default: the policy's).")
 @click.option("--rendered", is_flag=True, help="Ask what start would load, not the live host.")
@@ -317,12 +328,7 @@ def plugins(opts: Options, as_json):
 
 
 @click.command()
-@click.argument("jail", shell_complete=_complete_jails)
-@click.argument("proto", type=click.Choice(["tcp", "udp", "icmp", "icmp6"]))
-@click.argument("dest", metavar="DEST[:PORT]")
-@click.option("--in", "inbound", is_flag=True, help="A packet to the jail.")
-@click.option("--from", "peer", metavar="ADDR", help="--in: the sender.")
-@click.option("--uid", type=click.IntRange(0, 4294967294), help="The sending socket's UID (default: 0, root).")
+@_packet
 @click.pass_obj
 def sim_send(opts: Options, jail, proto, dest, inbound, peer, uid):
     """Send one packet of JAIL through the simulated host's live rules."""
@@ -359,7 +365,8 @@ def sim(opts: Options, tool, args):
 
 @cli.command("log")
 @click.argument("jails", nargs=-1, shell_complete=_complete_jails)
-@click.option("--since", metavar="TIME", help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
+@click.option("--since", metavar="TIME",
+              help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @click.pass_obj
 def log_(opts: Options, jails, since, as_json):
@@ -378,7 +385,8 @@ def log_(opts: Options, jails, since, as_json):
 
 @cli.command()
 @click.argument("jail", shell_complete=_complete_jails)
-@click.option("--since", metavar="TIME", help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
+@click.option("--since", metavar="TIME",
+              help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
 @click.pass_obj
 def suggest(opts: Options, jail, since):
     """Turn what JAIL's learn mode logged (mode = "learn": the default block

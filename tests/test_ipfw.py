@@ -122,10 +122,14 @@ def test_a_reload_never_opens_a_gap(web, cli):
     for i in range(len(steps)):  # the script one command at a time, as ipfw reads it
         assert web.sim.run(["/sbin/ipfw", "-q", "/dev/stdin"], steps[i] + "\n", 5, True).returncode == 0
         seen.append(verdict(web, probe, j))
+        # what both the old and the new rules decide alike is decided so at every step
         assert verdict(web, Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=25, uid=100005), j) \
-            == "block"  # blocked by both: blocked at every step
-    assert set(seen) <= {"block", "pass"} and seen[-1] == "pass"
-    assert isinstance(Rendered.from_text(new.text), Rendered)
+            == "block"
+        assert verdict(web, Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=22, uid=0), j) == "block"
+        assert verdict(web, Packet(None, "out", "tcp", "192.0.2.10", "198.51.100.1", dport=443, uid=0), j) == "pass"
+    # 8443: the old rules' verdict until the new ones decide, then theirs, never back
+    assert seen == sorted(seen) and seen[0] == "block" and seen[-1] == "pass", seen
+    assert Rendered.from_text(new.text).rules == new.rules  # what is kept reads back as what was loaded
 
 
 def test_start_fails_closed_when_an_earlier_rule_passes_everything(web, cli):

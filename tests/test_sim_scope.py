@@ -57,8 +57,6 @@ HOST_CALLS = {
     "ipfw_counters": lambda host: host.ipfw_counters(),
     "ipfw_table": lambda host: (host.ipfw_table("jh_web_u0"), host.ipfw_table("nosuch")),
     "ipfw_enabled": lambda host: host.ipfw_enabled(),
-    "ipfw_delete": lambda host: host.ipfw_delete(10000, 10049),
-    "ipfw_table_destroy": lambda host: host.ipfw_table_destroy("jh_web_u0"),
 }
 
 

@@ -183,10 +183,6 @@ class Host:
                 raise ValueError(f"ipfw: a command line of {len(line)} characters cannot be sent")
         self.run("ipfw", "-q", "/dev/stdin", input="".join(f"{line}\n" for line in lines))
 
-    def ipfw_delete(self, first: int, last: int) -> None:
-        """``ipfw -q delete FIRST-LAST``: one IP_FW_XDEL for the whole range."""
-        self.run("ipfw", "-q", "delete", f"{first}-{last}")
-
     def ipfw_list(self) -> list[str]:
         """``ipfw list``: every rule, "NNNNN body" (5 digits), the default last."""
         return self.run("ipfw", "list", mutating=False).stdout.splitlines()
@@ -210,9 +206,6 @@ class Host:
                 return None
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return [line.split()[0] for line in res.stdout.splitlines() if line.strip() and not line.startswith("---")]
-
-    def ipfw_table_destroy(self, name: str) -> None:
-        self.run("ipfw", "-q", "table", name, "destroy")
 
     def ipfw_enabled(self) -> bool:
         """Does ipfw filter (ipfw.ko loaded, net.inet.ip.fw.enable=1)?"""

@@ -49,12 +49,6 @@ class Rule:
         self.keep_state = False
         self.unmodelled: list[str] = []
 
-    def key(self) -> tuple:
-        """What the rule does, whatever order its options were written in."""
-        return (self.number, self.action, self.arg, self.log, self.proto, self.src, self.sport, self.dst, self.dport,
-                self.direction, self.iface, self.jail, self.uid, tuple(sorted(self.lookups)), self.keep_state,
-                tuple(self.unmodelled))
-
     def __repr__(self) -> str:
         return f"Rule({self.number}, {self.text!r})"
 

@@ -54,9 +54,6 @@ class Record:
     __slots__ = ("time", "af", "action", "reason", "ifname", "ruleset", "rulenr", "subrulenr", "uid", "dir",
                  "ridentifier", "proto", "src", "dst", "sport", "dport")
 
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 class PflogError(ValueError):
     pass

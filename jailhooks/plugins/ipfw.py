@@ -76,11 +76,18 @@ def _render(ctx, jid: Optional[int], half: int, lease=None):
         raise DataError(str(exc)) from None
 
 
+def live_numbers(host) -> set[int]:
+    """The numbers of the rules ipfw holds (``ipfw list``)."""
+    from ..ipfw.rules import parse_listing
+
+    return {rule.number for rule in parse_listing(host.ipfw_list())}
+
+
 def _half_in_use(ctx, slots) -> Optional[int]:
     """The half that holds the jail's rules now: ipfw's own list, else the
     kept text.  Rules in the range that jailhooks did not load for this jail
     (another jail's, whose slot overlaps, or the admin's) stop the load."""
-    numbers = {int(line[:5]) for line in ctx.host.ipfw_list() if line[:5].isdigit()}
+    numbers = live_numbers(ctx.host)
     before = kept(ctx.settings, ctx.jail.name)
     mine = {n for n, _ in before.rules} if before is not None else set()
     foreign = sorted(n for n in numbers if slots.first <= n <= slots.last and n not in mine)
@@ -159,12 +166,6 @@ def remove(ctx) -> None:
     lines += [f"table {table_name(ctx.jail.name, h)} destroy" for h in (0, 1)]
     ctx.host.ipfw_script(lines)
     _keep(ctx, None)
-
-
-def _jails(ctx, seen: Optional[dict] = None):
-    if seen is not None and "jls" in seen:
-        return seen["jls"]
-    return ctx.host.jails()
 
 
 def findings(ctx, rendered, jid: Optional[int], ruleset=None) -> tuple[list[str], list[str]]:
@@ -386,7 +387,7 @@ def jailhooks_check(settings, host, registry, jail):
         return found  # no rule list to read: every running jail is unfiltered, which the line above says
     running = [jail.name] if jail is not None and jail.jid is not None else [] if jail is not None else \
         [j["name"] for j in host.jails()]
-    numbers = {int(line[:5]) for line in host.ipfw_list() if line[:5].isdigit()}
+    numbers = live_numbers(host)
     for name in running:
         try:
             before = kept(settings, name)
