@@ -336,7 +336,7 @@ def sim_send(opts: Options, jail, proto, dest, inbound, peer, uid):
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("tool", type=click.Choice([*COMMANDS, "send"]))
+@click.argument("tool", type=click.Choice([*(c for c in COMMANDS if c != "tcpdump"), "send"]))  # tcpdump: log --follow
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def sim(opts: Options, tool, args):
@@ -367,20 +367,26 @@ def sim(opts: Options, tool, args):
 @click.argument("jails", nargs=-1, shell_complete=_complete_jails)
 @click.option("--since", metavar="TIME",
               help="Only what was logged since TIME (2026-12-03T10:00) or within 30m, 2h, 1d.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (with --follow, one object per line).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Go on showing what is logged, as it happens ([log] interface), until interrupted.")
+@click.option("-n", "--count", type=click.IntRange(min=1), metavar="N", help="Stop after N packets.")
 @click.pass_obj
-def log_(opts: Options, jails, since, as_json):
+def log_(opts: Options, jails, since, as_json, follow, count):
     """What the jails' rules logged (pf: pflogd's file, [log] pflog, and its
     rotated copies), one line per packet: time, jail, user (from the jail's
     own passwd; unknown when the rule could not see a socket), verdict,
     direction, interface, proto, source -> destination:port, and the rule
     with its section.  Jails are told apart by the rule's ridentifier.
+    With --follow, what pf logs from now on, read live from pflog0 with
+    tcpdump (after the file's since --since, when given).
 
     \b
-    Example (who in which jail tried to send mail):
+    Examples (who in which jail tried to send mail; then watch web live):
       jailhooks log --since 1h web
+      jailhooks log --follow web
     """
-    return call(opts, admin.firewall_log, list(jails), since, as_json)
+    return call(opts, admin.firewall_log, list(jails), since, as_json, follow, count)
 
 
 @cli.command()

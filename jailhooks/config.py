@@ -173,6 +173,7 @@ COMMANDS = {
     "jls": "/usr/sbin/jls",
     "jail": "/usr/sbin/jail",
     "route": "/sbin/route",
+    "tcpdump": "/usr/sbin/tcpdump",
 }
 
 HOST_FIELDS: dict[str, Field] = {

@@ -104,6 +104,14 @@ def jailhooks_firewall_log(settings: "Settings", host: "Host", registry, since: 
     log (pf: pflogd's file); None: it keeps none that jailhooks reads."""
 
 
+@hookspec(firstresult=True)
+def jailhooks_firewall_follow(settings: "Settings", host: "Host", registry) -> "object | None":
+    """``jailhooks log --follow``: what the jails' rules log from now on, as
+    it happens.  An iterable of dicts as jailhooks_firewall_log gives them,
+    with a ``close()`` that stops it; it is ready (listening) when returned.
+    None: the firewall plugin cannot follow its log."""
+
+
 @hookspec
 def jailhooks_created(ctx: "Context") -> None:
     """jail(8) exec.created: the jail exists (``ctx.jail.jid`` is its new

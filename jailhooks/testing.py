@@ -164,15 +164,26 @@ class SimHost:
 
     def subprocess(self, *args: str, env: dict | None = None, timeout: float = 60) -> Result:
         """The jailhooks command line as a user runs it: a process of its own."""
+        proc = subprocess.run(self._argv(args), capture_output=True, text=True, env=self._env(env), timeout=timeout)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def popen(self, *args: str, env: dict | None = None) -> "subprocess.Popen[str]":
+        """The jailhooks command line in a process of its own that runs on
+        (``log --follow``): read its stdout and stderr as they come."""
+        return subprocess.Popen(self._argv(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self._env(env))
+
+    def _argv(self, args: tuple[str, ...]) -> list[str]:
+        return [sys.executable, "-m", "jailhooks", "--config", str(self.config), *args]
+
+    def _env(self, env: dict | None) -> dict:
         src = str(Path(__file__).resolve().parent.parent)
         site = str(self.site) if self.site.is_dir() else ""
         path = os.pathsep.join(p for p in (self.extra_env.get("PYTHONPATH", ""), site, src,
                                            os.environ.get("PYTHONPATH", "")) if p)
         full_env = {**os.environ, **self.extra_env, **(env or {}), "PYTHONPATH": path}
         full_env.pop("JAILHOOKS_CONFIG", None)
-        proc = subprocess.run([sys.executable, "-m", "jailhooks", "--config", str(self.config), *args],
-                              capture_output=True, text=True, env=full_env, timeout=timeout)
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        return full_env
 
 
 @pytest.fixture

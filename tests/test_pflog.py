@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import struct
+import signal
 import subprocess
 
 import pytest
@@ -197,3 +198,92 @@ def test_log_and_suggest_refuse_a_name_that_is_no_jail_name(env, cli):
     for args in (("log", "bad/name"), ("suggest", "bad/name")):
         res = cli(*args)
         assert res.code == 65 and res.err.startswith(f"jailhooks: {args[0]}: ") and res.err.count("\n") == 1
+
+
+def test_log_follow_shows_each_packet_as_pf_logs_it(web, cli):
+    assert cli("sim", "send", "web", "tcp", "198.51.100.1:25", "--uid", "100005").code == 0  # before: not shown
+    follow = web.popen("log", "--follow", "--count", "2", "web")
+    try:
+        # the capture runs (tcpdump -U wrote its header) before this line: what is sent now is seen
+        assert follow.stderr.readline() == "jailhooks: log: following pflog0 (Ctrl-C to stop)\n"
+        assert cli("sim", "send", "web", "tcp", "198.51.100.2:25", "--uid", "100005").code == 0
+        first = follow.stdout.readline()  # written out at once, while it goes on
+        assert " web alice block out on em0 tcp 192.0.2.10 -> 198.51.100.2:25; rule: block drop out log (user)" \
+            in first and first.endswith("(1. blocks for the jail's users)\n")
+        assert cli("sim", "send", "web", "udp", "198.51.100.3:53", "--uid", "100005").code == 0
+        second = follow.stdout.readline()
+        assert " web alice block out on em0 udp 192.0.2.10 -> 198.51.100.3:53" in second
+        assert follow.wait(timeout=60) == 0  # --count 2
+        assert follow.stdout.read() == ""
+    finally:
+        follow.kill()
+        follow.wait()
+    commands = [c for c in web.sim.commands() if c[0] == "tcpdump"]
+    assert commands == [["tcpdump", "-U", "-w", "-", "-i", "pflog0"]]
+
+
+def test_log_follow_since_shows_the_file_first_and_json_one_object_a_line(web, cli):
+    assert cli("sim", "send", "web", "tcp", "198.51.100.1:25", "--uid", "100005").code == 0
+    follow = web.popen("log", "--follow", "--since", "1h", "--json", "--count", "2")
+    try:
+        assert follow.stderr.readline().startswith("jailhooks: log: following pflog0")
+        earlier = json.loads(follow.stdout.readline())  # from the file, before the live ones
+        assert (earlier["jail"], earlier["dst"], earlier["port"], earlier["user"]) == \
+            ("web", "198.51.100.1", 25, "alice")
+        assert cli("sim", "send", "web", "tcp", "198.51.100.9:25", "--uid", "100005").code == 0
+        live = json.loads(follow.stdout.readline())
+        assert (live["dst"], live["verdict"], live["section"]) == \
+            ("198.51.100.9", "block", "1. blocks for the jail's users")
+        assert follow.wait(timeout=60) == 0
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+@pytest.mark.parametrize("signal_", [signal.SIGINT, signal.SIGTERM])
+def test_log_follow_ends_quietly_on_a_signal(web, signal_):
+    follow = web.popen("log", "--follow")
+    try:
+        assert follow.stderr.readline().startswith("jailhooks: log: following pflog0")
+        follow.send_signal(signal_)
+        assert follow.wait(timeout=60) == 0
+        assert follow.stdout.read() == "" and follow.stderr.read() == ""
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def test_log_follow_fails_with_tcpdumps_own_error(env, cli):
+    env.write_config(WEB.format(root=env.jail_root("web")) + '[log]\ninterface = "pflog7"\n')
+    res = cli("log", "--follow")
+    assert res.code == 1 and res.err.strip().endswith("tcpdump -U -w - -i pflog7: tcpdump: pflog7: No such device "
+                                                        "exists"), res.err
+    env.write_config(WEB.format(root=env.jail_root("web")) + '[log]\ninterface = "-i"\n')
+    res = cli("log", "--follow")
+    assert res.code == 78 and "jailhooks.toml: log.interface: not an interface name" in res.err and res.err.count("\n") == 1
+
+
+def test_log_follow_under_ipfw_says_there_is_nothing_to_follow(env, cli):
+    env.write_config('[firewall]\nbackend = "ipfw"\n' + WEB.format(root=env.jail_root("web")).replace(", log = true", ""))
+    res = cli("log", "--follow")
+    assert res.code == 64 and "no log that jailhooks can follow (ipfw logs to syslog)" in res.err
+
+
+def test_the_real_runner_streams_a_child_and_stops_it(tmp_path):
+    """The runner FreeBSD uses, on programs every machine has: the child's
+    output as it comes, a child stopped when closed, and one that failed
+    raising its own message when read to its end."""
+    from jailhooks.errors import CommandError
+    from jailhooks.host import Host, SubprocessRunner
+
+    runner = SubprocessRunner()
+    stream = runner.stream(["/usr/bin/yes", "pflog"])
+    assert stream.read(12) == b"pflog\npflog\n"
+    assert stream.close().returncode == -signal.SIGTERM  # still running: stopped
+    assert runner.stream([str(tmp_path / "nosuch")]).close().returncode == 127
+    script = tmp_path / "tcpdump"
+    script.write_text("#!/bin/sh\necho \"tcpdump: $5: No such device exists\" >&2\nexit 1\n")
+    script.chmod(0o755)
+    followed = Host(runner, {"tcpdump": str(script)}).pflog_follow("pflog7")
+    with pytest.raises(CommandError, match="-i pflog7: tcpdump: pflog7: No such device exists$"):
+        followed.read(24)

@@ -57,7 +57,16 @@ HOST_CALLS = {
     "ipfw_counters": lambda host: host.ipfw_counters(),
     "ipfw_table": lambda host: (host.ipfw_table("jh_web_u0"), host.ipfw_table("nosuch")),
     "ipfw_enabled": lambda host: host.ipfw_enabled(),
+    "pflog_follow": lambda host: _header(host),
 }
+
+
+def _header(host):
+    """Start following pflog0, read the pcap header tcpdump writes at once, stop."""
+    with host.pflog_follow("pflog0") as followed:
+        head = followed.read(24)
+    assert head[20:24] == (117).to_bytes(4, "little")  # LINKTYPE_PFLOG
+    return head
 
 
 class Recording(SimulatedRunner):
@@ -71,6 +80,18 @@ class Recording(SimulatedRunner):
         res = super().run(argv, input, timeout, mutating)
         self.answers.append(res)
         return res
+
+    def stream(self, argv):
+        stream, answers = super().stream(argv), self.answers
+        close = stream.close
+
+        def closed():
+            res = close()
+            answers.append(res)
+            return res
+
+        stream.close = closed
+        return stream
 
 
 def unmodelled(answers) -> list:
@@ -153,3 +174,18 @@ def test_an_option_the_real_tool_lacks_gets_its_usage(tmp_path, argv, code, usag
     res = SimulatedRunner(str(tmp_path)).run(argv, None, 5, True)
     assert res.returncode == code
     assert usage in res.stderr and "not modelled" not in res.stderr
+
+
+@pytest.mark.parametrize("argv,code,says", [
+    (["/usr/sbin/tcpdump", "-i", "pflog0"], NOT_MODELLED, "does not write pcap to stdout (-U -w -) is not modelled"),
+    (["/usr/sbin/tcpdump", "-U", "-w", "-", "-i", "pflog0", "port", "25"], NOT_MODELLED, "a filter expression"),
+    (["/usr/sbin/tcpdump", "-U", "-w", "-", "-i", "em0"], NOT_MODELLED, "a capture on em0 is not modelled"),
+    (["/usr/sbin/tcpdump", "-U", "-w", "-", "-c", "5", "-i", "pflog0"], NOT_MODELLED, "-c is not modelled"),
+    (["/usr/sbin/tcpdump", "-U", "-w", "-", "-i", "pflog7"], 1, "tcpdump: pflog7: No such device exists\n"),
+    (["/usr/sbin/tcpdump", "-k"], 1, "tcpdump: illegal option -- k\nUsage: tcpdump [-AbdDefhHIJKlLnNOpqStuUvxX#]"),
+])
+def test_the_simulated_tcpdump_says_what_it_does_not_capture(tmp_path, argv, code, says):
+    stream = SimulatedRunner(str(tmp_path)).stream(argv)
+    assert stream.read(24) == b""  # it ended at once
+    res = stream.close()
+    assert res.returncode == code and says in res.stderr

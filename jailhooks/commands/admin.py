@@ -358,31 +358,129 @@ def explain_answer(app: App, name: str, proto: str, dest: str, inbound: bool, pe
     return {"jail": jail.name, **_plain(answer)}
 
 
-def firewall_log(app: App, jails: list[str], since: str | None, as_json: bool) -> int:
-    """``jailhooks log``: what the jails' rules logged, one line per packet."""
-    import datetime
-
+def firewall_log(app: App, jails: list[str], since: str | None, as_json: bool, follow: bool = False,
+                 count: int | None = None) -> int:
+    """``jailhooks log``: what the jails' rules logged, one line per packet;
+    with FOLLOW, what they log from now on, as it happens (after what was
+    logged since SINCE, when given), until interrupted or COUNT lines."""
     start = _since(since)
     for name in jails:
         _named(name, "log")
+    if follow:
+        return _follow(app, jails, start, as_json, count)
     app.progress("log: reading the firewall's log")
-    records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
-                                registry=app.registry, since=start)
+    records = _logged(app, start)
     app.progress(None)
-    if records is None:
-        raise UsageError("log: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
-    records = [r for r in _plain(records) if not jails or r.get("jail") in jails]
+    records = [r for r in records if not jails or r.get("jail") in jails][:count]
     if as_json:
         app.out.write(_json({"__version": STATUS_VERSION, "jailhooks-log": records}))
         return 0
     for r in records:
-        when = datetime.datetime.fromisoformat(r["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        port = f":{r['port']}" if r.get("port") else ""
-        rule = f"; rule: {validate.escaped(r['rule'])}" if r.get("rule") else f"; ruleset {r.get('ruleset')}"
-        section = f" ({r['section']})" if r.get("section") else ""
-        app.out.write(f"{when} {r.get('jail') or '-'} {r['user']} {r['verdict']} {r['direction']} on "
-                      f"{r['interface']} {r['proto']} {r['src']} -> {r['dst']}{port}{rule}{section}\n")
+        app.out.write(_log_line(r))
     return 0
+
+
+def _logged(app: App, start: float | None, command: str = "log") -> list[dict]:
+    records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
+                                registry=app.registry, since=start)
+    if records is None:
+        raise UsageError(f"{command}: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
+    return _plain(records)
+
+
+def _each(live: Any) -> Any:
+    """The records of a plugin's live log, each copied into built-in values;
+    what is not an Exception (sys.exit() ...) becomes a one-line error."""
+    items = iter(live)
+    while True:
+        try:
+            record = next(items)
+        except StopIteration:
+            return
+        except (Exception, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            raise JailhooksError(f"log --follow: the firewall plugin raised {type(exc).__name__}; stopped") \
+                from None
+        yield _plain(record)
+
+
+def _follow(app: App, jails: list[str], start: float | None, as_json: bool, count: int | None) -> int:
+    """``log --follow``: the live log, one line (with --json one JSON object)
+    per packet, each written out at once.  SIGINT or SIGTERM ends it, exit 0.
+    With --since, what the file holds comes first; a packet already shown
+    from it is not shown again."""
+    import signal
+
+    stopped = []
+
+    def stop(signum, frame):
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    live = None
+    try:
+        live = app.plugins.first("jailhooks_firewall_follow", settings=app.settings, host=app.host,
+                                 registry=app.registry)
+        if live is None:
+            raise UsageError("log --follow: the firewall backend has no log that jailhooks can follow "
+                             "(ipfw logs to syslog)")
+        interface = validate.shown(str(app.settings.section("log").get("interface", "its log")), 16)
+        backlog = _logged(app, start) if start is not None else []
+        shown, seen = 0, set()
+        for r in backlog:
+            seen.add(_identity(r))
+        if not app.quiet:
+            app.err.write(f"jailhooks: log: following {interface} (Ctrl-C to stop)\n")
+            app.err.flush()
+
+        def emit(r: dict) -> bool:
+            nonlocal shown
+            if jails and r.get("jail") not in jails:
+                return False
+            app.out.write(_json_line(r) if as_json else _log_line(r))
+            app.out.flush()
+            shown += 1
+            return count is not None and shown >= count
+
+        if any(emit(r) for r in backlog):
+            return 0
+        for r in _each(live):
+            if _identity(r) in seen:
+                continue
+            if emit(r):
+                break
+    except KeyboardInterrupt:
+        if not stopped:  # not our signal: a plugin raised it
+            raise JailhooksError("log --follow: the firewall plugin raised KeyboardInterrupt; stopped") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if live is not None:
+            live.close()
+    return 0
+
+
+def _identity(r: dict) -> tuple:
+    return tuple(r.get(k) for k in ("time", "jail", "rule", "src", "dst", "port", "proto", "verdict"))
+
+
+def _json_line(r: dict) -> str:
+    import json
+
+    return json.dumps({"__version": STATUS_VERSION, **r}, sort_keys=True) + "\n"
+
+
+def _log_line(r: dict) -> str:
+    import datetime
+
+    when = datetime.datetime.fromisoformat(r["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    port = f":{r['port']}" if r.get("port") else ""
+    rule = f"; rule: {validate.escaped(r['rule'])}" if r.get("rule") else f"; ruleset {r.get('ruleset')}"
+    section = f" ({r['section']})" if r.get("section") else ""
+    return (f"{when} {r.get('jail') or '-'} {r['user']} {r['verdict']} {r['direction']} on "
+            f"{r['interface']} {r['proto']} {r['src']} -> {r['dst']}{port}{rule}{section}\n")
 
 
 LEARNED = "5. learn"  # the section of the logged pass that learn mode puts in place of the default block
@@ -393,12 +491,8 @@ def suggest(app: App, name: str, since: str | None) -> int:
     an allow list in the config's own TOML, grouped by protocol, destination
     and port, with the packets and the users seen as comments."""
     _named(name, "suggest")
-    records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
-                                registry=app.registry, since=_since(since))
-    if records is None:
-        raise UsageError("suggest: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
     flows: dict[tuple, dict] = {}
-    for r in _plain(records):
+    for r in _logged(app, _since(since), "suggest"):
         if r.get("jail") != name or r.get("verdict") != "pass" or r.get("direction") != "out" \
                 or not (r.get("section") or "").startswith(LEARNED) or r.get("proto") not in ("tcp", "udp", "icmp"):
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CommandError, DataError
-from .runner import CommandTimeout, DryRunRunner, Result, Runner, SubprocessRunner
+from .runner import CommandTimeout, DryRunRunner, Result, Runner, Stream, SubprocessRunner
 
 
 class Host:
@@ -172,6 +172,15 @@ class Host:
         self.run("pfctl", "-q", "-k", address)
         self.run("pfctl", "-q", "-k", wildcard, "-k", address)
 
+    def pflog_follow(self, interface: str) -> "Followed":
+        """``tcpdump -U -w - -i INTERFACE``: what pf logs to pflog(4) as it
+        passes, a pcap stream for pf/pflog.py's reader (-w -: raw records on
+        stdout; -U: each record flushed as it comes, and the file header at
+        once, since tcpdump.c calls pcap_dump_flush right after
+        pcap_dump_open).  pflogd(8) reads the same interface; a second
+        reader takes nothing from it.  Close it when done."""
+        return Followed(self.runner.stream([self.commands["tcpdump"], "-U", "-w", "-", "-i", interface]))
+
     # -- ipfw -------------------------------------------------------------------
     def ipfw_script(self, lines: list[str]) -> None:
         """LINES (ipfw commands, without "ipfw") in one ``ipfw -q /dev/stdin``:
@@ -247,6 +256,32 @@ class Host:
                 return None
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return res.stdout.strip()
+
+
+class Followed:
+    """A Stream read to its end: a command that ended by itself with a
+    failure (no such interface, no permission) raises CommandError there."""
+
+    def __init__(self, stream: Stream):
+        self.stream, self.result = stream, None
+
+    def read(self, size: int) -> bytes:
+        data = self.stream.read(size) if self.result is None else b""
+        if len(data) < size and self.result is None:  # it ended
+            self.result = self.stream.close()
+            if self.result.returncode != 0:
+                raise CommandError(list(self.result.argv), self.result.returncode, self.result.stderr)
+        return data
+
+    def close(self) -> None:
+        if self.result is None:
+            self.result = self.stream.close()  # stopped by us: its exit status says nothing
+
+    def __enter__(self) -> "Followed":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def checked_jls_entry(j: dict[str, Any]) -> dict[str, Any]:

@@ -71,9 +71,16 @@ def open_log(path: str) -> BinaryIO:
 def read(fh: BinaryIO, name: str = "pflog") -> Iterator[Record]:
     """The records of a pcap file of link type PFLOG; a last record cut short
     (pflogd still writing) ends the file."""
+    form = header(fh, name)
+    return records(fh, *form) if form is not None else iter(())
+
+
+def header(fh: BinaryIO, name: str = "pflog") -> Optional[tuple[str, bool]]:
+    """The pcap file header of FH: (byte order, nanosecond times), or None
+    for an empty file."""
     head = fh.read(24)
     if len(head) < 24:
-        return
+        return None
     magic = head[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
         order = "<"
@@ -85,6 +92,12 @@ def read(fh: BinaryIO, name: str = "pflog") -> Iterator[Record]:
     linktype = struct.unpack(order + "I", head[20:24])[0] & 0x0FFFFFFF
     if linktype != LINKTYPE_PFLOG:
         raise PflogError(f"{name}: link type {linktype}, not PFLOG ({LINKTYPE_PFLOG})")
+    return order, nano
+
+
+def records(fh: BinaryIO, order: str, nano: bool) -> Iterator[Record]:
+    """The records after the file header, as they can be read (a pipe from
+    tcpdump gives them as they come)."""
     while True:
         rec = fh.read(16)
         if len(rec) < 16:

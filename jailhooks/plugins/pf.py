@@ -21,6 +21,7 @@ from ..policy import resolve_match
 
 LOG_SECTION = Section("log", fields={
     "pflog": Field(absolute_path, "/var/log/pflog", "the file pflogd(8) writes (rotated copies beside it are read too)"),
+    "interface": Field(validate.interface, "pflog0", "the pflog(4) interface pf logs to (log --follow reads it live)"),
 })
 
 
@@ -464,17 +465,9 @@ def pflog_files(settings, host) -> list[str]:
 
 @hookimpl
 def jailhooks_firewall_log(settings, host, registry, since):
-    import datetime
-
-    from .. import jailfs
     from ..pf import pflog
-    from ..pf.syntax import parse
 
-    by_rid = {lease.uid_first: lease.jail for lease in registry.leases()}
-    paths = {j["name"]: j["path"] for j in host.jails()}
-    paths.update({name: jc.path for name, jc in settings.jails.items() if jc.path and name not in paths})
-    users: dict = {}
-    rules: dict = {}
+    attribute = Attribution(settings, host, registry)
     out = []
     for path in pflog_files(settings, host):
         try:
@@ -482,30 +475,97 @@ def jailhooks_firewall_log(settings, host, registry, since):
                 records = list(pflog.read(fh, path))
         except (OSError, EOFError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from None
-        for r in records:
-            if since is not None and r.time < since:
-                continue
-            jail = by_rid.get(r.ridentifier)  # in full; the record's ruleset is cut to 15 bytes
-            uid = None if r.uid == pflog.NO_UID else r.uid
-            if jail is not None and jail not in users:
-                root = paths.get(jail)
-                users[jail] = {u: n for n, u in jailfs.accounts(root, "etc/passwd")} if root else {}
-            user = "unknown" if uid is None else (users.get(jail, {}).get(uid) or ("root" if uid == 0 else str(uid)))
-            text = section = None
-            if jail is not None:
-                if jail not in rules:
-                    kept = last_loaded(settings, jail)
-                    try:
-                        rules[jail] = (kept, parse(kept, in_anchor=True).lines("filter")) if kept else (None, [])
-                    except Exception:
-                        rules[jail] = (None, [])
-                kept, lines = rules[jail]
-                if 0 <= r.subrulenr < len(lines):
-                    text = lines[r.subrulenr]
-                    section = _section(kept, text)[0] or None
-            when = datetime.datetime.fromtimestamp(r.time, datetime.timezone.utc).isoformat(timespec="microseconds")
-            out.append({"time": when, "jail": jail, "uid": uid, "user": validate.shown(user, 32),
-                        "verdict": r.action, "direction": r.dir, "proto": r.proto, "src": r.src, "dst": r.dst,
-                        "port": r.dport, "interface": validate.shown(r.ifname, 16),
-                        "ruleset": validate.shown(r.ruleset, 16), "rule": text, "section": section})
+        out += [attribute(r) for r in records if since is None or r.time >= since]
     return out
+
+
+@hookimpl
+def jailhooks_firewall_follow(settings, host, registry):
+    from ..pf import pflog
+
+    interface = settings.section("log")["interface"]
+    followed = host.pflog_follow(interface)
+    try:
+        form = pflog.header(followed, f"tcpdump on {interface}")
+        if form is None:
+            raise DataError(f"tcpdump on {interface} ended before it wrote a pcap header")
+    except BaseException:
+        followed.close()
+        raise
+    return Following(followed, form, Attribution(settings, host, registry, live=True))
+
+
+class Following:
+    """The records pf logs from now on, attributed, until closed."""
+
+    def __init__(self, followed, form, attribute):
+        self.followed, self.form, self.attribute = followed, form, attribute
+
+    def __iter__(self):
+        from ..pf import pflog
+
+        for r in pflog.records(self.followed, *self.form):
+            yield self.attribute(r)
+
+    def close(self) -> None:
+        self.followed.close()
+
+
+class Attribution:
+    """A pflog record as ``jailhooks log`` shows it: the jail by the rule's
+    ridentifier (in full; the record's ruleset is cut to 15 bytes), the user
+    by the jail's own passwd, and the rule and its section from the anchor
+    text last loaded.  LIVE: jails start and reload while it runs, so a new
+    ridentifier reads the registry again and the rules are read each time."""
+
+    def __init__(self, settings, host, registry, live: bool = False):
+        self.settings, self.host, self.registry, self.live = settings, host, registry, live
+        self.by_rid: dict = {}
+        self.paths: dict = {}
+        self.users: dict = {}
+        self.rules: dict = {}
+        self._jails()
+
+    def _jails(self) -> None:
+        self.by_rid = {lease.uid_first: lease.jail for lease in self.registry.leases()}
+        self.paths = {j["name"]: j["path"] for j in self.host.jails()}
+        self.paths.update({name: jc.path for name, jc in self.settings.jails.items()
+                           if jc.path and name not in self.paths})
+
+    def __call__(self, r) -> dict:
+        import datetime
+
+        from .. import jailfs
+        from ..pf import pflog
+
+        if self.live and r.ridentifier not in self.by_rid:
+            self._jails()
+            self.users.clear()
+        jail = self.by_rid.get(r.ridentifier)
+        uid = None if r.uid == pflog.NO_UID else r.uid
+        if jail is not None and jail not in self.users:
+            root = self.paths.get(jail)
+            self.users[jail] = {u: n for n, u in jailfs.accounts(root, "etc/passwd")} if root else {}
+        user = "unknown" if uid is None else (self.users.get(jail, {}).get(uid) or ("root" if uid == 0 else str(uid)))
+        text = section = None
+        if jail is not None:
+            kept, lines = self._rules(jail)
+            if 0 <= r.subrulenr < len(lines):
+                text = lines[r.subrulenr]
+                section = _section(kept, text)[0] or None
+        when = datetime.datetime.fromtimestamp(r.time, datetime.timezone.utc).isoformat(timespec="microseconds")
+        return {"time": when, "jail": jail, "uid": uid, "user": validate.shown(user, 32),
+                "verdict": r.action, "direction": r.dir, "proto": r.proto, "src": r.src, "dst": r.dst,
+                "port": r.dport, "interface": validate.shown(r.ifname, 16),
+                "ruleset": validate.shown(r.ruleset, 16), "rule": text, "section": section}
+
+    def _rules(self, jail: str) -> tuple:
+        from ..pf.syntax import parse
+
+        if self.live or jail not in self.rules:
+            kept = last_loaded(self.settings, jail)
+            try:
+                self.rules[jail] = (kept, parse(kept, in_anchor=True).lines("filter")) if kept else (None, [])
+            except Exception:
+                self.rules[jail] = (None, [])
+        return self.rules[jail]

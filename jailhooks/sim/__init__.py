@@ -1,4 +1,4 @@
-"""The simulated FreeBSD host: jls, jail, pfctl, ipfw, sysctl and route as models,
+"""The simulated FreeBSD host: jls, jail, pfctl, ipfw, sysctl, route and tcpdump as models,
 one module each, on a state store (store.py) with fault injection.
 
 State lives in ``STATE_DIR/simhost/`` (state.json, and a file per jail and per
@@ -148,6 +148,15 @@ class SimulatedRunner:
             st["states"].append({"src": src, "dst": dst, "label": label})
 
     # -- dispatch -------------------------------------------------------------------
+    def _begin(self, st: dict, words: list[str]) -> dict | None:
+        """Log the command WORDS (tool name first); the fault it meets, if any."""
+        self._log(words)
+        for fault in st["faults"]:
+            if words[: len(fault["argv"])] == fault["argv"] and fault["times"] != 0:
+                fault["times"] -= 1 if fault["times"] > 0 else 0
+                return fault
+        return None
+
     def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
         if not argv or not os.path.isabs(argv[0]):
             return Result(tuple(argv), 127, "", f"simulated host: {argv[0] if argv else '?'}: "
@@ -157,13 +166,11 @@ class SimulatedRunner:
         if handler is None:
             return Result(tuple(argv), 127, "", f"{argv[0]}: not found (not modelled by the simulated host)\n")
         with self.state() as st:
-            self._log([tool, *argv[1:]])
-            for fault in st["faults"]:
-                if [tool, *argv[1:]][: len(fault["argv"])] == fault["argv"] and fault["times"] != 0:
-                    fault["times"] -= 1 if fault["times"] > 0 else 0
-                    if fault["timeout"]:
-                        raise CommandTimeout(f"timed out after {timeout:g}s")
-                    return Result(tuple(argv), fault["rc"], fault["stdout"], fault["stderr"])
+            fault = self._begin(st, [tool, *argv[1:]])
+            if fault is not None:
+                if fault["timeout"]:
+                    raise CommandTimeout(f"timed out after {timeout:g}s")
+                return Result(tuple(argv), fault["rc"], fault["stdout"], fault["stderr"])
             out: list[str] = []
             err: list[str] = []
             try:
@@ -171,3 +178,37 @@ class SimulatedRunner:
             except _Exit as exc:
                 rc = exc.code
         return Result(tuple(argv), rc, "".join(out), "".join(err))
+
+    def stream(self, argv: list[str]):
+        """A command that runs until it is stopped: tcpdump capturing the
+        simulated pflog0 (sim/tcpdump.py)."""
+        from .tcpdump import Capture, follow
+
+        if not argv or not os.path.isabs(argv[0]) or os.path.basename(argv[0]) != "tcpdump":
+            return _Ended(Result(tuple(argv), 127, "", f"{argv[0] if argv else '?'}: not modelled as a stream by "
+                                 "the simulated host\n"))
+        err: list[str] = []
+        with self.state() as st:
+            fault = self._begin(st, ["tcpdump", *argv[1:]])
+            if fault is not None:
+                return _Ended(Result(tuple(argv), fault["rc"], fault["stdout"], fault["stderr"]))
+            try:
+                rc = follow(argv[1:], err)
+            except _Exit as exc:
+                rc = exc.code
+        if rc != 0:
+            return _Ended(Result(tuple(argv), rc, "", "".join(err)))
+        return Capture(tuple(argv), self.pflog_path, "".join(err))
+
+
+class _Ended:
+    """A stream whose command ended at once: no output, its Result at close."""
+
+    def __init__(self, result: Result):
+        self.result = result
+
+    def read(self, size: int) -> bytes:
+        return b""
+
+    def close(self) -> Result:
+        return self.result
