@@ -8,18 +8,15 @@ lock file, waited on for at most ``[host] lock_timeout`` seconds.
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import sys
-import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from . import validate
 from .config import Settings
 from .context import COMPOSITE, PHASES, UP_PHASES, Context, Jail
-from .errors import DataError, ExitCode, JailhooksError, LockTimeout, UsageError
+from .errors import DataError, ExitCode, JailhooksError, UsageError
 from .host import Host
 from .pluginmanager import Plugins, call_plugin
 
@@ -269,25 +266,11 @@ class Engine:
         if self.dry_run:
             yield
             return
-        lock_dir = os.path.join(self.settings.state_dir, "locks")
-        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(lock_dir, f"{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            deadline = time.monotonic() + self.settings.host["lock_timeout"]
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(f"jail {name}: another jailhooks run holds its lock; "
-                                          f"gave up after {self.settings.host['lock_timeout']:g}s") from None
-                    time.sleep(0.02)
+        from .jailfs import locked
+
+        with locked(os.path.join(self.settings.state_dir, "locks"), f"{name}.lock", self.settings.host["lock_timeout"],
+                    f"jail {name}: another jailhooks run holds its lock"):
             yield
-        finally:
-            os.close(fd)
 
 
 def address_conflicts(jail: Jail, running: list[dict[str, Any]], settings: Settings) -> list[str]:

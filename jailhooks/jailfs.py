@@ -24,6 +24,34 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 
 
 
+@contextmanager
+def locked(directory: str, name: str, timeout: float, held: str) -> Iterator[None]:
+    """An exclusive flock on DIRECTORY/NAME (a host's own state, never in a
+    jail), waiting at most TIMEOUT seconds; LockTimeout says HELD then."""
+    import fcntl
+    import time
+
+    from .errors import LockTimeout
+
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(f"{held}; gave up after {timeout:g}s") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
 MAX_FILE = 1 << 20  # a jail's pw.conf or passwd is never this large; a bigger one is refused, not cut
 
 def _split(relpath: str) -> list[str]:

@@ -225,9 +225,12 @@ def test_explain_answers_from_the_live_ipfw_rules(web, cli):
 
 @pytest.fixture(scope="module")
 def ipfw_site(tmp_path_factory):
-    """test_policy.py's sample config and extra jails, under ipfw, every jail
-    started through the CLI; the NAT'ed jails (app, vj) are left out: the
-    ipfw backend does not translate yet."""
+    """test_policy.py's sample config and extra jails, under ipfw (with
+    net.inet.ip.fw.one_pass=0, which NAT needs), every jail started through
+    the CLI, and what ipfw holds then."""
+    from jailhooks.app import load_app
+    from jailhooks.ipfw.prove import live
+
     from . import test_policy as policy
     from .conftest import Env
 
@@ -236,23 +239,24 @@ def ipfw_site(tmp_path_factory):
     env.write_plugin("noX11", policy.SITE_PLUGIN)
     sample = (policy.CONTRIB / "jailhooks.toml").read_text()
     sample = sample.replace('mode = "auto"', f'mode = "simulated"\nstate_dir = "{env.state}"')
-    sample = sample.replace("/usr/jails", str(root / "jails"))
+    sample = sample.replace("/usr/jails", str(root / "jails")).replace('# nat_interface = "em0"', 'nat_interface = "em0"')
     sample = sample.replace('# plugins = ["mysite.jailpolicy"]', 'plugins = ["noX11"]')
-    extra = policy.EXTRA.format(root=root / "jails")
-    extra = extra[:extra.index("# app:")] + extra[extra.index("# shop and blog"):extra.index("# vnet:")] \
-        + extra[extra.index("# hosting:"):]
-    env.config.write_text(sample + extra + IPFW)
+    env.config.write_text(sample + policy.EXTRA.format(root=root / "jails") + IPFW)
+    one_pass(env, 0)
     jails = {"web": ("192.0.2.10", "2001:db8::10"), "mail": ("192.0.2.20", ""), "db": ("192.0.2.30", ""),
-             "shop": ("", ""), "blog": ("", ""), "legacy": ("192.0.2.60", ""), "hosting": ("192.0.2.70", ""),
-             "closed": ("192.0.2.71", "")}
+             "app": ("10.0.0.5", ""), "shop": ("", ""), "blog": ("", ""), "legacy": ("192.0.2.60", ""),
+             "hosting": ("192.0.2.70", ""), "closed": ("192.0.2.71", "")}
     for name, (ip4, ip6) in jails.items():
         env.create_jail(name, ip4=ip4, ip6=ip6)
         res = env.run("-q", "run", "start", name)
         assert res.code == 0, (name, res.err)
+    env.jail_root("vj")
+    assert env.sim.run(["/usr/sbin/jail", "-c", "name=vj", f"path={root / 'jails' / 'vj'}", "vnet", "persist"],
+                       None, 5, True).returncode == 0
+    res = env.run("-q", "run", "start", "vj")
+    assert res.code == 0, res.err
     state = env.host_state()
-    tables = state["ipfw"]["tables"]
-    ruleset = Ruleset(parse_listing(listed(env)), tables=lambda n: list(tables[n]["entries"]) if n in tables
-                      else None, jailed=frozenset(a for a, _ in jails.values() if a) | {"2001:db8::10"})
+    ruleset = live(load_app(str(env.config)).host)
     blocks = {r["name"]: r["plugins"]["uids"]["uid_range"] for r in json.loads(
         env.run("status", "--json").out)["jailhooks-status"]["jail"]}
     yield ruleset, {name: state["jails"][name]["jid"] for name in jails}, blocks
@@ -264,8 +268,6 @@ def _ipfw_rows():
 
     rows = []
     for row in ROWS:
-        if row[0] == "app":
-            continue  # NAT: not under ipfw yet
         if row[:5] == ("shop", ROOT, WORLD, 25, "tcp"):
             row = row[:5] + (False,)  # what a UID match cannot see, ipfw's jail match does: shop's root is held
         rows.append(row)
@@ -275,13 +277,29 @@ def _ipfw_rows():
 @pytest.mark.parametrize("jail,who,dst,port,proto,passes", _ipfw_rows(),
                          ids=[f"{r[0]}-{r[1]}-{r[2]}:{r[3]}/{r[4]}" for r in _ipfw_rows()])
 def test_the_sample_policy_under_ipfw(ipfw_site, jail, who, dst, port, proto, passes):
-    from .test_policy import ADDR
+    from .test_policy import ADDR, LOCAL
 
     ruleset, jids, blocks = ipfw_site
     uid = blocks[jail][0] + 5 if who == "user" else who
-    pkt = Packet(None, "out", proto, ADDR[jail], dst, dport=port, uid=uid)
+    pkt = Packet("lo0" if dst in LOCAL else "em0", "out", proto, ADDR[jail], dst, dport=port, uid=uid)
     v = ruleset.test(pkt, jids[jail] if proto in ("tcp", "udp") else None)
     assert v.passed is passes and not v.unproven, v.decided_by()
+    if jail == "app" and passes:  # NAT'ed: it leaves with the NAT address, as under pf
+        assert v.translated[1].src == "203.0.113.5"
+
+
+@pytest.mark.parametrize("port,passes", [(443, True), (22, False), (25, False)])
+def test_the_sample_vnet_jail_under_ipfw(ipfw_site, port, passes):
+    """vj's packets as they enter the host from its own stack (no socket
+    here), and, when they pass, as they leave it: translated."""
+    from .test_policy import WORLD
+
+    ruleset = ipfw_site[0]
+    entering = ruleset.test(Packet("epair0a", "in", "tcp", "192.0.2.50", WORLD, dport=port))
+    assert entering.passed is passes and not entering.unproven, entering.decided_by()
+    if passes:
+        leaving = ruleset.test(Packet("em0", "out", "tcp", "192.0.2.50", WORLD, dport=port))
+        assert leaving.passed and leaving.translated[1].src == "203.0.113.50"
 
 
 def test_another_jails_root_switched_into_a_uid_block_keeps_its_own_jails_rules(ipfw_site):
@@ -337,3 +355,118 @@ def test_a_failed_rerun_on_a_running_jail_puts_its_previous_rules_back(web, cli)
     assert "reload the previous ipfw rules" in res.out + res.err
     assert [line for line in listed(web) if line.startswith("100")] == before  # the old half, and only it
     assert list(web.host_state()["ipfw"]["tables"]) == ["jh_web_u1"]
+
+
+# -- NAT and port forwards: ipfw's in-kernel nat -------------------------------------------------------
+
+APP = ('[saddr]\nnat_interface = "em0"\n[jail.{name}]\npath = "{root}"\nip4 = ["{ip}"]\n[jail.{name}.saddr]\n'
+       'nat = "203.0.113.5"\n[jail.{name}.pf]\nallow = [{{ proto = "tcp", port = 443 }}]\n')
+FORWARD = 'rdr = [{ proto = "tcp", port = 8080, to_port = 80, from = "198.51.100.0/24" }]\n'
+WORLD, CLIENT, OTHER = "198.51.100.1", "198.51.100.7", "192.0.2.99"
+
+
+def one_pass(env, value: int) -> None:
+    assert env.sim.run(["/sbin/sysctl", f"net.inet.ip.fw.one_pass={value}"], None, 5, True).returncode == 0
+
+
+def nat_config(env) -> list[str]:
+    return env.sim.run(["/sbin/ipfw", "nat", "show", "config"], None, 5, False).stdout.splitlines()
+
+
+def live_verdict(env, pkt: Packet, jail_id):
+    from jailhooks.app import load_app
+    from jailhooks.ipfw.prove import live
+
+    return live(load_app(str(env.config)).host).test(pkt, jail_id)
+
+
+@pytest.fixture
+def app(env):
+    env.write_config(IPFW, APP.format(name="app", root=env.jail_root("app"), ip="10.0.0.5") + FORWARD)
+    one_pass(env, 0)
+    return env
+
+
+def test_a_natd_jail_leaves_with_the_nat_address_and_gets_its_forwarded_port(app, cli):
+    assert start(app, cli, "app", ip4="10.0.0.5").code == 0
+    assert nat_config(app) == ["ipfw nat 9999 config ip 203.0.113.5",  # shared by the jails on that address
+                               "ipfw nat 10000 config ip 203.0.113.5 redirect_port tcp 10.0.0.5:80 8080"]
+    j = jid(app, "app")
+    out = live_verdict(app, Packet("em0", "out", "tcp", "10.0.0.5", WORLD, dport=443, uid=0), j)
+    assert out.action == "pass" and not out.unproven
+    assert out.translated[1].src == "203.0.113.5"  # it leaves with the NAT address
+    assert live_verdict(app, Packet("em0", "out", "tcp", "10.0.0.5", WORLD, dport=25, uid=0), j).action == "block"
+    # the forward: from its peers only; the others reach the host's own port 8080, untranslated
+    states: dict = {}
+    inbound = live_verdict(app, Packet("em0", "in", "tcp", CLIENT, "203.0.113.5", sport=50001, dport=8080), None)
+    assert inbound.action == "pass" and (inbound.translated[1].dst, inbound.translated[1].dport) == ("10.0.0.5", 80)
+    from jailhooks.app import load_app
+    from jailhooks.ipfw.prove import live
+
+    rs = live(load_app(str(app.config)).host)
+    rs.test(Packet("em0", "in", "tcp", CLIENT, "203.0.113.5", sport=50001, dport=8080), None, states)
+    reply = rs.test(Packet("em0", "out", "tcp", "10.0.0.5", CLIENT, sport=80, dport=50001), j, states)
+    assert reply.action == "pass" and (reply.translated[1].src, reply.translated[1].sport) == ("203.0.113.5", 8080)
+    stranger = live_verdict(app, Packet("em0", "in", "tcp", OTHER, "203.0.113.5", sport=50001, dport=8080), None)
+    assert stranger.translated is None and stranger.rule.number == 65535  # not translated: the host's rules decide
+    res = cli("explain", "app", "tcp", f"{WORLD}:443")
+    assert "translated: rule 10060 nat 9999 ip from 10.0.0.5 to any out xmit em0 (from there on: 203.0.113.5 -> " \
+           f"{WORLD} port 443)" in res.out and "verdict:    pass\n" in res.out
+    app.remove_jail("app")
+    assert cli("run", "poststop", "app").code == 0
+    assert nat_config(app) == ["ipfw nat 9999 config ip 203.0.113.5"]  # the jail's own instance goes with it
+    res = cli("sync")
+    assert res.code == 0 and "sync: ipfw: deleted the shared nat instance 9999, which no jail uses" in res.out
+    assert nat_config(app) == []
+
+
+def test_jails_that_leave_with_one_address_share_one_nat_instance(env, cli):
+    env.write_config(IPFW, APP.format(name="app", root=env.jail_root("app"), ip="10.0.0.5"),
+                     APP.format(name="api", root=env.jail_root("api"), ip="10.0.0.6").replace("[saddr]\n"
+                                                                                              'nat_interface = "em0"\n', ""))
+    one_pass(env, 0)
+    assert start(env, cli, "app", ip4="10.0.0.5").code == 0
+    assert start(env, cli, "api", ip4="10.0.0.6").code == 0
+    assert nat_config(env) == ["ipfw nat 9999 config ip 203.0.113.5"]  # one link table: no alias port twice
+    assert sum(1 for line in listed(env) if " nat 9999 ip from 10.0.0.6 to any out xmit em0" in line) == 1
+    res = cli("sync")
+    assert res.code == 0 and "shared nat instance" not in res.out and nat_config(env) == ["ipfw nat 9999 config ip 203.0.113.5"]
+
+
+def test_a_natd_jail_needs_one_pass_off_and_loads_nothing_without(app, cli):
+    one_pass(app, 1)
+    res = cli("run", "prestart", "app")
+    assert res.code == 78
+    assert "jail app: its NAT under ipfw needs net.inet.ip.fw.one_pass=0 (it is 1)" in res.err
+    assert [line[:5] for line in listed(app)] == ["65535", "65535"] and nat_config(app) == []
+
+
+def test_why_one_pass_must_be_off(app, cli):
+    """With one_pass 1, ipfw lets a packet through once nat has seen it: the
+    shared instance's rule on the jails' address would pass whatever comes
+    to that address, the host's own services included."""
+    assert start(app, cli, "app", ip4="10.0.0.5").code == 0
+    ssh = Packet("em0", "in", "tcp", OTHER, "203.0.113.5", sport=50002, dport=22)
+    assert live_verdict(app, ssh, None).action == "block"  # one_pass 0: untranslated, on to the default deny
+    one_pass(app, 1)
+    v = live_verdict(app, ssh, None)
+    assert v.action == "pass" and v.rule.text == "nat 9999 ip from any to 203.0.113.5 in recv em0"
+    report = cli("check", "app")  # and check says the jail is no longer enforced, and why
+    assert report.code == 1 and "jail app: not enforced: net.inet.ip.fw.one_pass is not 0" in report.out
+
+
+def test_a_vnet_jail_is_filtered_as_it_enters_and_translated_as_it_leaves(env, cli):
+    vnet = APP.format(name="vj", root=env.jail_root("vj"), ip="192.0.2.50")
+    env.write_config(IPFW, vnet.replace('ip4 = ["192.0.2.50"]\n', 'ip4 = ["192.0.2.50"]\nvnet = true\n'))
+    one_pass(env, 0)
+    for phase in ("prestart", "created", "poststart"):
+        if phase == "created":
+            assert env.sim.run(["/usr/sbin/jail", "-c", "name=vj", f"path={env.jail_root('vj')}", "vnet",
+                                "persist"], None, 5, True).returncode == 0
+        res = cli("run", phase, "vj")
+        assert res.code == 0, res.err
+    entering = Packet(None, "in", "tcp", "192.0.2.50", WORLD, dport=443)  # from its epair, no socket on the host
+    assert live_verdict(env, entering, None).action == "pass"
+    assert live_verdict(env, entering._replace(dport=25), None).action == "block"
+    leaving = live_verdict(env, Packet("em0", "out", "tcp", "192.0.2.50", WORLD, dport=443), None)
+    assert leaving.action == "pass" and leaving.translated[1].src == "203.0.113.5"

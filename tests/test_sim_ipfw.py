@@ -4,7 +4,7 @@ tests/fixtures/freebsd-15.1/ipfw: each folder is one host, its commands run
 in order (MANIFEST.tsv) by 15.1's ipfw(8) against 15.1's ipfw kernel code,
 with jails web (JID 3) and mail (JID 4).  Each is replayed on the simulated
 host and compared byte for byte, or the command is one the simulation says it
-does not model (exit 70): sets and in-kernel nat (jailhooks uses neither).
+does not model (exit 70): sets (jailhooks does not use them).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .conftest import FIXTURES
 
 MANIFEST = [line.split("\t") for line in (FIXTURES / "MANIFEST.tsv").read_text().splitlines()[1:]]
 FOLDERS = ("jail-rules", "refusals", "file", "sets", "nat")
-NOT_MODELLED = ("sets", "nat")
+NOT_MODELLED = ("sets",)
 READ_ONLY_NOT_MODELLED = {"ipfw table jh_web_users info"}  # kernel internals (kindex, algorithm, size)
 
 

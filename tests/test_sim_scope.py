@@ -57,6 +57,9 @@ HOST_CALLS = {
     "ipfw_counters": lambda host: host.ipfw_counters(),
     "ipfw_table": lambda host: (host.ipfw_table("jh_web_u0"), host.ipfw_table("nosuch")),
     "ipfw_enabled": lambda host: host.ipfw_enabled(),
+    "ipfw_nat": lambda host: (host.ipfw_script(["nat 10000 config ip 192.0.2.1 redirect_port tcp 10.0.0.5:80 8080",
+                                                "add 10001 nat 10000 ip from any to 192.0.2.1 in recv em0"]),
+                              host.ipfw_nat()),
     "pflog_follow": lambda host: _header(host),
 }
 

@@ -297,7 +297,7 @@ def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str
                   + f", {p['direction']}{' on ' + p['iface'] if p['iface'] else ''}{who}\n")
     if answer.get("translation"):
         seen = answer["seen_as"]
-        app.out.write(f"translated: {validate.escaped(answer['translation'])} (the filter sees {seen['src']} -> "
+        app.out.write(f"translated: {validate.escaped(answer['translation'])} (from there on: {seen['src']} -> "
                       f"{seen['dst']} port {seen['port']})\n")
     verdict = answer["verdict"] + (" (keeps state: replies pass)" if answer.get("state") else "")
     app.out.write(f"verdict:    {verdict if answer['proven'] else verdict + ' (not proven)'}\n")

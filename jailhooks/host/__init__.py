@@ -216,6 +216,17 @@ class Host:
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return [line.split()[0] for line in res.stdout.splitlines() if line.strip() and not line.startswith("---")]
 
+    def ipfw_nat(self) -> dict[int, str]:
+        """The in-kernel nat's instances: ``ipfw nat show config`` prints one
+        line each, "ipfw nat N config ip ADDR [redirect_port ...]" (nat.c
+        nat_show_cfg), by number; {N: that line}."""
+        found = {}
+        for line in self.run("ipfw", "nat", "show", "config", mutating=False).stdout.splitlines():
+            words = line.split()
+            if words[:2] == ["ipfw", "nat"] and len(words) > 3 and words[2].isdigit() and words[3] == "config":
+                found[int(words[2])] = line
+        return found
+
     def ipfw_enabled(self) -> bool:
         """Does ipfw filter (ipfw.ko loaded, net.inet.ip.fw.enable=1)?"""
         return self.sysctl("net.inet.ip.fw.enable") == "1"

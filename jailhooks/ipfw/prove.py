@@ -11,7 +11,7 @@ from typing import Any, Optional
 from ..policy import Policy
 from ..probes import Probe, probes
 from .render import Rendered
-from .rules import Ruleset, Verdict, parse_line, parse_listing
+from .rules import NatInstance, Ruleset, Verdict, parse_line, parse_listing
 
 
 class Finding:
@@ -34,11 +34,13 @@ class Finding:
 
 def alone(rendered: Rendered) -> Ruleset:
     """The jail's rules with nothing else deciding (a last allow, as pf's
-    default pass stands behind a jail's anchor)."""
+    default pass stands behind a jail's anchor), its nat instances as it
+    configures them, and one_pass 0, which its NAT needs."""
     rules = [parse_line(f"{number:05d} {body}") for number, body in rendered.rules]
     rules.append(parse_line("65535 allow ip from any to any"))
     tables = {rendered.table[0]: [str(uid) for uid in rendered.table[1]]} if rendered.table else {}
-    return Ruleset([r for r in rules if r is not None], tables=tables.get)
+    nats = {n.number: n for n in (NatInstance.parse(line) for line in rendered.nats) if n is not None}
+    return Ruleset([r for r in rules if r is not None], tables=tables.get, nats=nats, one_pass=False)
 
 
 def _user(name: str) -> Optional[int]:
@@ -61,7 +63,17 @@ def live(host: Any, jails: Optional[list] = None) -> Ruleset:
 
     jails = host.jails() if jails is None else jails
     jailed = frozenset(a for j in jails if not j.get("vnet") for a in j["ip4"] + j["ip6"])
-    return Ruleset(rules, tables=tables, jailed=jailed, users=_user, enabled=enabled)
+    nats, one_pass = None, None
+    if any(rule.action == "nat" for rule in rules):  # read only where a rule translates
+        nats = {number: NatInstance.parse(line) for number, line in host.ipfw_nat().items()}
+        one_pass = one_pass_of(host)
+    return Ruleset(rules, tables=tables, jailed=jailed, users=_user, enabled=enabled, nats=nats, one_pass=one_pass)
+
+
+def one_pass_of(host: Any) -> Optional[bool]:
+    """net.inet.ip.fw.one_pass: does a packet nat translated leave ipfw (True)?"""
+    value = host.sysctl("net.inet.ip.fw.one_pass")
+    return None if value is None else value != "0"
 
 
 def prove(policy: Policy, rendered: Rendered, ruleset: Ruleset, jid: Optional[int]) -> list[Finding]:
@@ -72,7 +84,8 @@ def prove(policy: Policy, rendered: Rendered, ruleset: Ruleset, jid: Optional[in
     found = []
     for probe in probes(policy):
         socket = jid if probe.packet.proto in ("tcp", "udp") and not policy.vnet else None
-        mine, theirs = set(), set()
+        mine: dict = {}
+        theirs: dict = {}
         expected, got = own.test(probe.packet, socket, mine), ruleset.test(probe.packet, socket, theirs)
         if got.unproven or expected.action != got.action:
             found.append(Finding(probe, expected, got))

@@ -23,6 +23,27 @@ Numbers: a jail's range is ``[ipfw] first + slot * per_jail`` (slot: its UID
 block's place in the pool), split in two halves; a reload fills the half not
 in use and then deletes the other (plugins/ipfw.py), so there is never a
 moment without the jail's rules.
+
+NAT (saddr.nat, and port forwards) uses ipfw's in-kernel nat (libalias,
+IPv4 only), with ``net.inet.ip.fw.one_pass=0`` (checked before loading: with
+1, a packet leaves ipfw once nat has seen it, translated or not, so a nat
+rule on the host's address would let in everything sent to it).  The jails
+that leave with one address share one instance (SHARED: one link table, so
+two jails never get the same alias port); a jail's port forwards are its own
+instance, numbered as its range (its ``redirect_port`` links), which only
+packets of the forwarded ports reach.  In the jail's half::
+
+    nat FORWARDS proto from PEERS to ADDR PORT in recv IF   forwarded ports, to the jail
+    nat SHARED ip from any to ADDR in recv IF               replies to what the jails sent
+    check-state, the bands as above, with "skipto OUT" for "allow"
+    skipto (after the range) ip from any to any             nothing else falls into OUT
+    OUT: nat FORWARDS proto from JAIL LPORT to any out xmit IF   replies of forwarded connections
+         nat SHARED ip from JAIL to any out xmit IF              what the jail sends
+         allow ip from any to any                                (only after a pass, and its nat)
+
+A VNET jail's packets are filtered as they enter the host and translated
+as they leave it: its passes stay ``allow``, and a first rule sends what
+leaves from its addresses to OUT.
 """
 from __future__ import annotations
 
@@ -77,14 +98,20 @@ def table_name(jail: str, h: int) -> str:
 
 class Rendered:
     """The rules of one half: ``rules`` [(number, body)], ``table`` (name,
-    UIDs) or None, ``text`` (commented, what ``render`` prints and jailhooks
-    keeps)."""
+    UIDs) or None, ``nats`` (the nat instances its rules use, as ``nat N
+    config ...`` commands), ``text`` (commented, what ``render`` prints and
+    jailhooks keeps)."""
 
-    __slots__ = ("rules", "table", "text", "jid", "span")
+    __slots__ = ("rules", "table", "text", "jid", "span", "nats")
 
     def __init__(self, rules: list[tuple[int, str]], table: Optional[tuple[str, list[int]]], text: str,
-                 jid: Optional[int], span: tuple[int, int]) -> None:
+                 jid: Optional[int], span: tuple[int, int], nats: Optional[list[str]] = None) -> None:
         self.rules, self.table, self.text, self.jid, self.span = rules, table, text, jid, span
+        self.nats = nats or []
+
+    def forwards(self) -> Optional[int]:
+        """The number of the jail's own nat instance (its port forwards), if it has one."""
+        return next((int(line.split()[1]) for line in self.nats if " redirect_port " in line), None)
 
     @classmethod
     def from_text(cls, text: str) -> Optional["Rendered"]:
@@ -93,22 +120,30 @@ class Rendered:
         found = re.match(r'# jailhooks ipfw rules of jail "[^"]*": (\d+)-(\d+)(?: \(jid (\d+)\))?', head)
         if not found:
             return None
-        rules, table = [], None
+        rules, table, nats = [], None, []
         for line in text.splitlines():
             words = line.split(" ", 2)
             if words[0] == "add" and len(words) == 3 and words[1].isdigit():
                 rules.append((int(words[1]), words[2]))
+            if words[0] == "nat" and len(words) == 3 and words[1].isdigit() and words[2].startswith("config "):
+                nats.append(line)
             kept = re.match(r"table (\S+): (\d+)-(\d+) \(type number\)$", line)
             if kept:
                 table = (kept.group(1), list(range(int(kept.group(2)), int(kept.group(3)) + 1)))
         jid = int(found.group(3)) if found.group(3) else None
-        return cls(rules, table, text, jid, (int(found.group(1)), int(found.group(2))))
+        return cls(rules, table, text, jid, (int(found.group(1)), int(found.group(2))), nats)
 
-    def script(self) -> list[str]:
+    def script(self, configured: Optional[dict[int, str]] = None) -> list[str]:
         """The ipfw commands that put this half in place (the caller deletes
-        the other half after them): leftovers of the half first."""
+        the other half after them): leftovers of the half first, then the
+        nat instances CONFIGURED ({number: config line}, as ``ipfw nat show
+        config`` prints them) does not already hold as they are (a reconfig
+        unhooks the instance for a moment: ip_fw_nat.c nat44_config)."""
         low, high = self.span
         out = [f"delete {low}-{high}"]
+        for line in self.nats:
+            if (configured or {}).get(int(line.split()[1])) != f"ipfw {line}":
+                out.append(line)
         if self.table is not None:
             name, uids = self.table
             out += [f"table {name} destroy", f"table {name} create type number"]
@@ -129,9 +164,61 @@ def _ports(ports: tuple[str, ...]) -> str:
     return ",".join(p.replace(":", "-") for p in ports)
 
 
+class Translation:
+    """A NAT'ed jail's nat instances and rules (see the module's text)."""
+
+    def __init__(self, policy: Policy, slots: Slots, shared: Optional[int]) -> None:
+        p = policy
+        if len(p.nats) > 1 or p.nats[0][1].family != 4:
+            raise ValueError(f"jail {p.jail}: under ipfw a jail's NAT is one IPv4 address: ipfw's in-kernel nat "
+                             "(libalias) translates IPv4 only")
+        if not p.ip4:
+            raise ValueError(f"jail {p.jail}: it has no IPv4 address of its own to translate")
+        if shared is None:
+            raise ValueError(f"jail {p.jail}: no nat instance number for its NAT address")
+        nat = p.nats[0][1]
+        self.shared, self.target, self.iface, self.inside = shared, nat.target, nat.interface, p.ip4
+        self.forwards = slots.first
+        # (plugin, proto, public port, local address, local port, peers)
+        self.redirects = [(plugin, proto, int(fwd.port), p.ip4[0], int(fwd.to_port), fwd.peers)
+                          for plugin, fwd in p.rdrs for proto in fwd.proto]
+
+    def configs(self) -> list[str]:
+        out = [f"nat {self.shared} config ip {self.target}"]
+        if self.redirects:
+            out.append(f"nat {self.forwards} config ip {self.target}" + "".join(
+                f" redirect_port {proto} {laddr}:{lport} {pport}" for _, proto, pport, laddr, lport, _ in
+                self.redirects))
+        return out
+
+    def inbound(self) -> list[tuple[str, str]]:
+        """What comes in translated first: forwarded ports (only from their
+        peers: the others reach the host's own port, as with pf's rdr), then
+        replies to what the jails sent."""
+        rules = [(plugin, f"nat {self.forwards} {proto} from {','.join(peers) or 'any'} to {self.target} {pport} "
+                          f"in recv {self.iface}") for plugin, proto, pport, _, _, peers in self.redirects]
+        return rules + [("", f"nat {self.shared} ip from any to {self.target} in recv {self.iface}")]
+
+    def outbound(self, end: int) -> list[tuple[str, str]]:
+        """The rules OUT starts with, after the guard that keeps the rest out."""
+        rules = [("", f"skipto {end} ip from any to any")]
+        rules += [(plugin, f"nat {self.forwards} {proto} from {laddr} {lport} to any out xmit {self.iface}")
+                  for plugin, proto, _, laddr, lport, _ in self.redirects]
+        rules += [("", f"nat {self.shared} ip from {a} to any out xmit {self.iface}") for a in self.inside]
+        return rules + [("", "allow ip from any to any")]
+
+
+OUT = "skipto @OUT"  # the passes of a NAT'ed jail, until the number of OUT is known
+
+
 class Renderer:
-    def __init__(self, policy: Policy, slots: Slots, half: int, jid: Optional[int]) -> None:
+    def __init__(self, policy: Policy, slots: Slots, half: int, jid: Optional[int],
+                 shared: Optional[int] = None) -> None:
         self.p, self.slots, self.half, self.jid = policy, slots, half, jid
+        self.created = jid  # the JID the jail had when these rules were made (the kept text says it)
+        self.nat = Translation(policy, slots, shared) if policy.nats else None
+        # what a pass does: allow, or (a NAT'ed jail's sockets) go to OUT and its nat
+        self.allow = OUT if self.nat is not None and not policy.vnet else "allow"
         self.table = table_name(policy.jail, half) if policy.users is not None else None
         self.lookup = f" lookup uid {self.table}" if self.table else ""
         if policy.vnet:
@@ -165,7 +252,7 @@ class Renderer:
         return f" {direction} {'xmit' if direction == 'out' else 'recv'} {iface}"
 
     def _outbound(self, rule: Filter) -> list[str]:
-        action = "allow" if rule.action == "pass" else "deny"
+        action = self.allow if rule.action == "pass" else "deny"
         log = " log" if rule.log else ""
         state = " keep-state" if rule.action == "pass" else ""
         protos = rule.proto or (("tcp", "udp") if rule.port else ("ip",))
@@ -208,32 +295,50 @@ class Renderer:
 
     def _default_block(self) -> list[str]:
         learn = self.p.learn  # a logged allow, with state, in place of the deny
-        action, state = ("allow", " keep-state") if learn else ("deny", "")
+        action, state = (self.allow, " keep-state") if learn else ("deny", "")
         log = " log" if self.p.log_blocked or learn else ""
         way = self._way("out")
         lines = []
+        head = f"{action}{log}"  # log right after the action and its argument
         if self.jid is not None:
-            lines.append(f"{action}{log} ip from any to any{way} jail {self.jid}{state}")
+            lines.append(f"{head} ip from any to any{way} jail {self.jid}{state}")
         if self.p.match in ("address", "both") or self.jid is not None or self.p.vnet:
-            lines += [f"{action}{log} ip from {a} to any{way}{state}" for a in self.p.addresses]
+            lines += [f"{head} ip from {a} to any{way}{state}" for a in self.p.addresses]
         if self.table and not self.p.vnet:
-            lines.append(f"{action}{log} ip from any to any{way}{self.lookup}{state}")
+            lines.append(f"{head} ip from any to any{way}{self.lookup}{state}")
         return lines
+
+    def _forwarded(self) -> list[tuple[str, str]]:
+        """The passes of what the forwards bring in (the jail's address and
+        local port, as nat translated them), with state: their replies go
+        out through OUT, where the forwards' instance translates them back."""
+        if self.nat is None:
+            return []
+        return [(plugin, f"{self.allow} {proto} from {','.join(peers) or 'any'} to {laddr} {lport} in recv "
+                         f"{self.nat.iface} keep-state")
+                for plugin, proto, _, laddr, lport, peers in self.nat.redirects]
 
     def render(self) -> Rendered:
         p = self.p
-        sections: list[tuple[str, list[tuple[str, str]]]] = [("check-state", [("", "check-state")])]
-        if p.nats or p.rdrs:
-            raise ValueError(f"jail {p.jail}: the ipfw backend does not translate addresses yet (saddr.nat, rdr): "
-                             "use [firewall] backend = \"pf\" for this host, or drop the NAT")
+        sections: list[tuple[str, list[tuple[str, str]]]] = []
+        if self.nat is not None:
+            first = self.nat.inbound()
+            if p.vnet:  # what leaves the host from its addresses: filtered as it came in, translated now
+                first += [("", f"{OUT} ip from {a} to any out xmit {self.nat.iface}") for a in self.nat.inside]
+            sections.append(("translation: what comes in, before anything else", first))
+        sections.append(("check-state", [("", "check-state")]))
         sections.append(("inbound blocks", [(pl, line) for pl, r in p.inbound("block") for line in self._inbound(r)]))
-        sections.append(("inbound passes", [(pl, line) for pl, r in p.inbound("pass") for line in self._inbound(r)]))
+        sections.append(("inbound passes", [(pl, line) for pl, r in p.inbound("pass") for line in self._inbound(r)]
+                         + self._forwarded()))
         for title, rules in p.bands():
             sections.append((title, [(pl, line) for pl, r in rules for line in self._outbound(r)]))
         if p.default == "block":
             title = "5. learn: pass and log everything else the jail sends" if p.learn else \
                 "5. block everything else the jail sends"
             sections.append((title, [("", line) for line in self._default_block()]))
+        if self.nat is not None:
+            sections.append(("translation: what the jail sends, after a pass (nothing else reaches it)",
+                             self.nat.outbound(self.slots.last + 1)))
         low, high = self.slots.halves(self.half)
         count = sum(len(lines) for _, lines in sections)
         if count > high - low + 1:
@@ -243,18 +348,24 @@ class Renderer:
                     "its addresses" if p.match != "uid" and not p.vnet else "its UID block" if not p.vnet else
                     "its addresses (VNET: as its packets enter the host)")
         out = [f'# jailhooks ipfw rules of jail "{p.jail}": {low}-{high}'
-               + (f" (jid {self.jid})" if self.jid is not None else " (held: before exec.created)"),
+               + (f" (jid {self.created})" if self.created is not None else " (held: before exec.created)"),
                f"# the jail is known by {identity}"
                + (f"; its users are UIDs {p.users[0]}-{p.users[1]} (table {self.table})" if self.table else ""),
                "# the first rule that matches decides"]
         rules: list[tuple[int, str]] = []
         number = low
+        numbered = [body for _, lines in sections for _, body in lines]
+        if self.nat is not None:  # OUT: right after the guard (the first rule of the last section)
+            out_rule = low + len(numbered) - len(sections[-1][1]) + 1
+            numbered = [body.replace(OUT, f"skipto {out_rule}") for body in numbered]
+        bodies = iter(numbered)
         for title, lines in sections:
             if not lines:
                 continue
             out.append(f"# {title}")
             origin = None
-            for plugin, body in lines:
+            for plugin, _ in lines:
+                body = next(bodies)
                 if plugin and plugin != origin:
                     out.append(f"# from plugin {validate.shown(plugin)}")
                 origin = plugin
@@ -263,9 +374,10 @@ class Renderer:
                 number += 1
         out += self.notes
         table = (self.table, list(range(p.users[0], p.users[1] + 1))) if self.table else None
-        if table:
-            out.insert(3, f"table {self.table}: {p.users[0]}-{p.users[1]} (type number)")
-        return Rendered(rules, table, "\n".join(out) + "\n", self.jid, (low, high))
+        nats = self.nat.configs() if self.nat is not None else []
+        head = ([f"table {self.table}: {p.users[0]}-{p.users[1]} (type number)"] if table else []) + nats
+        out[3:3] = head
+        return Rendered(rules, table, "\n".join(out) + "\n", self.created, (low, high), nats)
 
 
 def _describe(rule: Filter) -> str:
@@ -274,7 +386,8 @@ def _describe(rule: Filter) -> str:
                                                                         if rule.port else "")
 
 
-def render(policy: Policy, slots: Slots, half: int, jid: Optional[int]) -> Rendered:
+def render(policy: Policy, slots: Slots, half: int, jid: Optional[int], shared: Optional[int] = None) -> Rendered:
     """POLICY as the rules of half HALF of SLOTS; JID None: held (before the
-    jail exists).  ValueError when the policy cannot be expressed."""
-    return Renderer(policy, slots, half, jid).render()
+    jail exists); SHARED: the nat instance of its NAT address.  ValueError
+    when the policy cannot be expressed."""
+    return Renderer(policy, slots, half, jid, shared).render()

@@ -11,11 +11,20 @@ else on a rule (an or-block, ``not``, another action or option) is kept as
 Semantics (ipfw(8)): rules in number order, the first that matches decides;
 ``count`` counts and goes on; ``skipto N`` goes on at the first rule numbered
 N or more; ``setfib`` sets the FIB and goes on; ``check-state`` (and the first
-``keep-state`` rule) lets a packet of a flow that a ``keep-state`` rule
-allowed pass; ``jail J`` and ``uid``/``lookup uid T`` match TCP and UDP
-packets whose local socket belongs to prison J / that user (ipfw(8): "Matches
-all TCP or UDP packets sent by or received for the jail"); ``me`` is any
-address of the host (a non-VNET jail's addresses are the host's).
+``keep-state`` rule) finds the flow of a ``keep-state`` rule and does what
+that rule does (allow, or its skipto); ``jail J`` and ``uid``/``lookup uid T``
+match TCP and UDP packets whose local socket belongs to prison J / that user
+(ipfw(8): "Matches all TCP or UDP packets sent by or received for the
+jail"); ``me`` is any address of the host (a non-VNET jail's addresses are
+the host's).
+
+``nat N`` (ip_fw2.c O_NAT, ip_fw_nat.c, ip_fw_pfil.c): a packet that is not
+IPv4, or whose instance does not exist, is dropped; otherwise the instance
+translates it (out: the source becomes its address, or a redirect's public
+port for the redirect's own local port; in: to its address, a redirect's
+public port goes to its local address and port; what its link table holds
+for replies is not modelled, so they stay as they are), and then, with
+``net.inet.ip.fw.one_pass`` 1, it passes; with 0 it goes on at the next rule.
 """
 from __future__ import annotations
 
@@ -29,6 +38,48 @@ ACTIONS = {"allow": ALLOW, "accept": ALLOW, "pass": ALLOW, "permit": ALLOW, "den
            "reset": DENY, "reject": DENY, "count": "count", "check-state": "check-state"}
 PROTOS = {"ip": "ip", "all": "ip", "tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmp6": "ipv6-icmp",
           "ipv6-icmp": "ipv6-icmp"}
+
+
+class NatInstance:
+    """One instance of the in-kernel nat, from its config line ("[ipfw] nat
+    N config ip ADDR [redirect_port PROTO LADDR:LPORT PPORT]...")."""
+
+    __slots__ = ("number", "ip", "redirects")
+
+    def __init__(self, number: int, ip: Optional[str], redirects: list[tuple[str, str, int, int]]) -> None:
+        self.number, self.ip, self.redirects = number, ip, redirects
+
+    @classmethod
+    def parse(cls, line: str) -> Optional["NatInstance"]:
+        words = line.split()
+        if words[:1] == ["ipfw"]:
+            words = words[1:]
+        if len(words) < 3 or words[0] != "nat" or not words[1].isdigit() or words[2] != "config":
+            return None
+        ip, redirects, rest = None, [], words[3:]
+        while rest:
+            if rest[0] == "ip" and len(rest) > 1:
+                ip, rest = rest[1], rest[2:]
+            elif rest[0] == "redirect_port" and len(rest) > 3 and ":" in rest[2] and rest[3].isdigit():
+                laddr, _, lport = rest[2].partition(":")
+                redirects.append((rest[1], laddr, int(lport), int(rest[3])))
+                rest = rest[4:]
+            else:
+                return None  # a configuration the evaluator does not model
+        return cls(int(words[1]), ip, redirects)
+
+    def translate(self, pkt: Packet) -> Packet:
+        if pkt.direction == "out":
+            for proto, laddr, lport, pport in self.redirects:
+                if (proto, laddr, lport) == (pkt.proto, pkt.src, pkt.sport):
+                    return pkt._replace(src=self.ip, sport=pport)
+            return pkt._replace(src=self.ip)
+        if pkt.dst != self.ip:
+            return pkt
+        for proto, laddr, lport, pport in self.redirects:
+            if (proto, pport) == (pkt.proto, pkt.dport):
+                return pkt._replace(dst=laddr, dport=lport)
+        return pkt
 
 
 class Rule:
@@ -84,7 +135,7 @@ def _parse_body(rule: Rule, words: list[str]) -> None:
             if words:
                 rule.unmodelled.append(" ".join(words))
             return
-    elif head in ("skipto", "setfib") and words and words[0].isdigit():
+    elif head in ("skipto", "setfib", "nat") and words and words[0].isdigit():
         rule.action, rule.arg = head, int(words.pop(0))
     else:
         rule.action = "other"
@@ -139,11 +190,13 @@ def parse_listing(lines: list[str]) -> list[Rule]:
 # -- a packet's path --------------------------------------------------------------------------------
 
 class Verdict:
-    __slots__ = ("action", "rule", "unproven", "state")
+    __slots__ = ("action", "rule", "unproven", "state", "translated")
 
-    def __init__(self, action: str, rule: Optional[Rule], unproven: str = "", state: bool = False) -> None:
+    def __init__(self, action: str, rule: Optional[Rule], unproven: str = "", state: bool = False,
+                 translated: Optional[tuple[Rule, Packet]] = None) -> None:
         self.action = action  # "pass" or "block" (the words the policy uses)
         self.rule, self.unproven, self.state = rule, unproven, state
+        self.translated = translated  # (the nat rule, the packet as it translated it)
 
     @property
     def passed(self) -> bool:
@@ -159,22 +212,27 @@ class Ruleset:
     """What ipfw holds: RULES (number order), TABLES(name) -> keys or None (not
     known), JAILED: the jails' addresses (the host's too: ``me``; never the
     host's own address, which a packet from a jail without one leaves with),
-    USERS(name) -> uid or None, ENABLED: net.inet.ip.fw.enable."""
+    USERS(name) -> uid or None, ENABLED: net.inet.ip.fw.enable, NATS: the nat
+    instances by number (None: not known), ONE_PASS: net.inet.ip.fw.one_pass
+    (None: not known)."""
 
     def __init__(self, rules: list[Rule], tables: Callable[[str], Optional[list[str]]] = lambda name: None,
                  jailed: frozenset = frozenset(), users: Callable[[str], Optional[int]] = lambda name: None,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, nats: Optional[dict[int, Optional[NatInstance]]] = None,
+                 one_pass: Optional[bool] = None) -> None:
         self.rules = sorted(rules, key=lambda r: r.number)
         self.tables, self.jailed, self.users, self.enabled = tables, jailed, users, enabled
+        self.nats, self.one_pass = nats, one_pass
 
-    def test(self, pkt: Packet, jid: Optional[int] = None, states: Optional[set] = None) -> Verdict:
+    def test(self, pkt: Packet, jid: Optional[int] = None, states: Optional[dict] = None) -> Verdict:
         """PKT's verdict; JID: the prison of its local socket (None: none, or
-        not a jail's); STATES: flows a keep-state rule allowed, which this
-        call adds to when it allows one."""
+        not a jail's); STATES: flows a keep-state rule matched (flow -> that
+        rule), which this call adds to."""
         if not self.enabled:
             return Verdict("pass", None)
-        states = set() if states is None else states
+        states = {} if states is None else states
         doubts: list[tuple[Rule, str]] = []
+        translated: Optional[tuple[Rule, Packet]] = None
         i = 0
         while i < len(self.rules):
             rule = self.rules[i]
@@ -182,8 +240,12 @@ class Ruleset:
             if rule.action in ("count", "setfib"):
                 continue  # they go on, whatever matched
             if rule.action == "check-state" or rule.keep_state:
-                if _flow(pkt, reverse=True) in states or _flow(pkt) in states:
-                    return self._decide(Verdict("pass", rule, state=True), doubts)
+                parent = states.get(_flow(pkt, reverse=True)) or states.get(_flow(pkt))
+                if parent is not None:
+                    if parent.action == "skipto":  # the state does what its rule does
+                        i = self._after(parent, i)
+                        continue
+                    return self._decide(Verdict("pass", rule, state=True, translated=translated), doubts)
                 if rule.action == "check-state":
                     continue
             match, why = self._matches(rule, pkt, jid)
@@ -192,17 +254,52 @@ class Ruleset:
             if match is None or rule.unmodelled:
                 doubts.append((rule, why or ", ".join(rule.unmodelled)))
                 continue
+            if rule.keep_state and rule.action in (ALLOW, "skipto"):
+                states[_flow(pkt)] = rule
             if rule.action == "skipto":
-                i = next((k for k, r in enumerate(self.rules) if r.number >= rule.arg), len(self.rules))
+                i = self._after(rule, i)
                 continue
+            if rule.action == "nat":
+                verdict = self._nat(rule, pkt)
+                if isinstance(verdict, Verdict):
+                    verdict.translated = translated
+                    return self._decide(verdict, doubts)
+                if _fields(verdict) != _fields(pkt):  # nat leaves what it has no link for as it is
+                    translated = (rule, verdict)
+                pkt = verdict
+                if self.one_pass is None:
+                    doubts.append((rule, "net.inet.ip.fw.one_pass is not known"))
+                    continue
+                if self.one_pass:
+                    return self._decide(Verdict("pass", rule, translated=translated), doubts)
+                continue  # one_pass 0: on at the next rule, translated
             if rule.action == ALLOW:
-                if rule.keep_state:
-                    states.add(_flow(pkt))
-                return self._decide(Verdict("pass", rule, state=rule.keep_state), doubts)
+                return self._decide(Verdict("pass", rule, state=rule.keep_state, translated=translated), doubts)
             if rule.action == DENY:
-                return self._decide(Verdict("block", rule), doubts)
+                return self._decide(Verdict("block", rule, translated=translated), doubts)
             doubts.append((rule, f"action {rule.action}"))
-        return self._decide(Verdict("block", None), doubts)
+        return self._decide(Verdict("block", None, translated=translated), doubts)
+
+    def _after(self, rule: Rule, i: int) -> int:
+        """Where skipto RULE goes on: the first rule numbered its argument or
+        more, never back (ip_fw2.c jump: a target at or before the rule goes
+        on at the next one)."""
+        return next((k for k, r in enumerate(self.rules) if r.number >= rule.arg and k >= i), len(self.rules))
+
+    def _nat(self, rule: Rule, pkt: Packet) -> "Verdict | Packet":
+        """The packet as nat RULE leaves it, or the verdict when it drops it."""
+        if ":" in pkt.dst:
+            return Verdict("block", rule)  # O_NAT: libalias takes IPv4 only, the rest is dropped
+        if self.nats is None:
+            return Verdict("block", rule, unproven=f"rule {rule.number:05d} {rule.text} (cannot evaluate: the nat "
+                                                   "instances could not be read)")
+        if rule.arg not in self.nats:
+            return Verdict("block", rule)  # no such instance: IP_FW_DENY
+        instance = self.nats[rule.arg]
+        if instance is None:
+            return Verdict("block", rule, unproven=f"rule {rule.number:05d} {rule.text} (cannot evaluate: its "
+                                                   "nat configuration is not modelled)")
+        return instance.translate(pkt)
 
     @staticmethod
     def _decide(verdict: Verdict, doubts: list[tuple[Rule, str]]) -> Verdict:
@@ -279,6 +376,10 @@ def _in_ports(spec: str, port: int) -> bool:
         if low.isdigit() and int(low) <= port <= int(high or low):
             return True
     return False
+
+
+def _fields(pkt: Packet) -> tuple:
+    return tuple(getattr(pkt, name) for name in Packet.__slots__)
 
 
 def _flow(pkt: Packet, reverse: bool = False) -> tuple:

@@ -10,6 +10,14 @@ deleted in one IP_FW_XDEL; the new half before the old: each rule added in
 order, the first to match is the new rules' own first match).  A command
 that fails stops the script before the old half is deleted; the new half is
 then deleted again.  The text last loaded is kept in STATE_DIR/ipfw/.
+
+NAT (jailhooks/ipfw/render.py): the jails that leave with one address share
+a nat instance, numbered down from ``[ipfw] first`` - 1 and found again by
+its configuration (``ipfw nat show config``), under a host lock so that two
+jails starting at once agree on it; a jail's port forwards are an instance
+of its own, numbered as its range, deleted with its rules; ``sync``
+deletes a shared instance no rule uses any more.  Loading needs
+``net.inet.ip.fw.one_pass=0``.
 """
 from __future__ import annotations
 
@@ -18,7 +26,9 @@ from typing import Optional
 
 from .. import hookimpl, validate
 from ..config import Field, Section, integer
-from ..errors import DataError, JailhooksError
+from ..errors import ConfigError, DataError, JailhooksError
+
+SHARED_SPAN = 64  # the shared nat instances: [ipfw] first - 1 down to first - SHARED_SPAN
 
 SECTION = Section("ipfw", fields={
     "first": Field(integer(1, 65000), 10000, "the first rule number of the jails' ranges"),
@@ -67,13 +77,57 @@ def _keep(ctx, text: Optional[str]) -> None:
 
 # -- load, prove, remove ------------------------------------------------------------------------------
 
-def _render(ctx, jid: Optional[int], half: int, lease=None):
+def _render(ctx, jid: Optional[int], half: int, lease=None, shared: Optional[int] = None):
     from ..ipfw.render import render
 
+    policy = ctx.policy(lease)
+    if policy.nats and shared is None:
+        shared = shared_instance(ctx.settings, ctx.host, policy.nats[0][1].target)[0]
     try:
-        return render(ctx.policy(lease), _slots(ctx, lease), half, jid)
+        return render(policy, _slots(ctx, lease), half, jid, shared)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+
+
+def shared_instance(settings, host, target: str) -> tuple[int, dict[int, str]]:
+    """The nat instance the jails that leave with TARGET share: the one
+    configured as ``ip TARGET`` alone in jailhooks' numbers, else the
+    highest free one there; and what ``ipfw nat show config`` shows now."""
+    first = settings.section("ipfw")["first"]
+    configured = host.ipfw_nat()
+    mine = range(first - 1, max(first - 1 - SHARED_SPAN, 0), -1)
+    for number in mine:
+        if configured.get(number) == f"ipfw nat {number} config ip {target}":
+            return number, configured
+    for number in mine:
+        if number not in configured:
+            return number, configured
+    raise DataError(f"no free nat instance number for {target} in {max(first - SHARED_SPAN, 1)}-{first - 1} "
+                    "(the shared instances jailhooks numbers below [ipfw] first)")
+
+
+def _nat_lock(settings, dry_run: bool):
+    """Held while a shared nat instance is found and configured, or deleted."""
+    from contextlib import nullcontext
+
+    from .. import jailfs
+
+    if dry_run:
+        return nullcontext()
+    return jailfs.locked(os.path.join(settings.state_dir, "locks"), "ipfw-nat.lock",
+                         settings.host["lock_timeout"], "another jailhooks run is configuring ipfw's nat")
+
+
+def require_one_pass(ctx) -> None:
+    """A NAT'ed jail needs net.inet.ip.fw.one_pass=0 (see render.py)."""
+    from ..ipfw.prove import one_pass_of
+
+    if one_pass_of(ctx.host) is not False:
+        raise ConfigError(f"jail {ctx.jail.name}: its NAT under ipfw needs net.inet.ip.fw.one_pass=0 (it is "
+                          f"{ctx.host.sysctl('net.inet.ip.fw.one_pass') or 'not there: is ipfw loaded?'}): with 1, "
+                          "ipfw lets a packet through once nat has seen it, so the jails' nat rule on their "
+                          "address would let in everything sent to it; set it in /etc/sysctl.conf; nothing was "
+                          "loaded")
 
 
 def live_numbers(host) -> set[int]:
@@ -106,21 +160,32 @@ def _half_in_use(ctx, slots) -> Optional[int]:
 def load(ctx, jid: Optional[int]):
     """Render and load the jail's rules into the half not in use, then delete
     the other half; on failure, delete the new half again.  Returns them."""
+    from contextlib import nullcontext
+
     slots = _slots(ctx)
     old = _half_in_use(ctx, slots)
     half = 1 if old == 0 else 0
-    rendered = _render(ctx, jid, half)
-    other_low, other_high = slots.halves(1 - half)
-    other = [f"delete {other_low}-{other_high}"]
-    if rendered.table is not None:
-        from ..ipfw.render import table_name
+    policy = ctx.policy()
+    if policy.nats:
+        require_one_pass(ctx)
+    with _nat_lock(ctx.settings, ctx.dry_run) if policy.nats else nullcontext():
+        shared, configured = shared_instance(ctx.settings, ctx.host, policy.nats[0][1].target) if policy.nats \
+            else (None, {})
+        rendered = _render(ctx, jid, half, shared=shared)
+        other_low, other_high = slots.halves(1 - half)
+        other = [f"delete {other_low}-{other_high}"]
+        if rendered.table is not None:
+            from ..ipfw.render import table_name
 
-        other.append(f"table {table_name(ctx.jail.name, 1 - half)} destroy")
-    try:
-        ctx.host.ipfw_script(rendered.script() + other)
-    except JailhooksError:
-        _remove_half(ctx, rendered)
-        raise
+            other.append(f"table {table_name(ctx.jail.name, 1 - half)} destroy")
+        before = kept(ctx.settings, ctx.jail.name)
+        if before is not None and before.forwards() is not None and rendered.forwards() is None:
+            other.append(f"nat {before.forwards()} delete")  # its forwards are gone from the policy
+        try:
+            ctx.host.ipfw_script(rendered.script(configured) + other)
+        except JailhooksError:
+            _remove_half(ctx, rendered)
+            raise
     _keep(ctx, rendered.text)
     return rendered
 
@@ -164,6 +229,8 @@ def remove(ctx) -> None:
     if before is not None:
         lines.append(f"delete {before.span[0]}-{before.span[1]}")  # where it was loaded, whatever the lease says
     lines += [f"table {table_name(ctx.jail.name, h)} destroy" for h in (0, 1)]
+    if before is not None and before.forwards() is not None:
+        lines.append(f"nat {before.forwards()} delete")  # its own; the shared instance stays (sync deletes it)
     ctx.host.ipfw_script(lines)
     _keep(ctx, None)
 
@@ -171,8 +238,13 @@ def remove(ctx) -> None:
 def findings(ctx, rendered, jid: Optional[int], ruleset=None) -> tuple[list[str], list[str]]:
     from ..ipfw.prove import live, prove
 
-    found = prove(ctx.policy(), rendered, ruleset or live(ctx.host), jid)
-    return [str(f) for f in found if f.fails_open], [str(f) for f in found if not f.fails_open]
+    ruleset = ruleset or live(ctx.host)
+    found = prove(ctx.policy(), rendered, ruleset, jid)
+    problems = [str(f) for f in found if f.fails_open]
+    if rendered.nats and ruleset.enabled and ruleset.one_pass is not False:
+        problems.insert(0, "net.inet.ip.fw.one_pass is not 0: its nat rules let through whatever they see, "
+                           "translated or not (everything sent to its NAT address)")
+    return problems, [str(f) for f in found if not f.fails_open]
 
 
 def require_enforced(ctx, rendered, jid: Optional[int]) -> None:
@@ -255,10 +327,9 @@ def jailhooks_verify(ctx, seen):
 
     if "ipfw" not in seen:
         seen["ipfw"] = live(ctx.host)
-    rendered = _render(ctx, ctx.jail.jid, 0)
     before = kept(ctx.settings, ctx.jail.name)
-    problems, doubts = findings(ctx, before if before is not None and before.jid == ctx.jail.jid else rendered,
-                                ctx.jail.jid, seen["ipfw"])
+    rendered = before if before is not None and before.jid == ctx.jail.jid else _render(ctx, ctx.jail.jid, 0)
+    problems, doubts = findings(ctx, rendered, ctx.jail.jid, seen["ipfw"])
     return [("error", line) for line in problems] + [("warning", line) for line in doubts]
 
 
@@ -266,11 +337,12 @@ def jailhooks_verify(ctx, seen):
 def jailhooks_render(ctx, policy):
     from ..ipfw.render import Slots, render
 
+    shared = shared_instance(ctx.settings, ctx.host, policy.nats[0][1].target)[0] if policy.nats else None
     try:
         slots = _slots(ctx) if ctx.lease is not None else Slots(ctx.config("ipfw")["first"],
                                                                  ctx.config("ipfw")["per_jail"])
-        held = render(policy, slots, 0, None).text
-        jailed = render(policy, slots, 1, ctx.jail.jid if ctx.jail.jid is not None else 0).text
+        held = render(policy, slots, 0, None, shared).text
+        jailed = render(policy, slots, 1, ctx.jail.jid if ctx.jail.jid is not None else 0, shared).text
     except ValueError as exc:
         raise DataError(str(exc)) from None
     where = "" if ctx.lease is not None else "# (no lease yet: numbered as the first slot)\n"
@@ -326,28 +398,32 @@ def jailhooks_columns(status):
 @hookimpl
 def jailhooks_explain(ctx, packet, rendered):
     from ..ipfw.prove import alone, live
-    from ..probes import Packet
+    from ..probes import Packet, egress
 
     policy = ctx.policy()
     jid = ctx.jail.jid
     own = next((a for a in policy.addresses if (":" in a) == (":" in packet["dst"])), None)
+    iface = packet["iface"] or egress(policy)  # as the probes take it: the policy's, else its NAT's
     if packet["direction"] == "out":
-        pkt = Packet(packet["iface"] or policy.interface, "out", packet["proto"], own, packet["dst"],
-                     dport=packet["port"], uid=packet["uid"])
+        pkt = Packet(iface, "out", packet["proto"], own, packet["dst"], dport=packet["port"], uid=packet["uid"])
     else:
-        pkt = Packet(packet["iface"] or policy.interface, "in", packet["proto"], packet["src"], packet["dst"],
-                     sport=50000, dport=packet["port"])
+        pkt = Packet(iface, "in", packet["proto"], packet["src"], packet["dst"], sport=50000, dport=packet["port"])
     before = kept(ctx.settings, ctx.jail.name)
     ruleset = alone(_render(ctx, jid, 0)) if rendered or before is None else live(ctx.host)
     socket = jid if pkt.proto in ("tcp", "udp") and not policy.vnet else None
     v = ruleset.test(pkt, socket)
+    translation = seen = None
+    if v.translated is not None:
+        rule, after = v.translated
+        translation = f"rule {rule.number:05d} {rule.text}"
+        seen = {"src": after.src, "dst": after.dst, "port": after.dport}
     return {"verdict": v.action, "proven": not v.unproven, "why": v.decided_by(), "state": v.state,
             "rule": v.rule.text if v.rule is not None else None, "anchor": None, "section": "", "plugin": "",
             "number": v.rule.number if v.rule is not None else None,
-            "translation": None,
+            "translation": translation,
             "packet": {"direction": pkt.direction, "proto": pkt.proto, "src": pkt.src, "dst": pkt.dst,
                        "port": pkt.dport, "uid": pkt.uid, "iface": pkt.iface},
-            "seen_as": None, "ruleset": "rendered" if rendered or before is None else "live"}
+            "seen_as": seen, "ruleset": "rendered" if rendered or before is None else "live"}
 
 
 @hookimpl
@@ -368,10 +444,30 @@ def jailhooks_cleanup(settings, host, running, dry_run):
         rendered = Rendered.from_text(text) if text else None
         if rendered is not None and not dry_run:
             host.ipfw_script([f"delete {rendered.span[0]}-{rendered.span[1]}"]
-                             + ([f"table {rendered.table[0]} destroy"] if rendered.table else []))
+                             + ([f"table {rendered.table[0]} destroy"] if rendered.table else [])
+                             + ([f"nat {rendered.forwards()} delete"] if rendered.forwards() is not None else []))
             os.unlink(os.path.join(directory, name))
             removed.append(f"deleted the ipfw rules {rendered.span[0]}-{rendered.span[1]} of a jail that is gone")
-    return removed
+    return removed + _unused_shared(settings, host, dry_run)
+
+
+def _unused_shared(settings, host, dry_run: bool) -> list[str]:
+    """Delete the shared nat instances (jailhooks' numbers, ``ip ADDR``
+    alone) that no rule uses any more: the last NAT'ed jail on an address
+    stops without deleting it, since another may be starting."""
+    from ..ipfw.rules import parse_listing
+
+    first = settings.section("ipfw")["first"]
+    if not host.ipfw_enabled():
+        return []
+    with _nat_lock(settings, dry_run):
+        configured = host.ipfw_nat()
+        used = {rule.arg for rule in parse_listing(host.ipfw_list()) if rule.action == "nat"} if configured else set()
+        unused = [n for n, line in configured.items() if first - SHARED_SPAN <= n < first and n not in used
+                  and len(line.split()) == 6 and line.split()[4] == "ip"]
+        if unused and not dry_run:
+            host.ipfw_script([f"nat {n} delete" for n in unused])
+    return [f"deleted the shared nat instance {n}, which no jail uses" for n in unused]
 
 
 @hookimpl

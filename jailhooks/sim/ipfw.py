@@ -5,7 +5,9 @@ ipfw printed against its own kernel code).
 
 Modelled: ``add`` (the rule grammar jailhooks writes and the fixtures show),
 ``delete N|N-M``, ``list``/``show`` (``-S``), ``-f flush``, ``table NAME
-create type number|addr``, ``add``, ``delete``, ``destroy``, ``list``, and
+create type number|addr``, ``add``, ``delete``, ``destroy``, ``list``; the
+in-kernel nat's ``nat N config ip ADDR [redirect_port PROTO LADDR:LPORT
+PPORT]...``, ``nat [N] show config`` and ``nat N delete`` (nat.c); and
 ``ipfw [-q] /ABSOLUTE/FILE`` (main.c: the last argument an absolute path;
 ``/dev/stdin`` reads the command's input): one command per line, stopping at
 the first that fails and keeping the lines before it, as ipfw_readfile()
@@ -43,7 +45,9 @@ class Refused(Exception):
 
 
 def state(st) -> dict:
-    return st.setdefault("ipfw", {"rules": [], "tables": {}})
+    ipfw = st.setdefault("ipfw", {"rules": [], "tables": {}})
+    ipfw.setdefault("nat", {})  # instance number (a string) -> {"ip": ..., "redirects": [[proto, laddr, lport, pport]]}
+    return ipfw
 
 
 def run(st, args, input, out, err) -> int:
@@ -116,6 +120,8 @@ def _command(st, words: list[str], flags: set[str], out, err) -> None:
         state(st)["rules"] = []
     elif verb == "table":
         _table(st, rest, quiet, out, err)
+    elif verb == "nat":
+        _nat(st, rest, quiet, out, err)
     else:
         raise Refused(f"{verb} is not modelled by the simulated host", 70)
 
@@ -159,6 +165,12 @@ def _compile(st, words: list[str]) -> str:
         if words:
             raise Refused("check-state with a body is not modelled by the simulated host", 70)
         return " ".join(printed)
+    elif action == "nat" and words and words[0].isdigit():
+        number = int(words[0])  # ipfw2.c arg_or_targ: 1..IPFW_ARG_MAX (65534)
+        if not 1 <= number <= 65534:
+            raise Refused(f"illegal argument {words[0]}({number}) for nat", 65)
+        printed.append(f"nat {number}")
+        words = words[1:]
     elif action in ("skipto", "setfib") and words and words[0].isdigit():
         if action == "setfib" and int(words[0]) >= int(st["sysctl"].get("net.fibs", "1")):
             raise Refused("fib too large.\n", 65)  # ipfw2.c errx(EX_DATAERR, "fib too large.\n")
@@ -299,6 +311,91 @@ def _list(st, out, counters: bool, sets: bool) -> None:
         count = f" {packets:>{pcwidth}} {octets:>{bcwidth}}" if counters else ""
         in_set = f" set {rule_set}" if sets else ""
         out.append(f"{number:05d}{count}{in_set} {body}\n")
+
+
+# -- in-kernel nat (nat.c) -----------------------------------------------------------------------------
+
+def _nat(st, words: list[str], quiet: bool, out, err) -> None:
+    """main.c swaps "nat N VERB" into "nat VERB N"; VERB config, show or delete."""
+    instances = state(st)["nat"]
+    if words and words[0].isdigit() and len(words) > 1:
+        words = [words[1], words[0], *words[2:]]
+    verb, rest = (words[0], words[1:]) if words else ("", [])
+    if verb == "config":
+        _nat_config(instances, rest, quiet, out)
+    elif verb == "show":
+        names = [w for w in rest if w != "config"]
+        if len(names) == len(rest):
+            raise Refused("nat show without config (the log) is not modelled by the simulated host", 70)
+        if not names:  # every instance, by number (natname_cmp)
+            for name in sorted(instances, key=int):
+                out.append(_nat_line(name, instances[name]))
+        elif names[0] not in instances:  # nat_get_cmd: the kernel's ESRCH
+            raise Refused(f"Error getting nat {names[0]} instance info: No such process", 71)
+        else:
+            out.append(_nat_line(names[0], instances[names[0]]))
+    elif verb == "delete":
+        for word in rest:
+            if not word[:1].isdigit():
+                break
+            if instances.pop(str(int(word)), None) is None and not quiet:
+                # ipfw_delete_nat: warn(), and the exit status stays 0 when stdin is not a terminal
+                err.append(f"ipfw: nat {int(word)} not available: No such process\n")
+    else:
+        raise Refused(f"nat {verb} is not modelled by the simulated host", 70)
+
+
+def _nat_config(instances: dict, words: list[str], quiet: bool, out) -> None:
+    if not words:
+        raise Refused("missing nat id", 65)
+    name, words = words[0], words[1:]
+    if not name.isdigit() or int(name) <= 0:
+        raise Refused(f"illegal nat id: {name}", 65)
+    name = str(int(name))
+    if not words:
+        raise Refused("missing option", 65)
+    config: dict = {"ip": None, "redirects": []}
+    while words:
+        token, words = words[0], words[1:]
+        if token == "ip":
+            if not words:
+                raise Refused("missing option", 65)
+            try:
+                config["ip"] = str(ipaddress.IPv4Address(words[0]))
+            except ValueError:
+                raise Refused(f"bad ip address ``{words[0]}''", 65) from None
+            words = words[1:]
+        elif token == "redirect_port":
+            if len(words) < 3:
+                raise Refused("redirect_port: not enough arguments", 65)
+            proto, local, public = words[:3]
+            words = words[3:]
+            laddr, _, lport = local.partition(":")
+            if proto not in ("tcp", "udp") or not lport.isdigit() or not public.isdigit() or ":" in public:
+                raise Refused(f"redirect_port {proto} {local} {public} is not modelled by the simulated host", 70)
+            try:
+                laddr = str(ipaddress.IPv4Address(laddr))
+            except ValueError:
+                raise Refused("redirect_port: invalid local port range", 65) from None
+            if words and words[0][:1].isdigit():
+                raise Refused("redirect_port with a remote address is not modelled by the simulated host", 70)
+            config["redirects"].append([proto, laddr, int(lport), int(public)])
+        elif token in ("if", "log", "deny_in", "same_ports", "unreg_only", "unreg_cgn", "reset", "reverse",
+                       "proxy_only", "skip_global", "port_range", "udp_eim", "redirect_addr", "redirect_proto"):
+            raise Refused(f"nat config {token} is not modelled by the simulated host", 70)
+        else:
+            raise Refused(f"unrecognised option ``{token}''", 65)
+    instances[name] = config  # nat44_config: a new instance, or the old one reconfigured (its links kept)
+    if not quiet:  # "After every modification, we show the resultant rule."
+        out.append(_nat_line(name, config))
+
+
+def _nat_line(name: str, config: dict) -> str:
+    """nat.c nat_show_cfg: "ipfw nat N config", the address, then each redirect."""
+    line = f"ipfw nat {name} config" + (f" ip {config['ip']}" if config["ip"] else "")
+    for proto, laddr, lport, pport in config["redirects"]:
+        line += f" redirect_port {proto} {laddr}:{lport} {pport}"
+    return line + "\n"
 
 
 # -- tables ------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ def _fresh_state() -> dict[str, Any]:
         "states": [],
         "sysctl": {"net.fibs": "1", "net.add_addr_allfibs": "0", "security.jail.jailed": "0",
                    "kern.features.inet6": "1", "kern.osrelease": "15.1-RELEASE-p1",
-                   "net.inet.ip.fw.enable": "1"},  # ipfw.ko loaded (its rules start with the default deny)
+                   # ipfw.ko loaded (its rules start with the default deny); one_pass 1 as ip_fw2.c defines it
+                   "net.inet.ip.fw.enable": "1", "net.inet.ip.fw.one_pass": "1"},
         "routes": {"0": {}},
         "faults": [],
     }

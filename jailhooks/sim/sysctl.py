@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from .getopt import not_modelled, options
 
+# RW integers jailhooks reads and the tests set, 0 or 1: ipfw on or off (what `ipfw disable firewall`
+# sets; ip_fw_pfil.c), and whether a packet nat translated leaves ipfw (1) or goes on at the next rule
+# (0; ip_fw2.c fw_one_pass, ip_fw_pfil.c)
+SWITCHES = ("net.inet.ip.fw.enable", "net.inet.ip.fw.one_pass")
+
 
 def run(st, args, input, out, err) -> int:
     # sbin/sysctl/sysctl.c: getopt(argc, argv, "AabB:def:hiNnoqtTwWxX"), and its usage()
@@ -18,7 +23,7 @@ def run(st, args, input, out, err) -> int:
                 rc = 1
             continue
         old = st["sysctl"][name]
-        if eq and name == "net.inet.ip.fw.enable":  # ipfw on (1) or off (0): what `ipfw disable firewall` sets
+        if eq and name in SWITCHES:
             if value not in ("0", "1"):
                 return not_modelled("sysctl", f"{name}={value}", err) if value.isdigit() else _invalid(value, err)
             st["sysctl"][name] = value
