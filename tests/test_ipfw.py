@@ -420,6 +420,32 @@ def test_a_natd_jail_leaves_with_the_nat_address_and_gets_its_forwarded_port(app
     assert nat_config(app) == []
 
 
+def test_sync_after_a_flush_puts_a_natd_jails_rules_back_on_its_instances(app, cli):
+    assert start(app, cli, "app", ip4="10.0.0.5").code == 0
+    assert app.sim.run(["/sbin/ipfw", "-q", "-f", "flush"], None, 5, True).returncode == 0  # rules go, nat stays
+    assert cli("check", "app").code == 1
+    app.sim.clear_log()
+    res = cli("sync")
+    assert res.code == 0, res.err
+    assert cli("check", "app").code == 0
+    out = live_verdict(app, Packet("em0", "out", "tcp", "10.0.0.5", WORLD, dport=443, uid=0), jid(app, "app"))
+    assert out.action == "pass" and out.translated[1].src == "203.0.113.5"
+
+
+def test_a_load_configures_only_the_nat_instances_that_are_not_as_they_should_be():
+    """A reconfig unhooks an instance for a moment (ip_fw_nat.c nat44_config):
+    a jail's load leaves alone the shared instance the other jails use."""
+    from jailhooks.ipfw.render import Rendered
+
+    text = ('# jailhooks ipfw rules of jail "app": 10050-10099 (jid 1)\nnat 9999 config ip 203.0.113.5\n'
+            'nat 10000 config ip 203.0.113.5 redirect_port tcp 10.0.0.5:80 8080\nadd 10050 check-state\n')
+    rendered = Rendered.from_text(text)
+    assert rendered.forwards() == 10000
+    assert [line for line in rendered.script({}) if line.startswith("nat ")] == rendered.nats
+    shown = {9999: "ipfw nat 9999 config ip 203.0.113.5", 10000: "ipfw nat 10000 config ip 203.0.113.5"}
+    assert [line for line in rendered.script(shown) if line.startswith("nat ")] == [rendered.nats[1]]
+
+
 def test_jails_that_leave_with_one_address_share_one_nat_instance(env, cli):
     env.write_config(IPFW, APP.format(name="app", root=env.jail_root("app"), ip="10.0.0.5"),
                      APP.format(name="api", root=env.jail_root("api"), ip="10.0.0.6").replace("[saddr]\n"
