@@ -496,3 +496,14 @@ def test_a_vnet_jail_is_filtered_as_it_enters_and_translated_as_it_leaves(env, c
     assert live_verdict(env, entering._replace(dport=25), None).action == "block"
     leaving = live_verdict(env, Packet("em0", "out", "tcp", "192.0.2.50", WORLD, dport=443), None)
     assert leaving.action == "pass" and leaving.translated[1].src == "203.0.113.5"
+
+
+def test_a_natd_jail_whose_default_is_pass_is_translated_too(env, cli):
+    """pf's nat translates all a jail sends, whatever its filter says; under
+    ipfw what no rule decided is passed through the translation."""
+    config = APP.format(name="app", root=env.jail_root("app"), ip="10.0.0.5") + 'default = "pass"\n'
+    env.write_config(IPFW, config)
+    one_pass(env, 0)
+    assert start(env, cli, "app", ip4="10.0.0.5").code == 0
+    v = live_verdict(env, Packet("em0", "out", "tcp", "10.0.0.5", WORLD, dport=22, uid=0), jid(env, "app"))
+    assert v.action == "pass" and v.translated[1].src == "203.0.113.5"

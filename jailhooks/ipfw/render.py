@@ -293,10 +293,13 @@ class Renderer:
                                  f"{self._way('in')}{state}")
         return lines
 
-    def _default_block(self) -> list[str]:
+    def _default_block(self, passing: bool = False) -> list[str]:
+        """What the jail sends that no rule decided: blocked; in learn mode
+        passed and logged; PASSING (a NAT'ed jail whose default is pass): passed,
+        through its translation, as pf's nat translates all it sends."""
         learn = self.p.learn  # a logged allow, with state, in place of the deny
-        action, state = (self.allow, " keep-state") if learn else ("deny", "")
-        log = " log" if self.p.log_blocked or learn else ""
+        action, state = (self.allow, " keep-state") if learn or passing else ("deny", "")
+        log = " log" if not passing and (self.p.log_blocked or learn) else ""
         way = self._way("out")
         lines = []
         head = f"{action}{log}"  # log right after the action and its argument
@@ -336,6 +339,9 @@ class Renderer:
             title = "5. learn: pass and log everything else the jail sends" if p.learn else \
                 "5. block everything else the jail sends"
             sections.append((title, [("", line) for line in self._default_block()]))
+        elif self.nat is not None and not p.vnet:
+            sections.append(("5. pass everything else the jail sends, translated",
+                             [("", line) for line in self._default_block(passing=True)]))
         if self.nat is not None:
             sections.append(("translation: what the jail sends, after a pass (nothing else reaches it)",
                              self.nat.outbound(self.slots.last + 1)))
