@@ -16,16 +16,19 @@ from jailhooks.registry.sqlite import SqliteRegistry
 POOL = (100_000, 199_999)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "postgres-v1"])
 def make_registry(request, tmp_path):
-    """make_registry(host="a") -> a registry; both backends, same contract."""
+    """make_registry(host="a") -> a registry; both backends, same contract
+    (PostgreSQL with the schema of version 1 too: sql.py's round trips, as
+    before the server-side functions)."""
     made = []
     if request.param == "sqlite":
         def make(host="a"):
             made.append(SqliteRegistry(str(tmp_path), 5, host_name=host))
             return made[-1]
     else:
-        url = request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_url") if request.param == "postgres" else v1_database(
+            request.getfixturevalue("pg_server"))
 
         def make(host="a"):
             made.append(PostgresRegistry(url, 5, host_name=host))
@@ -33,6 +36,14 @@ def make_registry(request, tmp_path):
     yield make
     for reg in made:
         reg.close()
+
+
+def v1_database(pg_server) -> str:
+    url = pg_server.new_database()
+    reg = PostgresRegistry(url, 5, check_schema=False)
+    assert reg.migrate(to=1) == (0, 1)
+    reg.close()
+    return url
 
 
 def test_contract_lowest_free_disjoint_and_reused(make_registry):
@@ -246,3 +257,54 @@ def test_a_refused_login_or_a_missing_database_is_not_a_temporary_failure(env, p
     res = cli("run", "create", "web")
     assert res.code == code and message in res.err, res.err
     assert "wrong" not in res.err  # the password is never shown
+
+
+class Counting:
+    """The statements a registry sends (each one round trip, autocommit)."""
+
+    def __init__(self, reg):
+        self.sent: list[str] = []
+        conn = reg.db.conn  # connected before counting
+        real = conn.execute
+
+        def execute(sql, params=None, **kw):
+            self.sent.append(" ".join(str(sql).split())[:60])
+            return real(sql, params, **kw)
+
+        conn.execute = execute
+
+
+def test_allocation_and_release_are_one_round_trip_each(pg_url):
+    reg = PostgresRegistry(pg_url, 5, host_name="a")
+    counting = Counting(reg)
+    lease, made = reg.allocate_uids("web", 1000, POOL)
+    assert made and lease.uid_range == (100000, 100999)
+    assert reg.allocate_uids("web", 1000, POOL) == (lease, False)
+    assert reg.release("web") == lease
+    assert counting.sent == ["SELECT * FROM jailhooks_allocate(%s, %s, %s, %s, %s, %s, %s,"] * 2 + \
+        ["SELECT * FROM jailhooks_release(%s, %s, %s)"]
+    assert reg.check() == []
+    reg.close()
+
+
+def test_a_fib_recorded_as_asked_takes_no_lock(pg_url):
+    reg = PostgresRegistry(pg_url, 5, host_name="a")
+    reg.allocate_uids("web", 1000, POOL)
+    assert reg.allocate_fib("web", range(1, 4), True) == (1, True)
+    counting = Counting(reg)
+    assert reg.allocate_fib("web", range(1, 4), True) == (1, False)
+    assert len(counting.sent) == 1 and counting.sent[0].startswith("SELECT fib, fib_exclusive, host FROM leases")
+    reg.close()
+
+
+def test_a_version_1_database_works_until_it_is_migrated(env, pg_server, cli):
+    """Every host's jailhooks can be upgraded before the shared database."""
+    url = v1_database(pg_server)
+    env.write_config(f'[registry]\nurl = "{url}"\n')
+    assert cli("run", "create", "web", "--ip4", "192.0.2.10").code == 0
+    res = cli("registry", "migrate")
+    assert res.code == 0 and "1 -> 2" in res.out, res.out
+    reg = PostgresRegistry(url, 5)
+    assert reg.allocate_uids("web", 1000, POOL)[0].uid_range == (100000, 100999)  # found by the function
+    assert reg.version == 2 and reg.check() == []
+    reg.close()
