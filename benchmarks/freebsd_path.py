@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from stubhost import StubHost, recording
@@ -179,59 +180,67 @@ def peak_rss_kib(argv: list[str], env: dict) -> int:
     return int(out.stdout)
 
 
-def pg_latency(processes: int, hosts: int, per_process: int, schema: int | None = None) -> dict | str:
-    """One allocation (a new jail's lease) and one release, timed apart, in
-    PROCESSES processes as HOSTS hosts at once against a fleet registry on a
-    throwaway PostgreSQL server; each process connects first, and that is
-    timed apart too.  {"allocate": (median, p99), "release": ..., "connect":
-    median} in seconds, or why it could not run here.  SCHEMA: the
-    registry's schema version (default the newest)."""
+@contextmanager
+def pg_server():
+    """A throwaway PostgreSQL server (tests/pgserver.py), or why there is none here."""
     try:
-        import psycopg  # noqa: F401
+        import psycopg  # noqa: F401  (the registry's driver: without it there is nothing to measure)
     except ImportError:
-        return "psycopg is not installed (pip install 'jailhooks[postgres]')"
+        yield "psycopg is not installed (pip install 'jailhooks[postgres]')"
+        return
     sys.path.insert(0, str(REPO))
     try:
         from tests.pgserver import PgServer
 
         server = PgServer()
     except Exception as exc:
-        return f"no PostgreSQL server could be started here ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+        yield f"no PostgreSQL server could be started here ({str(exc).splitlines()[0] if str(exc) else repr(exc)})"
+        return
     try:
-        from jailhooks.registry.postgres import PostgresRegistry
-
-        url = server.new_database()
-        reg = PostgresRegistry(url, 30, check_schema=False)
-        reg.migrate() if schema is None else reg.migrate(to=schema)
-        reg.close()
-        code = ("import sys, time, json\nfrom jailhooks.registry.postgres import PostgresRegistry\n"
-                "url, host, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
-                "t = time.perf_counter()\nreg = PostgresRegistry(url, 60, host_name=host)\nreg.db\n"
-                "out = {'connect': time.perf_counter() - t, 'allocate': [], 'release': []}\n"
-                "sys.stdout.write('ready\\n')\nsys.stdout.flush()\nsys.stdin.readline()\n"
-                "for i in range(n):\n    t = time.perf_counter()\n"
-                "    reg.allocate_uids(f'{tag}-{i}', 1000, (100000, 999999999))\n"
-                "    out['allocate'].append(time.perf_counter() - t)\n    t = time.perf_counter()\n"
-                "    reg.release(f'{tag}-{i}')\n    out['release'].append(time.perf_counter() - t)\n"
-                "print(json.dumps(out))\n")
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        procs = [subprocess.Popen([sys.executable, "-c", code, url, f"h{i % hosts}", f"p{i}", str(per_process)],
-                                  env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                 for i in range(processes)]
-        for p in procs:  # every process connected before any is timed
-            assert p.stdout.readline() == "ready\n"
-        for p in procs:
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        import json
-
-        runs = [json.loads(p.communicate()[0]) for p in procs]
-
-        def spread(key: str) -> tuple[float, float]:
-            times = sorted(t for r in runs for t in r[key])
-            return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
-
-        return {"allocate": spread("allocate"), "release": spread("release"),
-                "connect": statistics.median(r["connect"] for r in runs)}
+        yield server
     finally:
         server.destroy()
+
+
+def pg_latency(server, processes: int, hosts: int, per_process: int, schema: int | None = None) -> dict:
+    """One allocation (a new jail's lease) and one release, timed apart, in
+    PROCESSES processes as HOSTS hosts at once against a fleet registry in a
+    fresh database of SERVER; each process connects first, and that is timed
+    apart too.  {"allocate": (median, p99), "release": ..., "connect":
+    median} in seconds.  SCHEMA: the registry's schema version (default the
+    newest)."""
+    from jailhooks.registry.postgres import PostgresRegistry
+
+    url = server.new_database()
+    reg = PostgresRegistry(url, 30, check_schema=False)
+    reg.migrate() if schema is None else reg.migrate(to=schema)
+    reg.close()
+    code = ("import sys, time, json\nfrom jailhooks.registry.postgres import PostgresRegistry\n"
+            "url, host, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
+            "t = time.perf_counter()\nreg = PostgresRegistry(url, 60, host_name=host)\nreg.db\n"
+            "out = {'connect': time.perf_counter() - t, 'allocate': [], 'release': []}\n"
+            "sys.stdout.write('ready\\n')\nsys.stdout.flush()\nsys.stdin.readline()\n"
+            "for i in range(n):\n    t = time.perf_counter()\n"
+            "    reg.allocate_uids(f'{tag}-{i}', 1000, (100000, 999999999))\n"
+            "    out['allocate'].append(time.perf_counter() - t)\n    t = time.perf_counter()\n"
+            "    reg.release(f'{tag}-{i}')\n    out['release'].append(time.perf_counter() - t)\n"
+            "print(json.dumps(out))\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, f"h{i % hosts}", f"p{i}", str(per_process)],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for i in range(processes)]
+    for p in procs:  # every process connected before any is timed
+        assert p.stdout.readline() == "ready\n"
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    import json
+
+    runs = [json.loads(p.communicate()[0]) for p in procs]
+
+    def spread(key: str) -> tuple[float, float]:
+        times = sorted(t for r in runs for t in r[key])
+        return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+    return {"allocate": spread("allocate"), "release": spread("release"),
+            "connect": statistics.median(r["connect"] for r in runs)}
