@@ -507,3 +507,12 @@ def test_a_natd_jail_whose_default_is_pass_is_translated_too(env, cli):
     assert start(env, cli, "app", ip4="10.0.0.5").code == 0
     v = live_verdict(env, Packet("em0", "out", "tcp", "10.0.0.5", WORLD, dport=22, uid=0), jid(env, "app"))
     assert v.action == "pass" and v.translated[1].src == "203.0.113.5"
+
+
+def test_a_jail_named_like_the_nat_lock_starts(env, cli):
+    """The host's nat lock sits beside the jails' own locks (NAME.lock): a
+    jail named ipfw-nat must not wait for itself."""
+    env.write_config(IPFW, APP.format(name="ipfw-nat", root=env.jail_root("ipfw-nat"), ip="10.0.0.5"))
+    one_pass(env, 0)
+    res = start(env, cli, "ipfw-nat", ip4="10.0.0.5")
+    assert res.code == 0, res.err

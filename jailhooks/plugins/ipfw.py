@@ -114,7 +114,8 @@ def _nat_lock(settings, dry_run: bool):
 
     if dry_run:
         return nullcontext()
-    return jailfs.locked(os.path.join(settings.state_dir, "locks"), "ipfw-nat.lock",
+    # "+" is in no jail's name: the jails' own locks beside it are NAME.lock
+    return jailfs.locked(os.path.join(settings.state_dir, "locks"), "ipfw+nat.lock",
                          settings.host["lock_timeout"], "another jailhooks run is configuring ipfw's nat")
 
 
@@ -337,7 +338,12 @@ def jailhooks_verify(ctx, seen):
 def jailhooks_render(ctx, policy):
     from ..ipfw.render import Slots, render
 
-    shared = shared_instance(ctx.settings, ctx.host, policy.nats[0][1].target)[0] if policy.nats else None
+    shared = None
+    if policy.nats:
+        try:
+            shared = shared_instance(ctx.settings, ctx.host, policy.nats[0][1].target)[0]
+        except JailhooksError:  # ipfw's nat cannot be read (ipfw_nat.ko not loaded): the number a start would try
+            shared = ctx.config("ipfw")["first"] - 1
     try:
         slots = _slots(ctx) if ctx.lease is not None else Slots(ctx.config("ipfw")["first"],
                                                                  ctx.config("ipfw")["per_jail"])
