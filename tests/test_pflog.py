@@ -287,3 +287,20 @@ def test_the_real_runner_streams_a_child_and_stops_it(tmp_path):
     followed = Host(runner, {"tcpdump": str(script)}).pflog_follow("pflog7")
     with pytest.raises(CommandError, match="-i pflog7: tcpdump: pflog7: No such device exists$"):
         followed.read(24)
+
+
+def test_following_looks_a_rule_that_is_no_jails_up_once(web):
+    """A record of the admin's own logging rule (ridentifier 0) is shown as
+    no jail's; following does not read jls and the registry at each one."""
+    from jailhooks.app import load_app
+    from jailhooks.plugins.pf import Attribution
+
+    app = load_app(str(web.config))
+    attribute = Attribution(app.settings, app.host, app.registry, live=True)
+    web.sim.clear_log()
+    record = pflog.decode(header(rid=0))
+    record.time = 1.0
+    for _ in range(3):
+        assert attribute(record)["jail"] is None
+    assert [c[0] for c in web.sim.commands()] == ["jls"]  # one look, for the first
+    assert attribute(pflog.decode(header(rid=100000)))["jail"] == "web"

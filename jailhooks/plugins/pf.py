@@ -516,10 +516,13 @@ class Attribution:
     ridentifier (in full; the record's ruleset is cut to 15 bytes), the user
     by the jail's own passwd, and the rule and its section from the anchor
     text last loaded.  LIVE: jails start and reload while it runs, so a new
-    ridentifier reads the registry again and the rules are read each time."""
+    ridentifier reads the registry again (once: a rule that is no jail's, the
+    admin's own, is not looked up at each packet) and the rules are read each
+    time."""
 
     def __init__(self, settings, host, registry, live: bool = False):
         self.settings, self.host, self.registry, self.live = settings, host, registry, live
+        self.missed: set = set()  # ridentifiers that were no jail's when last looked up
         self.by_rid: dict = {}
         self.paths: dict = {}
         self.users: dict = {}
@@ -538,9 +541,11 @@ class Attribution:
         from .. import jailfs
         from ..pf import pflog
 
-        if self.live and r.ridentifier not in self.by_rid:
+        if self.live and r.ridentifier not in self.by_rid and r.ridentifier not in self.missed:
             self._jails()
             self.users.clear()
+            if r.ridentifier not in self.by_rid:
+                self.missed.add(r.ridentifier)
         jail = self.by_rid.get(r.ridentifier)
         uid = None if r.uid == pflog.NO_UID else r.uid
         if jail is not None and jail not in self.users:
