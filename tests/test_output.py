@@ -43,10 +43,11 @@ def test_status_tab_separated_for_scripts(env, cli):
     env.create_jail("web", ip4="192.0.2.10")
     assert cli("run", "start", "web").code == 0
     lines = cli("status", "-H").out.splitlines()
+    # the packets passed and blocked come last, after every plugin's columns: the others keep their places
     assert [line.split("\t") for line in lines] == [
-        ["db", "-", "-", "-", "jailhooks/db", "no", "0"],
-        ["web", "1", "100000-100999", "-", "jailhooks/web", "yes", lines[1].split("\t")[-1]]]
-    assert int(lines[1].split("\t")[-1]) > 0
+        ["db", "-", "-", "-", "jailhooks/db", "no", "0", "-", "-"],
+        ["web", "1", "100000-100999", "-", "jailhooks/web", "yes", lines[1].split("\t")[6], "0", "0"]]
+    assert int(lines[1].split("\t")[6]) > 0
 
 
 def test_check_is_one_stream_and_has_a_json_form(env, cli):
@@ -162,9 +163,10 @@ def test_a_plugin_adds_its_own_status_columns(env, cli):
                               "def jailhooks_columns(status):\n    return [('owner', status.get('owner', '-'))]\n")
     env.write_config('plugins = ["owner"]\n' + CONFIG.format(root=env.jail_root("web")))
     table = cli("status").out.splitlines()
-    assert table[0].split() == ["JAIL", "JID", "UIDS", "FIB", "ANCHOR", "LOADED", "RULES", "OWNER"]
-    assert table[1].split()[0] == "web" and table[1].split()[-1] == "team-web"
-    assert cli("status", "-H").out.split("\n")[0].split("\t")[-1] == "team-web"
+    assert table[0].split() == ["JAIL", "JID", "UIDS", "FIB", "ANCHOR", "LOADED", "RULES", "OWNER", "PASSED",
+                                "BLOCKED"]
+    assert table[1].split()[0] == "web" and table[1].split()[7] == "team-web"
+    assert cli("status", "-H").out.split("\n")[0].split("\t")[7] == "team-web"
 
 
 def test_check_from_cron_mails_only_problems(env, cli):

@@ -112,6 +112,9 @@ def test_status_counts_what_the_jails_rules_passed_and_blocked(web, cli):
     (record,) = [r for r in json.loads(cli("status", "--json").out)["jailhooks-status"]["jail"]]
     pf = record["plugins"]["pf"]
     assert pf["passed"] == {"packets": 1, "bytes": 40} and pf["blocked"] == {"packets": 2, "bytes": 80}
+    table = cli("status").out.splitlines()  # the packets, in the table's last two columns, and with -H
+    assert table[0].split()[-2:] == ["PASSED", "BLOCKED"] and table[1].split()[-2:] == ["1", "2"]
+    assert cli("status", "-H").out.split("\t")[-2:] == ["1", "2\n"]
     verbose = cli("-v", "status", "web").out  # per rule, under the section headings render prints
     assert "web: packets and bytes of each rule since it was loaded\n" in verbose
     assert ("# 1. blocks for the jail's users\n         1           40  block drop out log (user) quick proto tcp "

@@ -95,7 +95,16 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
                 if header not in headers:
                     headers.append(header)
                 row[header] = text
-        rows.append([row.get(h, "-") for h in headers])
+        rows.append(row)
+    # last, after every plugin's own: the packets the firewall plugin's rules passed and blocked
+    # since they were loaded ("passed" and "blocked" in its record; bytes in --json and -v)
+    if any(isinstance(extra, dict) and "passed" in extra for r in records for extra in r["plugins"].values()):
+        headers += ["PASSED", "BLOCKED"]
+    for r, row in zip(records, rows):
+        found = next((extra for extra in r["plugins"].values() if isinstance(extra, dict) and "passed" in extra), None)
+        if found is not None and r["running"]:
+            row["PASSED"], row["BLOCKED"] = _packets(found.get("passed")), _packets(found.get("blocked"))
+    rows = [[row.get(h, "-") for h in headers] for row in rows]
     if tabs:  # -H: no header, one tab-separated line per jail, as zfs and iocage do for scripts
         for row in rows:
             app.out.write("\t".join(row) + "\n")
@@ -104,7 +113,7 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
         app.out.write("no jails known\n")
         return 0
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    right = {"JID", "FIB"}  # numbers
+    right = {"JID", "FIB", "PASSED", "BLOCKED"}  # numbers
     for line in [headers, *rows]:
         cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(line, widths, headers)]
         app.out.write(" ".join(cells).rstrip() + "\n")
@@ -113,6 +122,11 @@ def _status(app: App, records: list[dict[str, Any]], as_json: bool, tabs: bool, 
     if app.host.mode.startswith("simulated"):  # in the report itself, -q or not
         app.out.write("(the simulated host, not FreeBSD: nothing here reached a real firewall)\n")
     return 0
+
+
+def _packets(counter: Any) -> str:
+    packets = counter.get("packets") if isinstance(counter, dict) else None
+    return str(packets) if isinstance(packets, int) and not isinstance(packets, bool) else "-"
 
 
 def _rule_counters(app: App, record: dict[str, Any]) -> None:

@@ -258,7 +258,7 @@ def jailhooks_status(ctx):
 @hookimpl
 def jailhooks_columns(status):
     return [("ANCHOR", status.get("anchor", "-")), ("LOADED", "yes" if status.get("anchor_loaded") else "no"),
-            ("RULES", str(status.get("rules", "-")))]  # counters: in --json (the columns scripts read stay)
+            ("RULES", str(status.get("rules", "-")))]  # the packets passed and blocked: the core adds them last
 
 
 @hookimpl
