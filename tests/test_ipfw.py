@@ -58,13 +58,13 @@ def test_render_prints_the_ipfw_rules(web, cli):
     assert "# until exec.created:" in res.out and "# from exec.created on:" in res.out
     assert "allow tcp from 192.0.2.10 to any 80,443 out keep-state" in res.out  # held: by its address
     assert "allow tcp from any to any 80,443 out jail 0 keep-state" in res.out  # jailed: by its prison
-    assert "deny log tcp from any to any 25 out jail 0 lookup uid jh_web_u1" in res.out
+    assert "deny log logdst syslog tcp from any to any 25 out jail 0 lookup uid jh_web_u1" in res.out
 
 
 def test_a_start_holds_then_jails_then_a_stop_deletes(web, cli):
     assert cli("run", "prestart", "web").code == 0
     held = listed(web)
-    assert "10001 deny log tcp from any to any 25 out lookup uid jh_web_u0" in held
+    assert "10001 deny log logdst syslog tcp from any to any 25 out lookup uid jh_web_u0" in held
     assert "10002 allow tcp from 192.0.2.10 to any 80,443 out keep-state :default" in held
     web.create_jail("web", ip4="192.0.2.10")
     res = cli("run", "created", "web")
@@ -215,7 +215,7 @@ def test_explain_answers_from_the_live_ipfw_rules(web, cli):
     assert start(web, cli).code == 0
     res = cli("explain", "web", "tcp", "198.51.100.1:25", "--uid", "100005")
     assert res.code == 0, res.err
-    assert "verdict:    block" in res.out and "deny log tcp from any to any 25 out jail" in res.out
+    assert "verdict:    block" in res.out and "deny log logdst syslog tcp from any to any 25 out jail" in res.out
     res = cli("explain", "web", "tcp", "198.51.100.1:443", "--json")
     doc = json.loads(res.out)["jailhooks-explain"]
     assert doc["verdict"] == "pass" and doc["ruleset"] == "live" and "keep-state" in doc["rule"]
@@ -516,3 +516,76 @@ def test_a_jail_named_like_the_nat_lock_starts(env, cli):
     one_pass(env, 0)
     res = start(env, cli, "ipfw-nat", ip4="10.0.0.5")
     assert res.code == 0, res.err
+
+
+# -- what ipfw logged: the security log ----------------------------------------------------------------
+
+def test_a_logged_packet_reaches_the_security_log_and_log_tells_which_jail(web, cli):
+    assert start(web, cli).code == 0
+    sent = cli("sim", "send", "web", "tcp", "198.51.100.1:25", "--uid", "100005")
+    assert sent.out.startswith("block:") and "logged to the security log" in sent.out, sent.out
+    assert "logged" not in cli("sim", "send", "web", "tcp", "198.51.100.1:443").out  # a pass that does not log
+    # ip_fw_log.c's line, as syslogd writes it
+    (line,) = (web.state / "simhost" / "security").read_text().splitlines()
+    assert line.endswith(" simhost kernel: ipfw: 10051 Deny TCP 192.0.2.10:40000 198.51.100.1:25 out via em0")
+    (r,) = json.loads(cli("log", "--json").out)["jailhooks-log"]
+    assert (r["jail"], r["user"], r["verdict"], r["direction"], r["proto"], r["dst"], r["port"], r["section"]) == \
+        ("web", "unknown", "block", "out", "tcp", "198.51.100.1", 25, "1. blocks for the jail's users")
+    assert r["rule"].startswith("10051 deny log logdst syslog tcp from any to any 25 out jail ")
+    assert " web unknown block out on em0 tcp 192.0.2.10 -> 198.51.100.1:25; rule: 10051 deny" in cli("log").out
+
+
+def test_syslog_lines_as_ip_fw_log_writes_them():
+    import datetime
+
+    from jailhooks.ipfw.syslog import parse
+
+    now = datetime.datetime(2026, 1, 2, 12, 0, 0)
+    e = parse("Dec 31 23:59:58 jh1 kernel: ipfw: 10055 Deny TCP 10.0.0.5:40000 198.51.100.1:25 out via em0", now)
+    assert (e.rule, e.verdict, e.proto, e.src, e.sport, e.dst, e.dport, e.direction, e.iface) == \
+        (10055, "block", "tcp", "10.0.0.5", 40000, "198.51.100.1", 25, "out", "em0")
+    assert datetime.datetime.fromtimestamp(e.time).year == 2025  # syslogd's time has no year: the last Dec 31
+    e = parse("Jan  2 11:00:00 jh1 kernel: ipfw: 10061 SkipTo 10070 UDP [2001:db8::10]:5353 [2001:db8::1]:53 "
+              "out via em0", now)
+    assert (e.verdict, e.proto, e.src, e.dst, e.dport) == ("pass", "udp", "2001:db8::10", "2001:db8::1", 53)
+    e = parse("2026-01-02T11:00:00.5+00:00 jh1 kernel - - - ipfw: 7 Accept ICMP:8.0 192.0.2.10 198.51.100.1 "
+              "out via em0", now)  # syslogd -O rfc5424
+    assert (e.rule, e.verdict, e.proto, e.dport) == (7, "pass", "icmp", 0)
+    assert parse("Jan  2 11:00:00 jh1 sshd[1]: Accepted publickey for root", now) is None
+    assert parse("Jan  2 11:00:00 jh1 kernel: ipfw: limit 100 reached on entry 10055", now) is None
+
+
+def test_learn_then_suggest_then_lock_down_under_ipfw(env, cli):
+    """As under pf (test_pflog.py): what the learn mode logged, suggested,
+    applied and restarted, passes exactly; the security log has no UIDs."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    from .test_pflog import LEARN
+
+    root = env.jail_root("web")
+    env.write_config(IPFW, LEARN.format(root=root, mode="learn", extra=""))
+    assert start(env, cli).code == 0
+    for proto, dest, uid in (("tcp", "198.51.100.1:8443", "80"), ("udp", "192.0.2.53:53", "0"),
+                             ("tcp", "198.51.100.1:8443", "0")):
+        sent = cli("sim", "send", "web", proto, dest, "--uid", uid)
+        assert sent.out.startswith("pass:") and "logged to the security log" in sent.out, sent.out
+    assert cli("sim", "send", "web", "tcp", "198.51.100.1:23").out.startswith("block:")  # explicit: still blocked
+    out = cli("suggest", "web").out
+    assert out.startswith("# jailhooks suggest web: 2 flow(s) from 3 packet(s) logged in learn mode")
+    assert '{ proto = "tcp", to = "198.51.100.1", port = 8443 },  # 2 packet(s); users: unknown' in out
+    suggested = tomllib.loads(out)["allow"]
+    extra = "".join(f', {{ proto = "{a["proto"]}", to = "{a["to"]}", port = {a["port"]} }}' for a in suggested)
+    env.write_config(IPFW, LEARN.format(root=root, mode="enforce", extra=extra))
+    env.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    assert start(env, cli).code == 0
+    j = jid(env, "web")
+
+    def verdict(proto, dst, port):
+        return live_verdict(env, Packet("em0", "out", proto, "192.0.2.10", dst, dport=port, uid=80), j).action
+
+    assert [verdict("tcp", "198.51.100.1", 8443), verdict("udp", "192.0.2.53", 53)] == ["pass", "pass"]
+    assert [verdict("tcp", "198.51.100.2", 8443), verdict("tcp", "198.51.100.1", 8080),
+            verdict("udp", "192.0.2.54", 53), verdict("tcp", "198.51.100.1", 23)] == ["block"] * 4

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from jailhooks.logfiles import open_log
 from jailhooks.pf import pflog
 
 WEB = ('[jail.web]\npath = "{root}"\nip4 = "192.0.2.10"\n[jail.web.pf]\n'
@@ -56,7 +57,7 @@ def test_a_rotated_file_is_read_like_the_live_one(tmp_path):
     data = pflog.file_header() + pflog.encode(1.5, 1, "em0", "web", 3, 7, None, 2, 100000, "tcp", "192.0.2.10",
                                                "198.51.100.1", 40001, 25)
     (tmp_path / "pflog.0.bz2").write_bytes(bz2.compress(data))
-    with pflog.open_log(str(tmp_path / "pflog.0.bz2")) as fh:
+    with open_log(str(tmp_path / "pflog.0.bz2")) as fh:
         (record,) = list(pflog.read(fh))
     assert record.time == 1.5 and record.uid == pflog.NO_UID
 
@@ -266,10 +267,10 @@ def test_log_follow_fails_with_tcpdumps_own_error(env, cli):
     assert res.code == 78 and "jailhooks.toml: log.interface: not an interface name" in res.err and res.err.count("\n") == 1
 
 
-def test_log_follow_under_ipfw_says_there_is_nothing_to_follow(env, cli):
+def test_log_follow_under_ipfw_says_it_cannot_follow(env, cli):
     env.write_config('[firewall]\nbackend = "ipfw"\n' + WEB.format(root=env.jail_root("web")).replace(", log = true", ""))
     res = cli("log", "--follow")
-    assert res.code == 64 and "no log that jailhooks can follow (ipfw logs to syslog)" in res.err
+    assert res.code == 64 and "cannot follow its log as it is written; run log without --follow" in res.err
 
 
 def test_the_real_runner_streams_a_child_and_stops_it(tmp_path):

@@ -49,7 +49,7 @@ HOST_CALLS = {
                                                   "table jh_web_u0 create type number",
                                                   "table jh_web_u0 add 100000 0 100001 0",
                                                   "add 10000 check-state",
-                                                  "add 10001 deny log tcp from any to any 25 out jail 1 lookup uid "
+                                                  "add 10001 deny log logdst syslog tcp from any to any 25 out jail 1 lookup uid "
                                                   "jh_web_u0",
                                                   "add 10002 allow tcp from 192.0.2.10 to any 443 out keep-state",
                                                   "add 10003 deny log ip from any to any out jail web"]),

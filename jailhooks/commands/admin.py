@@ -324,8 +324,9 @@ def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str
 
 
 def sim_send(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str | None, uid: int | None) -> int:
-    """``sim send``: one packet through the simulated host's live rules; what
-    decides it is logged to the simulated pflog when its rule logs."""
+    """``sim send``: one packet through the simulated host's live rules; it is
+    logged (the simulated pflog, or the security log under ipfw) when its
+    rules log."""
     if not app.host.mode.startswith("simulated"):
         raise UsageError("sim send only drives the simulated host")
     answer = explain_answer(app, name, proto, dest, inbound, peer, uid, None, None, False)
@@ -334,7 +335,7 @@ def sim_send(app: App, name: str, proto: str, dest: str, inbound: bool, peer: st
     app.out.write(f"{answer['verdict']}{'' if answer['proven'] else ' (not proven)'}: {p['proto']} "
                   f"{p['src'] or '(the host)'} -> {p['dst']}{':' + str(p['port']) if p['port'] else ''} "
                   f"({p['direction']}{', uid ' + str(p['uid']) if p['uid'] is not None else ''}); "
-                  f"{validate.escaped(answer['why'])}{'; logged to pflog' if logged else ''}\n")
+                  f"{validate.escaped(answer['why'])}{'; logged to ' + logged if logged else ''}\n")
     return 0
 
 
@@ -398,7 +399,7 @@ def _logged(app: App, start: float | None, command: str = "log") -> list[dict]:
     records = app.plugins.first("jailhooks_firewall_log", settings=app.settings, host=app.host,
                                 registry=app.registry, since=start)
     if records is None:
-        raise UsageError(f"{command}: the firewall backend keeps no log that jailhooks reads (ipfw logs to syslog)")
+        raise UsageError(f"{command}: the firewall backend keeps no log that jailhooks reads")
     return _plain(records)
 
 
@@ -438,8 +439,8 @@ def _follow(app: App, jails: list[str], start: float | None, as_json: bool, coun
         live = app.plugins.first("jailhooks_firewall_follow", settings=app.settings, host=app.host,
                                  registry=app.registry)
         if live is None:
-            raise UsageError("log --follow: the firewall backend has no log that jailhooks can follow "
-                             "(ipfw logs to syslog)")
+            raise UsageError("log --follow: the firewall backend cannot follow its log as it is written; "
+                             "run log without --follow")
         interface = validate.shown(str(app.settings.section("log").get("interface", "its log")), 16)
         backlog = _logged(app, start) if start is not None else []
         shown, seen = 0, set()

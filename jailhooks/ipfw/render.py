@@ -209,6 +209,9 @@ class Translation:
 
 
 OUT = "skipto @OUT"  # the passes of a NAT'ed jail, until the number of OUT is known
+# to syslog whatever net.inet.ip.fw.verbose says (15.1's ip_fw_log.c: else, with verbose 0, to the ipfw0
+# interface): syslogd writes it to /var/log/security, which `jailhooks log` reads (ipfw/syslog.py)
+LOG = " log logdst syslog"
 
 
 class Renderer:
@@ -253,7 +256,7 @@ class Renderer:
 
     def _outbound(self, rule: Filter) -> list[str]:
         action = self.allow if rule.action == "pass" else "deny"
-        log = " log" if rule.log else ""
+        log = LOG if rule.log else ""
         state = " keep-state" if rule.action == "pass" else ""
         protos = rule.proto or (("tcp", "udp") if rule.port else ("ip",))
         lines = []
@@ -289,7 +292,7 @@ class Renderer:
                     if not _same_family(proto, peer, address):
                         continue
                     ports = f" {_ports(rule.port)}" if rule.port and proto in ("tcp", "udp") else ""
-                    lines.append(f"{action}{' log' if rule.log else ''} {proto} from {peer} to {address}{ports}"
+                    lines.append(f"{action}{LOG if rule.log else ''} {proto} from {peer} to {address}{ports}"
                                  f"{self._way('in')}{state}")
         return lines
 
@@ -299,7 +302,7 @@ class Renderer:
         through its translation, as pf's nat translates all it sends."""
         learn = self.p.learn  # a logged allow, with state, in place of the deny
         action, state = (self.allow, " keep-state") if learn or passing else ("deny", "")
-        log = " log" if not passing and (self.p.log_blocked or learn) else ""
+        log = LOG if not passing and (self.p.log_blocked or learn) else ""
         way = self._way("out")
         lines = []
         head = f"{action}{log}"  # log right after the action and its argument

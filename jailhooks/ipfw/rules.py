@@ -82,6 +82,9 @@ class NatInstance:
         return pkt
 
 
+LOGGED_AS = {ALLOW: "Accept", DENY: "Deny", "count": "Count", "nat": "Nat"}  # ip_fw_log.c's names
+
+
 class Rule:
     __slots__ = ("number", "text", "action", "arg", "log", "proto", "src", "sport", "dst", "dport", "direction",
                  "iface", "jail", "uid", "lookups", "keep_state", "unmodelled")
@@ -102,6 +105,11 @@ class Rule:
 
     def __repr__(self) -> str:
         return f"Rule({self.number}, {self.text!r})"
+
+    @property
+    def logged_as(self) -> str:
+        """The action as ipfw logs it (ip_fw_log.c ipfw_log_syslog)."""
+        return f"SkipTo {self.arg}" if self.action == "skipto" else LOGGED_AS.get(self.action, "UNKNOWN")
 
 
 def parse_line(line: str) -> Optional[Rule]:
@@ -144,7 +152,7 @@ def _parse_body(rule: Rule, words: list[str]) -> None:
     if words[:1] == ["log"]:
         rule.log = True
         words.pop(0)
-        if words[:1] == ["logamount"] and len(words) > 1:
+        while words[:1] in (["logamount"], ["logdst"]) and len(words) > 1:  # ipfw2.c: in either order
             words[:2] = []
     if not words or words[0] not in PROTOS:
         rule.unmodelled.append(f"protocol {words[0] if words else '(none)'}")
@@ -190,13 +198,14 @@ def parse_listing(lines: list[str]) -> list[Rule]:
 # -- a packet's path --------------------------------------------------------------------------------
 
 class Verdict:
-    __slots__ = ("action", "rule", "unproven", "state", "translated")
+    __slots__ = ("action", "rule", "unproven", "state", "translated", "logged")
 
     def __init__(self, action: str, rule: Optional[Rule], unproven: str = "", state: bool = False,
                  translated: Optional[tuple[Rule, Packet]] = None) -> None:
         self.action = action  # "pass" or "block" (the words the policy uses)
         self.rule, self.unproven, self.state = rule, unproven, state
         self.translated = translated  # (the nat rule, the packet as it translated it)
+        self.logged: list[Rule] = []  # the rules on the way that matched and log, in order
 
     @property
     def passed(self) -> bool:
@@ -233,6 +242,7 @@ class Ruleset:
         states = {} if states is None else states
         doubts: list[tuple[Rule, str]] = []
         translated: Optional[tuple[Rule, Packet]] = None
+        logged: list[Rule] = []  # what the rules that matched and log on the way would log
         i = 0
         while i < len(self.rules):
             rule = self.rules[i]
@@ -245,7 +255,7 @@ class Ruleset:
                     if parent.action == "skipto":  # the state does what its rule does
                         i = self._after(parent, i)
                         continue
-                    return self._decide(Verdict("pass", rule, state=True, translated=translated), doubts)
+                    return self._decide(Verdict("pass", rule, state=True, translated=translated), doubts, logged)
                 if rule.action == "check-state":
                     continue
             match, why = self._matches(rule, pkt, jid)
@@ -254,6 +264,8 @@ class Ruleset:
             if match is None or rule.unmodelled:
                 doubts.append((rule, why or ", ".join(rule.unmodelled)))
                 continue
+            if rule.log:
+                logged.append(rule)
             if rule.keep_state and rule.action in (ALLOW, "skipto"):
                 states[_flow(pkt)] = rule
             if rule.action == "skipto":
@@ -263,7 +275,7 @@ class Ruleset:
                 verdict = self._nat(rule, pkt)
                 if isinstance(verdict, Verdict):
                     verdict.translated = translated
-                    return self._decide(verdict, doubts)
+                    return self._decide(verdict, doubts, logged)
                 if _fields(verdict) != _fields(pkt):  # nat leaves what it has no link for as it is
                     translated = (rule, verdict)
                 pkt = verdict
@@ -271,14 +283,15 @@ class Ruleset:
                     doubts.append((rule, "net.inet.ip.fw.one_pass is not known"))
                     continue
                 if self.one_pass:
-                    return self._decide(Verdict("pass", rule, translated=translated), doubts)
+                    return self._decide(Verdict("pass", rule, translated=translated), doubts, logged)
                 continue  # one_pass 0: on at the next rule, translated
             if rule.action == ALLOW:
-                return self._decide(Verdict("pass", rule, state=rule.keep_state, translated=translated), doubts)
+                verdict = Verdict("pass", rule, state=rule.keep_state, translated=translated)
+                return self._decide(verdict, doubts, logged)
             if rule.action == DENY:
-                return self._decide(Verdict("block", rule, translated=translated), doubts)
+                return self._decide(Verdict("block", rule, translated=translated), doubts, logged)
             doubts.append((rule, f"action {rule.action}"))
-        return self._decide(Verdict("block", None, translated=translated), doubts)
+        return self._decide(Verdict("block", None, translated=translated), doubts, logged)
 
     def _after(self, rule: Rule, i: int) -> int:
         """Where skipto RULE goes on: the first rule numbered its argument or
@@ -302,9 +315,10 @@ class Ruleset:
         return instance.translate(pkt)
 
     @staticmethod
-    def _decide(verdict: Verdict, doubts: list[tuple[Rule, str]]) -> Verdict:
+    def _decide(verdict: Verdict, doubts: list[tuple[Rule, str]], logged: list[Rule]) -> Verdict:
         """An earlier rule that might have matched decides otherwise only if its
         action differs: then the verdict is not proven."""
+        verdict.logged = logged
         for rule, why in doubts:
             same = (rule.action == ALLOW) == verdict.passed and rule.action in (ALLOW, DENY)
             if not same:

@@ -34,8 +34,6 @@ order, which the pcap file's magic number gives.
 """
 from __future__ import annotations
 
-import bz2
-import gzip
 import ipaddress
 import struct
 from typing import BinaryIO, Iterator, Optional
@@ -57,15 +55,6 @@ class Record:
 
 class PflogError(ValueError):
     pass
-
-
-def open_log(path: str) -> BinaryIO:
-    """PATH, or its rotated form: newsyslog compresses pflog.N with bzip2 or gzip."""
-    if path.endswith(".bz2"):
-        return bz2.open(path, "rb")  # type: ignore[return-value]
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
 
 
 def read(fh: BinaryIO, name: str = "pflog") -> Iterator[Record]:

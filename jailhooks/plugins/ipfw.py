@@ -25,7 +25,7 @@ import os
 from typing import Optional
 
 from .. import hookimpl, validate
-from ..config import Field, Section, integer
+from ..config import Field, Section, absolute_path, integer
 from ..errors import ConfigError, DataError, JailhooksError
 
 SHARED_SPAN = 64  # the shared nat instances: [ipfw] first - 1 down to first - SHARED_SPAN
@@ -33,6 +33,8 @@ SHARED_SPAN = 64  # the shared nat instances: [ipfw] first - 1 down to first - S
 SECTION = Section("ipfw", fields={
     "first": Field(integer(1, 65000), 10000, "the first rule number of the jails' ranges"),
     "per_jail": Field(integer(8, 10000), 100, "rule numbers per jail (two halves: a reload fills the other)"),
+    "log": Field(absolute_path, "/var/log/security",
+                 "where syslogd(8) writes what ipfw logs (jailhooks log reads it and its rotated copies)"),
 })
 
 
@@ -427,6 +429,7 @@ def jailhooks_explain(ctx, packet, rendered):
             "rule": v.rule.text if v.rule is not None else None, "anchor": None, "section": "", "plugin": "",
             "number": v.rule.number if v.rule is not None else None,
             "translation": translation,
+            "logged": [{"number": r.number, "rule": r.text, "action": r.logged_as} for r in v.logged],
             "packet": {"direction": pkt.direction, "proto": pkt.proto, "src": pkt.src, "dst": pkt.dst,
                        "port": pkt.dport, "uid": pkt.uid, "iface": pkt.iface},
             "seen_as": seen, "ruleset": "rendered" if rendered or before is None else "live"}
@@ -498,3 +501,75 @@ def jailhooks_check(settings, host, registry, jail):
         if before is None or not all(n in numbers for n, _ in before.rules):
             found.append(("error", f"jail {name} runs without its ipfw rules (jailhooks sync)"))
     return found
+
+
+# -- what the rules logged ----------------------------------------------------------------------------
+
+def log_files(settings, host) -> list[str]:
+    """The security log and its rotated copies, oldest first.  The simulated
+    host's syslogd writes STATE_DIR/simhost/security."""
+    from ..logfiles import rotated
+
+    path = settings.section("ipfw")["log"]
+    if host.mode.startswith("simulated") and path == SECTION.fields["log"].default:
+        path = os.path.join(settings.state_dir, "simhost", "security")
+    return rotated(path)
+
+
+def _owners(settings) -> dict[int, tuple[str, Optional[str], Optional[str]]]:
+    """Rule number -> (jail, rule, section) for every number of each jail's
+    range (from the renderings kept); rule and section only for the rules
+    loaded now."""
+    import re
+
+    from .. import jailfs
+    from ..ipfw.render import Rendered
+
+    directory = os.path.join(settings.state_dir, "ipfw")
+    first, per_jail = settings.section("ipfw")["first"], settings.section("ipfw")["per_jail"]
+    owners: dict = {}
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        text = jailfs.read_text(directory, name) if name.endswith(".rules") else None
+        rendered = Rendered.from_text(text) if text else None
+        jail = re.match(r'# jailhooks ipfw rules of jail "([^"]*)"', text or "")
+        if rendered is None or jail is None:
+            continue
+        start = first + (rendered.span[0] - first) // per_jail * per_jail  # the range, both halves
+        for number in range(start, start + per_jail):
+            owners[number] = (jail.group(1), None, None)
+        sections = _sections(text)
+        for number, body in rendered.rules:
+            owners[number] = (jail.group(1), body, sections.get(number))
+    return owners
+
+
+@hookimpl
+def jailhooks_firewall_log(settings, host, registry, since):
+    """What the jails' rules logged (``log logdst syslog``: one line per
+    packet in the security log), attributed by rule number to the jail whose
+    range holds it.  The log has no UIDs: the user is "unknown"."""
+    import datetime
+
+    from ..ipfw.syslog import parse
+    from ..logfiles import open_log
+
+    owners = _owners(settings)
+    now = datetime.datetime.now()
+    out = []
+    for path in log_files(settings, host):
+        try:
+            with open_log(path) as fh:
+                lines = fh.read().decode("utf-8", "replace").splitlines()
+        except (OSError, EOFError, ValueError) as exc:
+            raise DataError(f"{path}: {exc}") from None
+        for line in lines:
+            e = parse(line, now)
+            if e is None or since is not None and e.time < since:
+                continue
+            jail, rule, section = owners.get(e.rule, (None, None, None))
+            when = datetime.datetime.fromtimestamp(e.time, datetime.timezone.utc).isoformat(timespec="microseconds")
+            out.append({"time": when, "jail": jail, "uid": None, "user": "unknown", "verdict": e.verdict,
+                        "direction": e.direction, "proto": e.proto, "src": e.src, "dst": e.dst, "port": e.dport,
+                        "interface": validate.shown(e.iface, 16), "ruleset": f"rule {e.rule}",
+                        "rule": f"{e.rule:05d} {rule}" if rule else None, "section": section})
+    return out

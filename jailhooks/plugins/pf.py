@@ -449,29 +449,26 @@ def accounts_outside(settings, registry, jail) -> list[tuple[str, str]]:
 # -- what the rules logged ----------------------------------------------------------------------------
 
 def pflog_files(settings, host) -> list[str]:
-    """pflogd's file and its rotated copies (newsyslog: FILE.0.bz2, ...),
-    oldest first.  The simulated host's pflogd writes STATE_DIR/simhost/pflog."""
+    """pflogd's file and its rotated copies, oldest first.  The simulated
+    host's pflogd writes STATE_DIR/simhost/pflog."""
+    from ..logfiles import rotated
+
     path = settings.section("log")["pflog"]
     if host.mode.startswith("simulated") and path == LOG_SECTION.fields["pflog"].default:
         path = os.path.join(settings.state_dir, "simhost", "pflog")
-    rotated = []
-    for n in range(100):
-        found = [f"{path}.{n}{ext}" for ext in ("", ".bz2", ".gz") if os.path.exists(f"{path}.{n}{ext}")]
-        if not found:
-            break
-        rotated.append(found[0])
-    return list(reversed(rotated)) + ([path] if os.path.exists(path) else [])
+    return rotated(path)
 
 
 @hookimpl
 def jailhooks_firewall_log(settings, host, registry, since):
+    from ..logfiles import open_log
     from ..pf import pflog
 
     attribute = Attribution(settings, host, registry)
     out = []
     for path in pflog_files(settings, host):
         try:
-            with pflog.open_log(path) as fh:
+            with open_log(path) as fh:
                 records = list(pflog.read(fh, path))
         except (OSError, EOFError, ValueError) as exc:
             raise DataError(f"{path}: {exc}") from None

@@ -131,17 +131,22 @@ class SimulatedRunner:
         """Where the simulated pflogd writes (/var/log/pflog on FreeBSD)."""
         return os.path.join(self.dir, "pflog")
 
-    def log_packet(self, answer: dict) -> bool:
-        """``sim send``: log the packet explain's ANSWER describes, if the rule
-        that decided it logs (sim/pflogd.py)."""
-        from .ipfw import count
+    @property
+    def security_path(self) -> str:
+        """Where the simulated syslogd writes the security facility (/var/log/security)."""
+        return os.path.join(self.dir, "security")
+
+    def log_packet(self, answer: dict) -> str | None:
+        """``sim send``: count the packet explain's ANSWER describes, and log it
+        where the firewall's rules log it; where, or None when no rule logs."""
+        from .ipfw import count, syslog
         from .pflogd import record
 
         with self.state() as st:
-            if answer.get("number") is not None:  # ipfw: counted on the rule (ipfw show); it logs to syslog
+            if answer.get("number") is not None:  # ipfw: counted on the rule (ipfw show), logged to syslog
                 count(st, answer)
-                return False
-            return record(st, self.pflog_path, answer)
+                return "the security log" if syslog(self.security_path, answer) else None
+            return "pflog" if record(st, self.pflog_path, answer) else None
 
     def add_state(self, src: str, dst: str, label: str = "") -> None:
         with self.state() as st:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 
 from .getopt import GetoptError, getopt, not_modelled
+from .pflogd import UPLINK, UPLINK_ADDRESS
 
 # main.c: getopt(ac, av, "abcdDefhinNp:qs:STtvx"); ipfw_readfile: "cfNnp:qS"
 OPTSTRING, FILE_OPTSTRING = "abcdDefhinNp:qs:STtvx", "cfNnp:qS"
@@ -178,9 +179,25 @@ def _compile(st, words: list[str]) -> str:
         words = words[1:]
     else:
         raise Refused(f"action {action} is not modelled by the simulated host", 70)
-    if words[:1] == ["log"]:
+    if words[:1] == ["log"]:  # ipfw2.c compile_rule TOK_LOG: logdst before or after logamount
         printed.append("log")
         words = words[1:]
+        amount, where = "", ""
+        for _ in range(2):
+            if words[:1] == ["logamount"] and len(words) > 1 and not amount:
+                if not words[1].lstrip("-").isdigit() or int(words[1]) < 0:
+                    raise Refused("logamount must be positive", 65)
+                amount, words = words[1], words[2:]
+            elif words[:1] == ["logdst"] and len(words) > 1 and not where:
+                tokens = words[1].split(",")
+                if not set(tokens) <= {"syslog", "ipfw0", "rtsock"}:
+                    raise Refused("unsupported logdst token", 65)
+                # print_logdst(): in the order syslog, ipfw0, rtsock
+                where, words = ",".join(t for t in ("syslog", "ipfw0", "rtsock") if t in tokens), words[2:]
+        if amount and int(amount) > 0:  # a logamount of 0 (net.inet.ip.fw.verbose_limit's default) is not shown
+            printed.append(f"logamount {int(amount)}")
+        if where:
+            printed.append(f"logdst {where}")
     if not words or words[0] not in PROTOS:
         raise Refused(f"protocol {words[0] if words else '(none)'} is not modelled by the simulated host", 70)
     proto = PROTOS[words[0]]
@@ -299,6 +316,25 @@ def count(st, answer: dict) -> None:
             packets, octets = rule.get("counts", [0, 0])
             rule["counts"] = [packets + 1, octets + size]
             return
+
+
+def syslog(path: str, answer: dict) -> bool:
+    """``sim send``: what the kernel sends syslogd for each rule that matched
+    the packet and logs (ip_fw_log.c), appended as syslogd writes it to the
+    security log; True when a rule logged."""
+    import time
+
+    from ..ipfw.syslog import line
+
+    p = answer["packet"]
+    out = p["direction"] == "out"
+    lines = [line(time.time(), "simhost", entry["number"], entry["action"], p["proto"], p["src"] or UPLINK_ADDRESS,
+                  40000 if out else 50000, p["dst"], p["port"] or 0, p["direction"], p.get("iface") or UPLINK)
+             for entry in answer.get("logged") or []]
+    if lines:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+    return bool(lines)
 
 
 def _list(st, out, counters: bool, sets: bool) -> None:

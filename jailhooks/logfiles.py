@@ -1,0 +1,30 @@
+"""Log files a firewall writes through a daemon (pflogd's pcap file, the
+security log syslogd keeps for ipfw), with newsyslog's rotated copies:
+FILE.0 (or FILE.0.bz2, FILE.0.gz: newsyslog.conf's J and Z flags), FILE.1
+..., the highest number the oldest."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+from typing import BinaryIO
+
+
+def rotated(path: str) -> list[str]:
+    """PATH's rotated copies, oldest first, then PATH (each only if it exists)."""
+    found = []
+    for n in range(100):
+        copies = [f"{path}.{n}{ext}" for ext in ("", ".bz2", ".gz") if os.path.exists(f"{path}.{n}{ext}")]
+        if not copies:
+            break
+        found.append(copies[0])
+    return list(reversed(found)) + ([path] if os.path.exists(path) else [])
+
+
+def open_log(path: str) -> BinaryIO:
+    """PATH, or its rotated form: newsyslog compresses with bzip2 or gzip."""
+    if path.endswith(".bz2"):
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
