@@ -21,6 +21,15 @@ def rotated(path: str) -> list[str]:
     return list(reversed(found)) + ([path] if os.path.exists(path) else [])
 
 
+def of_host(settings, host, path: str, default: str, simulated: str) -> list[str]:
+    """The log at PATH (a config key's value) and its rotated copies; on the
+    simulated host, while PATH is DEFAULT, the simulated daemon's file
+    STATE_DIR/simhost/SIMULATED instead."""
+    if host.mode.startswith("simulated") and path == default:
+        path = os.path.join(settings.state_dir, "simhost", simulated)
+    return rotated(path)
+
+
 def open_log(path: str) -> BinaryIO:
     """PATH, or its rotated form: newsyslog compresses with bzip2 or gzip."""
     if path.endswith(".bz2"):

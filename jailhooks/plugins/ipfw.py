@@ -505,17 +505,6 @@ def jailhooks_check(settings, host, registry, jail):
 
 # -- what the rules logged ----------------------------------------------------------------------------
 
-def log_files(settings, host) -> list[str]:
-    """The security log and its rotated copies, oldest first.  The simulated
-    host's syslogd writes STATE_DIR/simhost/security."""
-    from ..logfiles import rotated
-
-    path = settings.section("ipfw")["log"]
-    if host.mode.startswith("simulated") and path == SECTION.fields["log"].default:
-        path = os.path.join(settings.state_dir, "simhost", "security")
-    return rotated(path)
-
-
 def _owners(settings) -> dict[int, tuple[str, Optional[str], Optional[str]]]:
     """Rule number -> (jail, rule, section) for every number of each jail's
     range (from the renderings kept); rule and section only for the rules
@@ -551,12 +540,13 @@ def jailhooks_firewall_log(settings, host, registry, since):
     import datetime
 
     from ..ipfw.syslog import parse
-    from ..logfiles import open_log
+    from ..logfiles import of_host, open_log
 
     owners = _owners(settings)
     now = datetime.datetime.now()
     out = []
-    for path in log_files(settings, host):
+    # the simulated host's syslogd writes STATE_DIR/simhost/security
+    for path in of_host(settings, host, settings.section("ipfw")["log"], SECTION.fields["log"].default, "security"):
         try:
             with open_log(path) as fh:
                 lines = fh.read().decode("utf-8", "replace").splitlines()

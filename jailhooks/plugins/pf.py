@@ -448,25 +448,16 @@ def accounts_outside(settings, registry, jail) -> list[tuple[str, str]]:
 
 # -- what the rules logged ----------------------------------------------------------------------------
 
-def pflog_files(settings, host) -> list[str]:
-    """pflogd's file and its rotated copies, oldest first.  The simulated
-    host's pflogd writes STATE_DIR/simhost/pflog."""
-    from ..logfiles import rotated
-
-    path = settings.section("log")["pflog"]
-    if host.mode.startswith("simulated") and path == LOG_SECTION.fields["pflog"].default:
-        path = os.path.join(settings.state_dir, "simhost", "pflog")
-    return rotated(path)
-
-
 @hookimpl
 def jailhooks_firewall_log(settings, host, registry, since):
-    from ..logfiles import open_log
+    from ..logfiles import of_host, open_log
     from ..pf import pflog
 
     attribute = Attribution(settings, host, registry)
     out = []
-    for path in pflog_files(settings, host):
+    # the simulated host's pflogd writes STATE_DIR/simhost/pflog
+    for path in of_host(settings, host, settings.section("log")["pflog"], LOG_SECTION.fields["pflog"].default,
+                        "pflog"):
         try:
             with open_log(path) as fh:
                 records = list(pflog.read(fh, path))
