@@ -336,7 +336,7 @@ def sim_send(opts: Options, jail, proto, dest, inbound, peer, uid):
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("tool", type=click.Choice([*(c for c in COMMANDS if c != "tcpdump"), "send"]))  # tcpdump: log --follow
+@click.argument("tool", type=click.Choice([*(c for c in COMMANDS if c not in ("tcpdump", "tail")), "send"]))  # those two: log -f
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def sim(opts: Options, tool, args):

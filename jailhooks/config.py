@@ -174,6 +174,7 @@ COMMANDS = {
     "jail": "/usr/sbin/jail",
     "route": "/sbin/route",
     "tcpdump": "/usr/sbin/tcpdump",
+    "tail": "/usr/bin/tail",
 }
 
 HOST_FIELDS: dict[str, Field] = {

@@ -108,8 +108,9 @@ def jailhooks_firewall_log(settings: "Settings", host: "Host", registry, since: 
 def jailhooks_firewall_follow(settings: "Settings", host: "Host", registry) -> "object | None":
     """``jailhooks log --follow``: what the jails' rules log from now on, as
     it happens.  An iterable of dicts as jailhooks_firewall_log gives them,
-    with a ``close()`` that stops it; it is ready (listening) when returned.
-    None: the firewall plugin cannot follow its log."""
+    with a ``close()`` that stops it and a ``what`` (what it follows, for the
+    message); it is ready (listening) when returned.  None: the firewall
+    plugin cannot follow its log."""
 
 
 @hookspec

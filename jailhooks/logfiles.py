@@ -21,13 +21,17 @@ def rotated(path: str) -> list[str]:
     return list(reversed(found)) + ([path] if os.path.exists(path) else [])
 
 
-def of_host(settings, host, path: str, default: str, simulated: str) -> list[str]:
-    """The log at PATH (a config key's value) and its rotated copies; on the
-    simulated host, while PATH is DEFAULT, the simulated daemon's file
-    STATE_DIR/simhost/SIMULATED instead."""
+def on_host(settings, host, path: str, default: str, simulated: str) -> str:
+    """The log at PATH (a config key's value); on the simulated host, while
+    PATH is DEFAULT, the simulated daemon's file STATE_DIR/simhost/SIMULATED."""
     if host.mode.startswith("simulated") and path == default:
-        path = os.path.join(settings.state_dir, "simhost", simulated)
-    return rotated(path)
+        return os.path.join(settings.state_dir, "simhost", simulated)
+    return path
+
+
+def of_host(settings, host, path: str, default: str, simulated: str) -> list[str]:
+    """on_host's log and its rotated copies, oldest first."""
+    return rotated(on_host(settings, host, path, default, simulated))
 
 
 def open_log(path: str) -> BinaryIO:

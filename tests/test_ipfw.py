@@ -589,3 +589,22 @@ def test_learn_then_suggest_then_lock_down_under_ipfw(env, cli):
     assert [verdict("tcp", "198.51.100.1", 8443), verdict("udp", "192.0.2.53", 53)] == ["pass", "pass"]
     assert [verdict("tcp", "198.51.100.2", 8443), verdict("tcp", "198.51.100.1", 8080),
             verdict("udp", "192.0.2.54", 53), verdict("tcp", "198.51.100.1", 23)] == ["block"] * 4
+
+
+def test_log_follow_under_ipfw_tails_the_security_log(web, cli):
+    assert start(web, cli).code == 0
+    assert cli("sim", "send", "web", "tcp", "198.51.100.1:25", "--uid", "100005").code == 0  # before: not shown
+    follow = web.popen("log", "--follow", "--count", "1", "--json")
+    try:
+        ready = follow.stderr.readline()
+        assert ready.startswith("jailhooks: log: following ") and ready.rstrip().endswith("security (Ctrl-C to stop)")
+        assert cli("sim", "send", "web", "tcp", "198.51.100.2:25", "--uid", "100005").code == 0
+        r = json.loads(follow.stdout.readline())
+        assert (r["jail"], r["verdict"], r["dst"], r["section"]) == \
+            ("web", "block", "198.51.100.2", "1. blocks for the jail's users")
+        assert follow.wait(timeout=60) == 0
+    finally:
+        follow.kill()
+        follow.wait()
+    assert [c for c in web.sim.commands() if c[0] == "tail"] == [
+        ["tail", "-F", "-n", "0", str(web.state / "simhost" / "security")]]

@@ -267,12 +267,6 @@ def test_log_follow_fails_with_tcpdumps_own_error(env, cli):
     assert res.code == 78 and "jailhooks.toml: log.interface: not an interface name" in res.err and res.err.count("\n") == 1
 
 
-def test_log_follow_under_ipfw_says_it_cannot_follow(env, cli):
-    env.write_config('[firewall]\nbackend = "ipfw"\n' + WEB.format(root=env.jail_root("web")).replace(", log = true", ""))
-    res = cli("log", "--follow")
-    assert res.code == 64 and "cannot follow its log as it is written; run log without --follow" in res.err
-
-
 def test_the_real_runner_streams_a_child_and_stops_it(tmp_path):
     """The runner FreeBSD uses, on programs every machine has: the child's
     output as it comes, a child stopped when closed, and one that failed

@@ -8,6 +8,7 @@ tool's own usage message, as on FreeBSD."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,7 @@ HOST_CALLS = {
                                                 "add 10001 nat 10000 ip from any to 192.0.2.1 in recv em0"]),
                               host.ipfw_nat()),
     "pflog_follow": lambda host: _header(host),
+    "log_follow": lambda host: host.log_follow(str(Path(host.runner.dir) / "security")).close(),
 }
 
 
@@ -190,5 +192,19 @@ def test_an_option_the_real_tool_lacks_gets_its_usage(tmp_path, argv, code, usag
 def test_the_simulated_tcpdump_says_what_it_does_not_capture(tmp_path, argv, code, says):
     stream = SimulatedRunner(str(tmp_path)).stream(argv)
     assert stream.read(24) == b""  # it ended at once
+    res = stream.close()
+    assert res.returncode == code and says in res.stderr
+
+
+@pytest.mark.parametrize("argv,code,says", [
+    (["/usr/bin/tail", "-f", "-n", "0", "SIMDIR/security"], NOT_MODELLED, "-f is not modelled"),
+    (["/usr/bin/tail", "-F", "-n", "10", "SIMDIR/security"], NOT_MODELLED, "anything but tail -F -n 0 FILE"),
+    (["/usr/bin/tail", "-F", "-n", "0", "/etc/passwd"], NOT_MODELLED, "a file outside the simulated host"),
+    (["/usr/bin/tail", "-Z"], 1, "tail: illegal option -- Z\nusage: tail [-F | -f | -r] [-q]"),
+])
+def test_the_simulated_tail_says_what_it_does_not_follow(tmp_path, argv, code, says):
+    sim = SimulatedRunner(str(tmp_path))
+    stream = sim.stream([a.replace("SIMDIR", sim.dir) for a in argv])
+    assert stream.readline() == b""  # it ended at once
     res = stream.close()
     assert res.returncode == code and says in res.stderr

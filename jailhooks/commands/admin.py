@@ -441,13 +441,14 @@ def _follow(app: App, jails: list[str], start: float | None, as_json: bool, coun
         if live is None:
             raise UsageError("log --follow: the firewall backend cannot follow its log as it is written; "
                              "run log without --follow")
-        interface = validate.shown(str(app.settings.section("log").get("interface", "its log")), 16)
+        what = _plain(getattr(live, "what", None))  # what it follows, as the plugin names it
+        what = validate.shown(what, 120) if isinstance(what, str) else "the firewall's log"
         backlog = _logged(app, start) if start is not None else []
         shown, seen = 0, set()
         for r in backlog:
             seen.add(_identity(r))
         if not app.quiet:
-            app.err.write(f"jailhooks: log: following {interface} (Ctrl-C to stop)\n")
+            app.err.write(f"jailhooks: log: following {what} (Ctrl-C to stop)\n")
             app.err.flush()
 
         def emit(r: dict) -> bool:

@@ -181,6 +181,11 @@ class Host:
         reader takes nothing from it.  Close it when done."""
         return Followed(self.runner.stream([self.commands["tcpdump"], "-U", "-w", "-", "-i", interface]))
 
+    def log_follow(self, path: str) -> "Followed":
+        """``tail -F -n 0 PATH``: the lines appended to a log from now on,
+        also after newsyslog rotates it (tail(1) -F).  Close it when done."""
+        return Followed(self.runner.stream([self.commands["tail"], "-F", "-n", "0", path]))
+
     # -- ipfw -------------------------------------------------------------------
     def ipfw_script(self, lines: list[str]) -> None:
         """LINES (ipfw commands, without "ipfw") in one ``ipfw -q /dev/stdin``:
@@ -278,11 +283,21 @@ class Followed:
 
     def read(self, size: int) -> bytes:
         data = self.stream.read(size) if self.result is None else b""
-        if len(data) < size and self.result is None:  # it ended
+        if len(data) < size:
+            self._ended()
+        return data
+
+    def readline(self) -> bytes:
+        data = self.stream.readline() if self.result is None else b""
+        if not data.endswith(b"\n"):
+            self._ended()
+        return data
+
+    def _ended(self) -> None:
+        if self.result is None:
             self.result = self.stream.close()
             if self.result.returncode != 0:
                 raise CommandError(list(self.result.argv), self.result.returncode, self.result.stderr)
-        return data
 
     def close(self) -> None:
         if self.result is None:

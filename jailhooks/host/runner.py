@@ -33,11 +33,14 @@ class CommandTimeout(Exception):
 
 
 class Stream(Protocol):
-    """A command that runs until it is stopped: ``read`` its stdout as it
-    comes (b"" once it has ended); ``close`` stops it if it still runs and
-    gives its Result (exit status and stderr)."""
+    """A command that runs until it is stopped: ``read`` or ``readline`` its
+    stdout as it comes (b"" once it has ended); ``close`` stops it if it
+    still runs and gives its Result (exit status and stderr)."""
 
     def read(self, size: int) -> bytes:
+        ...
+
+    def readline(self) -> bytes:
         ...
 
     def close(self) -> Result:
@@ -91,6 +94,12 @@ class _ProcessStream:
             return b""
         stdout: BinaryIO = self.proc.stdout  # type: ignore[assignment]
         return stdout.read(size)
+
+    def readline(self) -> bytes:
+        if self.proc is None:
+            return b""
+        stdout: BinaryIO = self.proc.stdout  # type: ignore[assignment]
+        return stdout.readline()
 
     def close(self) -> Result:
         if self.proc is None:

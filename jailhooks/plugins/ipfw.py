@@ -545,8 +545,7 @@ def jailhooks_firewall_log(settings, host, registry, since):
     owners = _owners(settings)
     now = datetime.datetime.now()
     out = []
-    # the simulated host's syslogd writes STATE_DIR/simhost/security
-    for path in of_host(settings, host, settings.section("ipfw")["log"], SECTION.fields["log"].default, "security"):
+    for path in of_host(settings, host, *_log_keys(settings)):
         try:
             with open_log(path) as fh:
                 lines = fh.read().decode("utf-8", "replace").splitlines()
@@ -554,12 +553,60 @@ def jailhooks_firewall_log(settings, host, registry, since):
             raise DataError(f"{path}: {exc}") from None
         for line in lines:
             e = parse(line, now)
-            if e is None or since is not None and e.time < since:
-                continue
-            jail, rule, section = owners.get(e.rule, (None, None, None))
-            when = datetime.datetime.fromtimestamp(e.time, datetime.timezone.utc).isoformat(timespec="microseconds")
-            out.append({"time": when, "jail": jail, "uid": None, "user": "unknown", "verdict": e.verdict,
-                        "direction": e.direction, "proto": e.proto, "src": e.src, "dst": e.dst, "port": e.dport,
-                        "interface": validate.shown(e.iface, 16), "ruleset": f"rule {e.rule}",
-                        "rule": f"{e.rule:05d} {rule}" if rule else None, "section": section})
+            if e is not None and (since is None or e.time >= since):
+                out.append(_record(e, owners))
     return out
+
+
+def _log_keys(settings) -> tuple[str, str, str]:
+    """The security log's key, its default, and the simulated syslogd's file."""
+    return settings.section("ipfw")["log"], SECTION.fields["log"].default, "security"
+
+
+def _record(e, owners: dict) -> dict:
+    """A line of the security log as ``jailhooks log`` shows it."""
+    import datetime
+
+    jail, rule, section = owners.get(e.rule, (None, None, None))
+    when = datetime.datetime.fromtimestamp(e.time, datetime.timezone.utc).isoformat(timespec="microseconds")
+    return {"time": when, "jail": jail, "uid": None, "user": "unknown", "verdict": e.verdict,
+            "direction": e.direction, "proto": e.proto, "src": e.src, "dst": e.dst, "port": e.dport,
+            "interface": validate.shown(e.iface, 16), "ruleset": f"rule {e.rule}",
+            "rule": f"{e.rule:05d} {rule}" if rule else None, "section": section}
+
+
+@hookimpl
+def jailhooks_firewall_follow(settings, host, registry):
+    from ..logfiles import on_host
+
+    path = on_host(settings, host, *_log_keys(settings))
+    return FollowingLog(host.log_follow(path), settings, path)
+
+
+class FollowingLog:
+    """The security log's lines from now on (``tail -F``), attributed; the
+    jails' renderings are read again when a rule number is no jail's (a jail
+    started or reloaded), once per number."""
+
+    def __init__(self, followed, settings, what: str):
+        self.followed, self.settings, self.what = followed, settings, what  # what: the file it follows
+        self.owners, self.missed = _owners(settings), set()
+
+    def __iter__(self):
+        from ..ipfw.syslog import parse
+
+        while True:
+            line = self.followed.readline()
+            if not line:
+                return
+            e = parse(line.decode("utf-8", "replace"))
+            if e is None:
+                continue
+            if e.rule not in self.owners and e.rule not in self.missed:
+                self.owners = _owners(self.settings)
+                if e.rule not in self.owners:
+                    self.missed.add(e.rule)
+            yield _record(e, self.owners)
+
+    def close(self) -> None:
+        self.followed.close()

@@ -480,14 +480,14 @@ def jailhooks_firewall_follow(settings, host, registry):
     except BaseException:
         followed.close()
         raise
-    return Following(followed, form, Attribution(settings, host, registry, live=True))
+    return Following(followed, form, Attribution(settings, host, registry, live=True), interface)
 
 
 class Following:
     """The records pf logs from now on, attributed, until closed."""
 
-    def __init__(self, followed, form, attribute):
-        self.followed, self.form, self.attribute = followed, form, attribute
+    def __init__(self, followed, form, attribute, what: str):
+        self.followed, self.form, self.attribute, self.what = followed, form, attribute, what  # what: pflog0
 
     def __iter__(self):
         from ..pf import pflog

@@ -1,4 +1,4 @@
-"""The simulated FreeBSD host: jls, jail, pfctl, ipfw, sysctl, route and tcpdump as models,
+"""The simulated FreeBSD host: jls, jail, pfctl, ipfw, sysctl, route, tcpdump and tail as models,
 one module each, on a state store (store.py) with fault injection.
 
 State lives in ``STATE_DIR/simhost/`` (state.json, and a file per jail and per
@@ -186,24 +186,28 @@ class SimulatedRunner:
 
     def stream(self, argv: list[str]):
         """A command that runs until it is stopped: tcpdump capturing the
-        simulated pflog0 (sim/tcpdump.py)."""
-        from .tcpdump import Capture, follow
+        simulated pflog0 (sim/tcpdump.py), tail following a log of the
+        simulated host (sim/tail.py)."""
+        from . import tail, tcpdump
 
-        if not argv or not os.path.isabs(argv[0]) or os.path.basename(argv[0]) != "tcpdump":
+        tool = os.path.basename(argv[0]) if argv and os.path.isabs(argv[0]) else ""
+        if tool not in ("tcpdump", "tail"):
             return _Ended(Result(tuple(argv), 127, "", f"{argv[0] if argv else '?'}: not modelled as a stream by "
                                  "the simulated host\n"))
         err: list[str] = []
         with self.state() as st:
-            fault = self._begin(st, ["tcpdump", *argv[1:]])
+            fault = self._begin(st, [tool, *argv[1:]])
             if fault is not None:
                 return _Ended(Result(tuple(argv), fault["rc"], fault["stdout"], fault["stderr"]))
             try:
-                rc = follow(argv[1:], err)
+                rc = tcpdump.follow(argv[1:], err) if tool == "tcpdump" else tail.follow(argv[1:], err, self.dir)
             except _Exit as exc:
                 rc = exc.code
         if rc != 0:
             return _Ended(Result(tuple(argv), rc, "", "".join(err)))
-        return Capture(tuple(argv), self.pflog_path, "".join(err))
+        if tool == "tail":
+            return tail.Tail(tuple(argv), argv[-1])
+        return tcpdump.Capture(tuple(argv), self.pflog_path, "".join(err))
 
 
 class _Ended:
@@ -213,6 +217,9 @@ class _Ended:
         self.result = result
 
     def read(self, size: int) -> bytes:
+        return b""
+
+    def readline(self) -> bytes:
         return b""
 
     def close(self) -> Result:

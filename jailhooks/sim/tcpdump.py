@@ -72,6 +72,9 @@ class Capture:
         data, self.pending = self.pending[:size], self.pending[size:]
         return data
 
+    def readline(self) -> bytes:
+        raise NotImplementedError("a pcap stream is read by records, not lines")
+
     def _more(self) -> bool:
         if not os.path.exists(self.path):
             return False
