@@ -189,6 +189,7 @@ class SimulatedRunner:
         simulated pflog0 (sim/tcpdump.py), tail following a log of the
         simulated host (sim/tail.py)."""
         from . import tail, tcpdump
+        from .follow import Growing
 
         tool = os.path.basename(argv[0]) if argv and os.path.isabs(argv[0]) else ""
         if tool not in ("tcpdump", "tail"):
@@ -206,8 +207,8 @@ class SimulatedRunner:
         if rc != 0:
             return _Ended(Result(tuple(argv), rc, "", "".join(err)))
         if tool == "tail":
-            return tail.Tail(tuple(argv), argv[-1])
-        return tcpdump.Capture(tuple(argv), self.pflog_path, "".join(err))
+            return Growing(tuple(argv), argv[-1])  # -n 0: from now on; a file made later, from its start
+        return tcpdump.capture(tuple(argv), self.pflog_path, "".join(err))
 
 
 class _Ended:

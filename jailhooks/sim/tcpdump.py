@@ -14,10 +14,9 @@ interface but pflog0, is not modelled.
 """
 from __future__ import annotations
 
-import os
 import struct
-import time
 
+from .follow import Growing
 from .getopt import not_modelled, options
 
 SHORTOPTS = "aAbB:c:C:dDeE:fF:gG:hHi:Ij:JKlLm:M:nNOpqQ:r:s:StT:uUvV:w:W:xXy:Yz:Z:#"
@@ -31,7 +30,6 @@ USAGE = ("Usage: tcpdump [-AbdDefhHIJKlLnNOpqStuUvxX#] [ -B size ] [ -c count ] 
          "\t\t[ -z postrotate-command ] [ -Z user ] [ expression ]\n")
 SNAPLEN = 262144
 INTERFACES = ("em0", "lo0", "pflog0")  # the simulated host's (sim/pfctl.py)
-POLL = 0.05  # seconds between looks at the simulated pflogd's file: the simulation's only clock
 
 
 def follow(args: list[str], err: list[str]) -> int:
@@ -55,40 +53,8 @@ def follow(args: list[str], err: list[str]) -> int:
     return 0
 
 
-class Capture:
-    """The stream of a capture on the simulated pflog0: a pcap header, then
-    each record the simulated pflogd appends to PATH from now on."""
-
-    def __init__(self, argv: tuple[str, ...], path: str, stderr: str):
-        self.argv, self.path, self.stderr = argv, path, stderr
-        self.pending = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 117)
-        self.offset = os.path.getsize(path) if os.path.exists(path) else None
-        self.stopped = False
-
-    def read(self, size: int) -> bytes:
-        while len(self.pending) < size and not self.stopped:
-            if not self._more():
-                time.sleep(POLL)
-        data, self.pending = self.pending[:size], self.pending[size:]
-        return data
-
-    def readline(self) -> bytes:
-        raise NotImplementedError("a pcap stream is read by records, not lines")
-
-    def _more(self) -> bool:
-        if not os.path.exists(self.path):
-            return False
-        with open(self.path, "rb") as fh:
-            if self.offset is None:  # pflogd created the file after the capture began: skip its header
-                self.offset = 24
-            fh.seek(self.offset)
-            data = fh.read()
-        self.offset += len(data)
-        self.pending += data
-        return bool(data)
-
-    def close(self):
-        from ..host.runner import Result
-
-        self.stopped = True
-        return Result(self.argv, 0, "", self.stderr)
+def capture(argv: tuple[str, ...], path: str, stderr: str) -> Growing:
+    """The stream of a capture on the simulated pflog0: a pcap header of
+    tcpdump's own, then each record the simulated pflogd appends to PATH
+    (a pcap file: a PATH made after the start is read after its header)."""
+    return Growing(argv, path, struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 117), 24, stderr)
