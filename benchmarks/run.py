@@ -302,9 +302,9 @@ def main() -> None:
     for phase, count, tools in table:
         print(f"    {phase:<30} {count:>8}   {tools}")
     show(bench_mass_restart(20 if quick else 300))
-    show(bench_sync([5, 15, 40] if quick else [10, 100, 1000]))
+    show(bench_sync([5, 15, 30] if quick else [10, 100, 1000]))
     show(bench_alloc(50 if quick else 200, 1 if quick else 3))
-    show(bench_parallel(8 if quick else 32))
+    show(bench_parallel(6 if quick else 32))
     pg_rows, pg = bench_pg(5 if quick else 50)
     show(pg_rows)
     ratio = {name: value for name, value, _ in rows}

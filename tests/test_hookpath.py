@@ -88,7 +88,8 @@ def test_run_prestart_avoids_click_metadata_and_logging(env, site, tmp_path):
     second = loaded(env, "run", "prestart", "web", extra_path=site)
     assert second["code"] == 0
     assert "quietplugin" in second["modules"]  # the plugin is still loaded, from the cache
-    assert "jailhooks.sim" not in second["modules"] and "subprocess" in second["modules"]  # the real host layer
+    assert "jailhooks.host.runner" in second["modules"] and "jailhooks.sim" not in second["modules"]  # the real one
+    assert "subprocess" not in second["modules"]  # it spawns with os.posix_spawn (host/runner.py)
     # What the interpreter loads anyway (an editable install's .pth may load pathlib and more)
     floor = subprocess.run([sys.executable, "-c", "import sys, pluggy, sqlite3; print(' '.join(sys.modules))"],
                            capture_output=True, text=True, timeout=60).stdout.split()

@@ -11,7 +11,7 @@ its stdout read as it comes, its exit status and stderr when it is closed.
 """
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from typing import BinaryIO, Protocol, TextIO
 
@@ -58,20 +58,74 @@ class Runner(Protocol):
 
 
 class SubprocessRunner:
+    """Each command spawned with os.posix_spawn, its input written and its
+    output read through pipes with select(2), then reaped with one blocking
+    waitpid: what subprocess.run does, without importing subprocess (with
+    signal, threading, selectors and locale: about 10 ms of every hook
+    process; main.py lists the start-up tuning)."""
+
     name = "freebsd"
 
     def run(self, argv: list[str], input: str | None, timeout: float, mutating: bool) -> Result:
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        out_r, out_w = os.pipe()  # os.pipe's ends are close-on-exec: the child keeps only 0, 1 and 2
+        err_r, err_w = os.pipe()
+        in_r, in_w = os.pipe() if input is not None else (os.open(os.devnull, os.O_RDONLY), -1)
         try:
-            proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                                  shell=False, check=False, stdin=None if input is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"timed out after {timeout:g}s") from None
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)])
         except OSError as exc:
+            for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
             return Result(tuple(argv), 127, "", f"{argv[0]}: {exc.strerror}\n")
-        return Result(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        for fd in (out_w, err_w, in_r):
+            os.close(fd)
+        data = (input or "").encode()
+        chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+        if in_w >= 0:
+            os.set_blocking(in_w, False)  # select says "room", not how much: a write must not wait for more
+        try:
+            while _open(chunks) or in_w >= 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    os.kill(pid, 9)  # SIGKILL; the signal module is not loaded for its name
+                    os.waitpid(pid, 0)
+                    raise CommandTimeout(f"timed out after {timeout:g}s")
+                readable, writable, _ = select.select(list(_open(chunks)), [in_w] if in_w >= 0 else [], [], left)
+                for fd in readable:
+                    chunks[fd].append(os.read(fd, 65536))  # b"": its end
+                if writable:
+                    try:
+                        data = data[os.write(in_w, data[:65536]):]
+                    except BlockingIOError:
+                        pass
+                    except BrokenPipeError:  # the command stopped reading: what it read is what it got
+                        data = b""
+                    if not data:
+                        os.close(in_w)
+                        in_w = -1
+            _, status = os.waitpid(pid, 0)  # its output ended: it is exiting
+        finally:
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+        return Result(tuple(argv), os.waitstatus_to_exitcode(status), _text(chunks[out_r]), _text(chunks[err_r]))
 
     def stream(self, argv: list[str]) -> Stream:
         return _ProcessStream(argv)
+
+
+def _open(chunks: dict[int, list[bytes]]) -> set[int]:
+    """The pipes of CHUNKS not at their end yet (an empty chunk marks it)."""
+    return {fd for fd, got in chunks.items() if not got or got[-1]}
+
+
+def _text(chunks: list[bytes]) -> str:
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 class _ProcessStream:
@@ -79,12 +133,13 @@ class _ProcessStream:
     temporary file, so a chatty child can never block on a full pipe."""
 
     def __init__(self, argv: list[str]):
+        import subprocess
         import tempfile
 
         self.argv = tuple(argv)
         self.err = tempfile.TemporaryFile()
         try:
-            self.proc: subprocess.Popen | None = subprocess.Popen(
+            self.proc: "subprocess.Popen | None" = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err, shell=False)
         except OSError as exc:
             self.proc, self.failed = None, f"{argv[0]}: {exc.strerror}\n"
@@ -102,6 +157,8 @@ class _ProcessStream:
         return stdout.readline()
 
     def close(self) -> Result:
+        import subprocess
+
         if self.proc is None:
             return Result(self.argv, 127, "", self.failed)
         if self.proc.poll() is None:
