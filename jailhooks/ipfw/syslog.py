@@ -26,6 +26,7 @@ VERDICTS = {"Accept": "pass", "Deny": "block", "Reset": "block", "Abort": "block
             "Unreach": "block"}
 _LINE = re.compile(r"ipfw: (-?\d+) (\S+(?: \d+)?) (TCP|UDP|ICMP|ICMPv6|P)(?::(\S+))? (\S+) (\S+)(?: mark:\S+)? "
                    r"(in|out) via (\S+)")
+_ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
 _BSD_TIME = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) ")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -69,9 +70,12 @@ def _time(line: str, now: datetime.datetime) -> Optional[float]:
     """Epoch seconds of the line's timestamp: RFC 3164 ("Dec  3 14:05:11",
     syslogd's default) or RFC 5424 (syslogd -O rfc5424)."""
     head = line.split(" ", 1)[0]
-    if head[:4].isdigit() and "T" in head:
+    iso = _ISO_TIME.fullmatch(head)
+    if iso:  # fromisoformat before 3.11 takes only 3 or 6 digits of a fraction, and no Z
+        fraction = (iso.group(2) or ".0")[1:7].ljust(6, "0")
+        zone = "+00:00" if iso.group(3) == "Z" else iso.group(3)
         try:
-            return datetime.datetime.fromisoformat(head.replace("Z", "+00:00")).timestamp()
+            return datetime.datetime.fromisoformat(f"{iso.group(1)}.{fraction}{zone}").timestamp()
         except ValueError:
             return None
     found = _BSD_TIME.match(line)
