@@ -548,9 +548,11 @@ def test_syslog_lines_as_ip_fw_log_writes_them():
     e = parse("Jan  2 11:00:00 jh1 kernel: ipfw: 10061 SkipTo 10070 UDP [2001:db8::10]:5353 [2001:db8::1]:53 "
               "out via em0", now)
     assert (e.verdict, e.proto, e.src, e.dst, e.dport) == ("pass", "udp", "2001:db8::10", "2001:db8::1", 53)
-    e = parse("2026-01-02T11:00:00.5+00:00 jh1 kernel - - - ipfw: 7 Accept ICMP:8.0 192.0.2.10 198.51.100.1 "
-              "out via em0", now)  # syslogd -O rfc5424
+    # syslogd -O rfc5424 (fprintlog_rfc5424): <PRI>1, microseconds; LOG_SECURITY | LOG_INFO is 110
+    e = parse("<110>1 2026-01-02T11:00:00.500000+00:00 jh1 kernel - - - ipfw: 7 Accept ICMP:8.0 192.0.2.10 "
+              "198.51.100.1 out via em0", now)
     assert (e.rule, e.verdict, e.proto, e.dport) == (7, "pass", "icmp", 0)
+    assert e.time == datetime.datetime(2026, 1, 2, 11, 0, 0, 500000, datetime.timezone.utc).timestamp()
     assert parse("Jan  2 11:00:00 jh1 sshd[1]: Accepted publickey for root", now) is None
     assert parse("Jan  2 11:00:00 jh1 kernel: ipfw: limit 100 reached on entry 10055", now) is None
 

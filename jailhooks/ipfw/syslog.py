@@ -12,9 +12,12 @@ ipfw_log_syslog()::
 ACTION is "Accept", "Deny", "Reset", "Count", "SkipTo N", "Nat", ...; PROTO
 is "TCP SRC:SPORT DST:DPORT", "UDP SRC:SPORT DST:DPORT", "ICMP:TYPE.CODE SRC
 DST", "ICMPv6:TYPE.CODE SRC DST" or "P:N SRC DST", IPv6 addresses in
-brackets.  syslogd's default.conf puts ``security.*`` in /var/log/security
-(usr.sbin/syslogd/syslog.conf), its own format prefixing the time (without
-a year), the host and "kernel:"; newsyslog keeps ten bzip2'd copies.
+brackets.  syslogd's default syslog.conf puts ``security.*`` in
+/var/log/security (usr.sbin/syslogd/syslog.conf); newsyslog keeps ten
+bzip2'd copies.  syslogd.c writes a file's line as "TIME HOST kernel: MSG"
+(fprintlog_bsd, the default: TIME is RFC3164_DATEFMT "%b %e %H:%M:%S",
+without a year) or, with -O rfc5424, "<PRI>1 TIME HOST kernel - - - MSG"
+(fprintlog_rfc5424: TIME "%FT%T.uuuuuu+hh:mm").
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ VERDICTS = {"Accept": "pass", "Deny": "block", "Reset": "block", "Abort": "block
             "Unreach": "block"}
 _LINE = re.compile(r"ipfw: (-?\d+) (\S+(?: \d+)?) (TCP|UDP|ICMP|ICMPv6|P)(?::(\S+))? (\S+) (\S+)(?: mark:\S+)? "
                    r"(in|out) via (\S+)")
+_RFC5424_PRI = re.compile(r"^<\d{1,3}>1 ")
 _ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
 _BSD_TIME = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) ")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -68,8 +72,8 @@ def _endpoint(text: str, ported: bool) -> tuple[str, int]:
 
 def _time(line: str, now: datetime.datetime) -> Optional[float]:
     """Epoch seconds of the line's timestamp: RFC 3164 ("Dec  3 14:05:11",
-    syslogd's default) or RFC 5424 (syslogd -O rfc5424)."""
-    head = line.split(" ", 1)[0]
+    syslogd's default) or RFC 5424 (syslogd -O rfc5424, after its "<PRI>1")."""
+    head = _RFC5424_PRI.sub("", line, count=1).split(" ", 1)[0]
     iso = _ISO_TIME.fullmatch(head)
     if iso:  # fromisoformat before 3.11 takes only 3 or 6 digits of a fraction, and no Z
         fraction = (iso.group(2) or ".0")[1:7].ljust(6, "0")
