@@ -302,3 +302,30 @@ def test_following_looks_a_rule_that_is_no_jails_up_once(web):
         assert attribute(record)["jail"] is None
     assert [c[0] for c in web.sim.commands()] == ["jls"]  # one look, for the first
     assert attribute(pflog.decode(header(rid=100000)))["jail"] == "web"
+
+
+HOSTILE = {"time": "2026-12-03T10:00:00+00:00", "jail": "web", "uid": 5, "user": "eve\nallow = [\x1b[2J",
+           "verdict": "pass", "direction": "out", "proto": "tcp", "src": "192.0.2.10\x1b[31m", "dst": "198.51.100.1",
+           "port": "443, inject = true", "interface": "em0", "rule": None, "ruleset": "web",
+           "section": "5. learn\nallow = []"}
+
+
+def test_a_firewall_plugins_records_reach_the_terminal_and_the_suggestion_escaped(env, cli, monkeypatch):
+    """Every field of a log record is the firewall plugin's: a line break or
+    an escape sequence in one never reaches the terminal, and suggest writes
+    no TOML from a port that is not a port number."""
+    from jailhooks.pluginmanager import Plugins
+
+    first, record = Plugins.first, dict(HOSTILE)
+    monkeypatch.setattr(Plugins, "first", lambda self, hook, **kw: [dict(record)]
+                        if hook == "jailhooks_firewall_log" else first(self, hook, **kw))
+    env.write_config(WEB.format(root=env.jail_root("web")))
+    res = cli("log")
+    assert res.code == 0, res.err
+    assert res.out.count("\n") == 1 and "\x1b" not in res.out and "eve\\nallow = [\\x1b[2J" in res.out
+    res = cli("suggest", "web")
+    assert res.code == 65 and res.out == "" and "as a port, not a port number" in res.err
+    record["port"] = 443
+    out = cli("suggest", "web").out  # the user goes into a comment: no line break
+    assert out.splitlines()[-2] == '  { proto = "tcp", to = "198.51.100.1", port = 443 },  # 1 packet(s); users: ' \
+        'eve?allow?=????2J'

@@ -311,8 +311,9 @@ def explain(app: App, name: str, proto: str, dest: str, inbound: bool, peer: str
                   + f", {p['direction']}{' on ' + p['iface'] if p['iface'] else ''}{who}\n")
     if answer.get("translation"):
         seen = answer["seen_as"]
-        app.out.write(f"translated: {validate.escaped(answer['translation'])} (from there on: {seen['src']} -> "
-                      f"{seen['dst']} port {seen['port']})\n")
+        went = f"{seen.get('src')} -> {seen.get('dst')} port {seen.get('port')}"
+        app.out.write(f"translated: {validate.escaped(answer['translation'])} (from there on: "
+                      f"{validate.escaped(went)})\n")
     verdict = answer["verdict"] + (" (keeps state: replies pass)" if answer.get("state") else "")
     app.out.write(f"verdict:    {verdict if answer['proven'] else verdict + ' (not proven)'}\n")
     app.out.write(f"decided by: {validate.escaped(answer['why'])}\n")
@@ -332,10 +333,11 @@ def sim_send(app: App, name: str, proto: str, dest: str, inbound: bool, peer: st
     answer = explain_answer(app, name, proto, dest, inbound, peer, uid, None, None, False)
     logged = app.host.runner.log_packet(answer)
     p = answer["packet"]
-    app.out.write(f"{answer['verdict']}{'' if answer['proven'] else ' (not proven)'}: {p['proto']} "
-                  f"{p['src'] or '(the host)'} -> {p['dst']}{':' + str(p['port']) if p['port'] else ''} "
-                  f"({p['direction']}{', uid ' + str(p['uid']) if p['uid'] is not None else ''}); "
-                  f"{validate.escaped(answer['why'])}{'; logged to ' + logged if logged else ''}\n")
+    line = (f"{answer['verdict']}{'' if answer['proven'] else ' (not proven)'}: {p['proto']} "
+            f"{p['src'] or '(the host)'} -> {p['dst']}{':' + str(p['port']) if p['port'] else ''} "
+            f"({p['direction']}{', uid ' + str(p['uid']) if p['uid'] is not None else ''}); "
+            f"{answer['why']}{'; logged to ' + logged if logged else ''}")
+    app.out.write(validate.escaped(line, 1000) + "\n")  # the answer is a plugin's
     return 0
 
 
@@ -489,14 +491,18 @@ def _json_line(r: dict) -> str:
 
 
 def _log_line(r: dict) -> str:
+    """One record as a line; every field is a plugin's, so each is escaped."""
     import datetime
 
+    def f(key: str, limit: int = 80) -> str:
+        return validate.escaped(r.get(key) if r.get(key) is not None else "-", limit)
+
     when = datetime.datetime.fromisoformat(r["time"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    port = f":{r['port']}" if r.get("port") else ""
-    rule = f"; rule: {validate.escaped(r['rule'])}" if r.get("rule") else f"; ruleset {r.get('ruleset')}"
-    section = f" ({r['section']})" if r.get("section") else ""
-    return (f"{when} {r.get('jail') or '-'} {r['user']} {r['verdict']} {r['direction']} on "
-            f"{r['interface']} {r['proto']} {r['src']} -> {r['dst']}{port}{rule}{section}\n")
+    port = f":{f('port')}" if r.get("port") else ""
+    rule = f"; rule: {f('rule', 600)}" if r.get("rule") else f"; ruleset {f('ruleset')}"
+    section = f" ({f('section')})" if r.get("section") else ""
+    return (f"{when} {f('jail')} {f('user')} {f('verdict')} {f('direction')} on {f('interface')} {f('proto')} "
+            f"{f('src')} -> {f('dst')}{port}{rule}{section}\n")
 
 
 LEARNED = "5. learn"  # the section of the logged pass that learn mode puts in place of the default block
@@ -512,10 +518,12 @@ def suggest(app: App, name: str, since: str | None) -> int:
         if r.get("jail") != name or r.get("verdict") != "pass" or r.get("direction") != "out" \
                 or not (r.get("section") or "").startswith(LEARNED) or r.get("proto") not in ("tcp", "udp", "icmp"):
             continue
-        key = (r["proto"], str(ipaddress_of(r["dst"])), r["port"] if r["proto"] in ("tcp", "udp") else 0)
-        flow = flows.setdefault(key, {"packets": 0, "users": set()})
+        port = r.get("port") if r["proto"] in ("tcp", "udp") else 0
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise DataError(f"suggest: the log gives {validate.shown(str(port), 40)} as a port, not a port number")
+        flow = flows.setdefault((r["proto"], str(ipaddress_of(r["dst"])), port), {"packets": 0, "users": set()})
         flow["packets"] += 1
-        flow["users"].add(r["user"])
+        flow["users"].add(validate.shown(str(r.get("user")), 32))  # into a TOML comment: no line break
     app.out.write(f"# jailhooks suggest {name}: {len(flows)} flow(s) from "
                   f"{sum(f['packets'] for f in flows.values())} packet(s) logged in learn mode"
                   f"{' since ' + validate.shown(since, 40) if since else ''}\n")
