@@ -132,9 +132,14 @@ def test_a_reload_never_opens_a_gap(web, cli):
     assert Rendered.from_text(new.text).rules == new.rules  # what is kept reads back as what was loaded
 
 
-def test_start_fails_closed_when_an_earlier_rule_passes_everything(web, cli):
-    assert web.sim.run(["/sbin/ipfw", "-q", "add", "100", "allow", "ip", "from", "any", "to", "any"],
+def admins_allow_all(env, number: int) -> None:
+    """The admin's own rule NUMBER: allow ip from any to any."""
+    assert env.sim.run(["/sbin/ipfw", "-q", "add", str(number), "allow", "ip", "from", "any", "to", "any"],
                        None, 5, True).returncode == 0
+
+
+def test_start_fails_closed_when_an_earlier_rule_passes_everything(web, cli):
+    admins_allow_all(web, 100)
     res = cli("run", "prestart", "web")
     assert res.code == 1
     assert "its ipfw rules are loaded but not enforced" in res.err
@@ -313,8 +318,7 @@ def test_another_jails_root_switched_into_a_uid_block_keeps_its_own_jails_rules(
 
 
 def test_a_rule_jailhooks_did_not_load_in_a_jails_range_stops_its_start(web, cli):
-    assert web.sim.run(["/sbin/ipfw", "-q", "add", "10020", "allow", "ip", "from", "any", "to", "any"],
-                       None, 5, True).returncode == 0
+    admins_allow_all(web, 10020)
     res = cli("run", "prestart", "web")
     assert res.code == 65
     assert "ipfw rule 10020 is in its range 10000-10099 but jailhooks did not load it for this jail" in res.err

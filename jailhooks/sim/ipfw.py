@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from .getopt import GetoptError, getopt, not_modelled
+from .getopt import GetoptError, _Exit, getopt, not_modelled
 from .pflogd import UPLINK, UPLINK_ADDRESS
 
 # main.c: getopt(ac, av, "abcdDefhinNp:qs:STtvx"); ipfw_readfile: "cfNnp:qS"
 OPTSTRING, FILE_OPTSTRING = "abcdDefhinNp:qs:STtvx", "cfNnp:qS"
+MODELLED_FLAGS = {"-q", "-f", "-S"}  # quiet, force, sets: the others exit 70
 USAGE_TAIL = 'do "ipfw -h" or "man ipfw" for details'
 DEFAULT_RULES = ["count ip from any to any not // orphaned dynamic states counter", "deny ip from any to any"]
 # FreeBSD 15.1's etc/master.passwd: the host's accounts, which `uid NAME|N` takes (ipfw2.c TOK_UID: getpwnam,
@@ -59,9 +60,7 @@ def run(st, args, input, out, err) -> int:
     except GetoptError as exc:
         err.append(f"ipfw: {exc}\nipfw: usage: ipfw [options]\n{USAGE_TAIL}\n")
         return 64
-    flags = {o for o, _ in opts}
-    for flag in flags - {"-q", "-f", "-S"}:
-        return not_modelled("ipfw", flag, err)
+    flags = _flags(opts, err)
     try:
         _command(st, rest, flags, out, err)
     except Refused as exc:
@@ -83,9 +82,7 @@ def _file(st, args, input, out, err) -> int:
     if rest:
         err.append(f"ipfw: extraneous filename arguments {path}\n")
         return 64
-    flags = {o for o, _ in opts}
-    for flag in flags - {"-q", "-f", "-S"}:
-        return not_modelled("ipfw", flag, err)
+    flags = _flags(opts, err)
     for number, line in enumerate((input or "").splitlines(), 1):
         if len(line) >= 4095:  # fgets(buf, 4096): a longer line would be cut in two commands
             return not_modelled("ipfw", f"line {number} of {len(line)} characters (fgets reads 4095)", err)
@@ -98,6 +95,14 @@ def _file(st, args, input, out, err) -> int:
             err.append(f"Line {number}: {exc.message}\n")
             return exc.code
     return 0
+
+
+def _flags(opts: list[tuple[str, str]], err) -> set[str]:
+    """The options given, if the simulation models them all; else exit 70."""
+    flags = {o for o, _ in opts}
+    if flags - MODELLED_FLAGS:
+        raise _Exit(not_modelled("ipfw", sorted(flags - MODELLED_FLAGS)[0], err))
+    return flags
 
 
 def _command(st, words: list[str], flags: set[str], out, err) -> None:
