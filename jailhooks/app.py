@@ -11,7 +11,8 @@ from .validate import escaped
 from .config import ConfigError, build_settings, plugin_list, read_toml
 from .context import Context, Jail
 from .engine import Engine
-from .host import DryRunRunner, Host, Runner, SubprocessRunner
+from .host import Host
+from .hostmode import make_host, state_dir_of
 from .pluginmanager import Plugins, make_plugins
 
 class App:
@@ -102,38 +103,6 @@ def setup_logging(verbose: int) -> None:
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
 
-
-
-def state_dir_of(raw: dict) -> str | None:
-    """[host] state_dir before full validation (plugins load first); None if bad."""
-    from .config import absolute_path, default_state_dir
-
-    host = raw.get("host")
-    value = host.get("state_dir") if isinstance(host, dict) else None
-    try:
-        return absolute_path(value) if value is not None else default_state_dir()
-    except ValueError:
-        return None
-
-
-def make_host(host_settings: dict[str, Any], dry_run: bool = False, announce=sys.stderr) -> Host:
-    """The host layer with its runner, chosen here (the host layer knows no
-    simulator): FreeBSD runs the real commands, elsewhere a simulation."""
-    mode = host_settings["mode"]
-    if mode == "auto":
-        mode = "freebsd" if sys.platform.startswith("freebsd") else "simulated"
-        if mode == "simulated" and announce is not None:
-            announce.write(f"jailhooks: not on FreeBSD: using the simulated host in {host_settings['state_dir']}\n")
-    runner: Runner
-    if mode == "freebsd":
-        runner = SubprocessRunner()
-    else:
-        from .sim import SimulatedRunner
-
-        runner = SimulatedRunner(host_settings["state_dir"])
-    if dry_run:
-        runner = DryRunRunner(runner)
-    return Host(runner, host_settings["commands"], host_settings["timeout"])
 
 
 def load_app(config: str | None = None, dry_run: bool = False, quiet: bool = False,

@@ -42,6 +42,10 @@ HOST_CALLS = {
     "route": lambda host: (host.run("sysctl", "net.fibs=2"), host.route("add", "-4", ["-net", "192.0.2.0/24", "-iface", "em0"], 1),
                            host.route("add", "-4", ["default", "192.0.2.1"], 1),
                            host.route("change", "-4", ["default", "192.0.2.254"], 1)),
+    # the second route_set finds the route there ("File exists") and changes it
+    "route_set": lambda host: (host.run("sysctl", "net.fibs=2"),
+                               host.route_set("-4", ["default", "192.0.2.1"], 1, ["default"]),
+                               host.route_set("-4", ["default", "192.0.2.254"], 1, ["default"])),
     "route_exists": lambda host: (host.route_exists("-4", "default", 1), host.route_exists("-6", "default", 1)),
     "route_delete_if_there": lambda host: (host.route_delete_if_there("-4", ["-net", "192.0.2.0/24"], 1),
                                            host.route_delete_if_there("-4", ["-net", "198.51.100.0/24"], 1)),

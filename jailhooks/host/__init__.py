@@ -18,6 +18,7 @@ class Host:
         self.commands = commands
         self.timeout = timeout
         self.rejected: list[tuple[str, str]] = []  # jails jls listed that failed validation
+        self.recording: Recording | None = None  # set while a start is compiled into a plan (plan.py)
 
     @property
     def mode(self) -> str:
@@ -27,6 +28,8 @@ class Host:
     def run(self, tool: str, *args: str, input: str | None = None, check: bool = True,
             mutating: bool = True) -> Result:
         argv = [self.commands[tool], *args]
+        if self.recording is not None and mutating:
+            self.recording.changed(argv)
         try:
             res = self.runner.run(argv, input, self.timeout, mutating)
         except CommandTimeout as exc:
@@ -79,7 +82,8 @@ class Host:
     # -- pf -------------------------------------------------------------------
     def pf_load(self, anchor: str, text: str) -> None:
         """Replace the anchor's whole ruleset atomically (one transaction)."""
-        self.run("pfctl", "-a", anchor, "-f", "-", input=text)
+        with _step(self, "pf_load", anchor, text):
+            self.run("pfctl", "-a", anchor, "-f", "-", input=text)
 
     def pf_flush(self, anchor: str) -> None:
         """Remove the anchor's rules of every class and its tables."""
@@ -137,18 +141,21 @@ class Host:
         """The whole live tree of one rule class ("rules" or "nat"): the main
         ruleset and every anchor it calls, recursively (``-a '*'`` sets
         PF_OPT_RECURSE in pfctl.c; see pf/listing.py for the format)."""
-        return self.run("pfctl", "-a", "*", "-s", kind, mutating=False).stdout
+        return _read(self, f"pf_show_all {kind}", self.run("pfctl", "-a", "*", "-s", kind, mutating=False).stdout)
 
     def pf_skipped(self) -> list[str]:
         """Interfaces pf does not filter (``set skip``): ``pfctl -v -s
         Interfaces`` marks them " (skip)" (print_iface, pfctl_table.c)."""
         res = self.run("pfctl", "-v", "-s", "Interfaces", mutating=False)
-        return [line[:-len(" (skip)")] for line in res.stdout.splitlines() if line.endswith(" (skip)")]
+        return _read(self, "pf_skipped", [line[:-len(" (skip)")] for line in res.stdout.splitlines()
+                                          if line.endswith(" (skip)")])
 
     def pf_table(self, anchor: str, table: str) -> list[str] | None:
         """The entries of a table (``-t T -T show``, one per line after three
         columns of flags: print_addrx), or None when there is no such table."""
         args = (["-a", anchor] if anchor else []) + ["-t", table, "-T", "show"]
+        if self.recording is not None:  # a live table can change at any time: a start that reads one is not replayed
+            self.recording.not_replayable(f"the proof read table <{table}>")
         res = self.run("pfctl", *args, check=False, mutating=False)
         if res.returncode != 0:
             if "does not exist" in res.stderr:
@@ -160,7 +167,7 @@ class Host:
     def pf_running(self) -> bool:
         res = self.run("pfctl", "-s", "Running", check=False, mutating=False)
         if res.stdout.strip() in ("Enabled", "Disabled"):
-            return res.stdout.strip() == "Enabled"
+            return _read(self, "pf_running", res.stdout.strip() == "Enabled")
         raise CommandError(list(res.argv), res.returncode, res.stderr)
 
     def pf_kill_label(self, label: str) -> None:
@@ -243,6 +250,20 @@ class Host:
             raise ValueError(f"route {verb} {family}: not a route change jailhooks makes")
         self.run("route", "-q", "-n", family, verb, *args, "-fib", str(fib))
 
+    def route_set(self, family: str, args: list[str], fib: int, delete: list[str]) -> bool:
+        """Make the route ARGS hold in FIB: add it (True), or change the route
+        already there to it (False; route(8) add says "File exists", or "already
+        in table" on older releases).  DELETE: the arguments that remove it."""
+        with _step(self, "route_set", family, list(args), fib, list(delete)):
+            try:
+                self.route("add", family, args, fib)
+                return True
+            except CommandError as exc:
+                if "already in table" not in str(exc) and "File exists" not in str(exc):
+                    raise
+            self.route("change", family, args, fib)
+            return False
+
     def route_delete_if_there(self, family: str, args: list[str], fib: int) -> bool:
         """Delete a route; False when it was not in the table (route(8)
         prints "not in table"), CommandError on any other failure."""
@@ -272,6 +293,48 @@ class Host:
                 return None
             raise CommandError(list(res.argv), res.returncode, res.stderr)
         return res.stdout.strip()
+
+
+class Recording:
+    """What one start did to the host, for plan.py: the steps it took (host
+    methods that a replay can take again, with their arguments), the answers
+    the proof read, and whether anything else changed the host."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple] = []
+        self.reads: dict[str, object] = {}
+        self.unreplayable: list[str] = []
+        self._in_step = 0
+
+    def changed(self, argv: list[str]) -> None:
+        if not self._in_step:
+            self.not_replayable(f"it ran {' '.join(argv[:4])}")
+
+    def not_replayable(self, why: str) -> None:
+        self.unreplayable.append(why)
+
+
+class _step:
+    """Record one step of a recorded start (a no-op otherwise)."""
+
+    def __init__(self, host: Host, *step: object) -> None:
+        self.rec = host.recording
+        if self.rec is not None:
+            self.rec.steps.append(step)
+
+    def __enter__(self) -> None:
+        if self.rec is not None:
+            self.rec._in_step += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.rec is not None:
+            self.rec._in_step -= 1
+
+
+def _read(host: Host, what: str, answer: Any) -> Any:
+    if host.recording is not None:
+        host.recording.reads[what] = answer
+    return answer
 
 
 class Followed:

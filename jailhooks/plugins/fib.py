@@ -102,20 +102,11 @@ def _route(ctx, family, verb, args, fib):
     ctx.host.route(verb, family, args, fib)
 
 
-def _exists(exc: CommandError) -> bool:
-    return "already in table" in str(exc) or "File exists" in str(exc)
-
-
 def _add_routes(ctx, fib, undo: bool) -> int:
     added = 0
     for family, add, delete in route_plan(ctx.config("fib")):
-        try:
-            _route(ctx, family, "add", add, fib)
-        except CommandError as exc:
-            if not _exists(exc):
-                raise
-            _route(ctx, family, "change", add, fib)  # converge an existing route to the config
-            continue
+        if not ctx.host.route_set(family, add, fib, delete):
+            continue  # it was there: changed to what the config says
         added += 1
         if undo:
             ctx.on_undo(f"delete route {' '.join(delete)} -fib {fib}",
