@@ -130,6 +130,17 @@ def read_text(root: str, relpath: str) -> str | None:
         return None
 
 
+def stat_in(root: str, relpath: str) -> os.stat_result | None:
+    """lstat of a file inside a jail, None if it is not there; a DataError
+    when a directory on the way is a link (never followed)."""
+    parts = _split(relpath)
+    try:
+        with _parent_dir(root, parts) as dfd:
+            return os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
 def replace_in(dfd: int, name: str, data: bytes, mode: int, clean: bool = False) -> None:
     """The one way jailhooks replaces a file (NAME in the directory open as
     DFD): a new file beside it (O_EXCL, no symlink followed), written and

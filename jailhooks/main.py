@@ -187,7 +187,10 @@ def _main(argv: list[str]) -> int:
         refuse_option_like_names(argv)
         opts = parse_run(argv) or parse_hook(argv)
         if opts is not None:
-            return fast_run(opts)
+            from .replay import attempt
+
+            code = attempt(opts)
+            return fast_run(opts) if code is None else code
         from .cli import click_main
 
         return click_main(argv)

@@ -41,7 +41,7 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
                 # destroy frees the UID block and FIB for the next jail while this one still runs
                 raise UsageError(f"jail {jail.name} is running (jid {jail.jid}): stop it before destroy, "
                                  "or use --force")
-            outcome = engine.run(phase, jail)
+            outcome = compiled(app, phase, jail, names, (path, ip4, ip6, force))
         except JailhooksError as exc:
             app.warn(f"{safe_name(name)}: {exc}")
             logbook.log("err", f"{safe_name(name)}: {phase}: refused: {exc}")
@@ -57,6 +57,32 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         if not outcome.ok and not code:
             code = outcome.exit_code
     return int(code)
+
+
+def compiled(app: App, phase: str, jail: Jail, names: list[str], options: tuple) -> Outcome:
+    """Run PHASE; a prestart of one jail, as a jail manager runs it, is
+    recorded and compiled into the jail's plan for the next one to replay
+    (plan.py, replay.py)."""
+    if phase != "prestart" or len(names) != 1 or any(options) or app.dry_run:
+        return app.engine.run(phase, jail)
+    import time
+
+    from .. import plan
+    from ..host import Recording
+
+    started = time.time()
+    app.host.recording = Recording()
+    try:
+        outcome = app.engine.run(phase, jail)
+    finally:
+        recording, app.host.recording = app.host.recording, None
+    if not outcome.ok:
+        plan.forget(app.settings.state_dir, jail.name)
+        return outcome
+    why = plan.compile_plan(app, jail, recording, outcome, started)
+    if why and app.verbose:
+        app.warn(f"{jail.name}: prestart: not compiled: {why}")
+    return outcome
 
 
 def hook(app: App, manager: str, args: list[str]) -> int:

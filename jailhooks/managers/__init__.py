@@ -7,6 +7,16 @@ file as a DataError naming the file (and line).  Used by the built-in
 """
 
 MAX_FILE = 4 << 20
+_READ: list[str] = []  # every file read here in this process: what a jail's facts depend on (plan.py)
+
+
+def files_read() -> list[str]:
+    return list(_READ)
+
+
+def note_read(path: str) -> None:
+    """PATH was looked at (a file's existence, a directory's entries)."""
+    _READ.append(path)
 
 
 def read_file(path: str) -> str | None:
@@ -18,6 +28,7 @@ def read_file(path: str) -> str | None:
 
     from ..errors import DataError
 
+    _READ.append(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -43,6 +54,8 @@ def canonical_name(settings, name: str) -> str:
     import os
 
     sec = settings.section("managers")
+    if "iocage" in sec.get("readers", ()):
+        note_read(os.path.join(sec["iocroot"], "jails", name, "config.json"))
     if ("iocage" not in sec.get("readers", ()) or name.startswith("ioc-") or name in settings.jails
             or not os.path.isfile(os.path.join(sec["iocroot"], "jails", name, "config.json"))):
         return name

@@ -69,6 +69,9 @@ def parse(text: str, path: str, _within: tuple[str, ...] = ()) -> list[tuple[str
             target = toks[i + 1][1].strip('"\'') if i + 1 < len(toks) else ""
             import glob
 
+            from . import note_read
+
+            note_read(os.path.dirname(target) or ".")  # a file that comes to match the pattern
             for inc in sorted(glob.glob(target)):
                 if os.path.realpath(inc) in within:
                     raise DataError(f"{path}:{line}: .include {inc} includes a file that is being read (a loop)")

@@ -28,12 +28,20 @@ def jailhooks_config_sections():
     return [SECTION]
 
 
+def _there(path: str, isdir: bool = False) -> bool:
+    """Does PATH exist?  Noted: a file that appears later changes the facts (plan.py)."""
+    from ..managers import note_read
+
+    note_read(path)
+    return os.path.isdir(path) if isdir else os.path.exists(path)
+
+
 def _read(reader: str, sec: dict, name: str) -> tuple[dict | None, str]:
     # A manager whose files are absent is not installed here: skip it before
     # importing its reader (this runs on every jail start).
     if reader == "jailconf":
         for path in (os.path.join(sec["jail_conf_d"], f"{name}.conf"), sec["jail_conf"]):
-            if os.path.exists(path):
+            if _there(path):
                 from ..managers import jailconf
 
                 found = jailconf.read(path, name)
@@ -42,18 +50,18 @@ def _read(reader: str, sec: dict, name: str) -> tuple[dict | None, str]:
         return None, ""
     if reader == "bastille":
         path = os.path.join(sec["bastille_jails"], name, "jail.conf")
-        if not os.path.exists(path):
+        if not _there(path):
             return None, path
         from ..managers import jailconf
 
         return jailconf.read(path, name), path
     if reader == "ezjail":
-        if not os.path.isdir(sec["ezjail_dir"]):
+        if not _there(sec["ezjail_dir"], isdir=True):
             return None, sec["ezjail_dir"]
         from ..managers import ezjail
 
         return ezjail.read(sec["ezjail_dir"], name), os.path.join(sec["ezjail_dir"], ezjail.safename(name))
-    if not os.path.isdir(os.path.join(sec["iocroot"], "jails")):
+    if not _there(os.path.join(sec["iocroot"], "jails"), isdir=True):
         return None, sec["iocroot"]
     from ..managers import iocage
 

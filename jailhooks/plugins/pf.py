@@ -90,7 +90,10 @@ def keep(ctx, text: str | None) -> None:
     from .. import jailfs
 
     if not ctx.dry_run:
-        jailfs.keep_state(*_kept(ctx.settings, ctx.jail.name), text)
+        directory, name = _kept(ctx.settings, ctx.jail.name)
+        jailfs.keep_state(directory, name, text)
+        if ctx.host.recording is not None:  # a replayed start keeps its text too (plan.py)
+            ctx.host.recording.steps.append(("keep_state", directory, name, text))
 
 
 def load(ctx, anchor: str, text: str) -> None:

@@ -80,6 +80,7 @@ class SqliteRegistry(SqlRegistry):
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise self._error(exc) from None
+        changes = self.db.total_changes
         try:
             yield self.db
         except BaseException:
@@ -87,10 +88,24 @@ class SqliteRegistry(SqlRegistry):
             raise
         else:
             try:
+                if self.db.total_changes != changes and not self.dry_run:
+                    self._stamp()
                 self.db.execute("COMMIT")
             except sqlite3.OperationalError as exc:
                 self.db.execute("ROLLBACK")
                 raise self._error(exc) from None
+
+    def _stamp(self) -> None:
+        """A lease or FIB changes: replace the stamp that every compiled start
+        depends on (plan.py), before the change commits, so that no start can
+        replay rules made for the lease as it was."""
+        from ..jailfs import replace_file
+        from ..plan import STAMP
+
+        try:
+            replace_file(os.path.join(os.path.dirname(self.path), STAMP), b"", 0o600)
+        except OSError as exc:
+            raise DataError(f"registry {self.path}: cannot replace {STAMP}: {exc.strerror}") from None
 
     def _integrity(self) -> list[str]:
         return [r[0] for r in self.db.execute("PRAGMA integrity_check") if r[0] != "ok"]

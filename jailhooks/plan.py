@@ -1,0 +1,241 @@
+"""Compiled starts: what a jail's prestart does, computed by the full path and
+replayed by the next prestart while nothing it depends on has changed.
+
+The full path (config, plugins, registry, policy, rendering, proof) costs
+several times a hand-written sh hook.  Yet for a jail whose inputs did not
+change, a start does the same few things every time: load the same anchor
+text, set the same routes.  So a successful prestart of one jail records them
+(the host layer's Recording: each step a host method and its arguments, and
+the answers the proof read), with a fingerprint of every input:
+
+* the config file, every sys.path directory (a distribution installed,
+  upgraded or removed adds or deletes its *-info there), the file of every
+  loaded plugin module, the manager files the jail's facts came from;
+* the registry's change stamp (registry/sqlite.py replaces it in every
+  transaction that changes a lease or FIB, before it commits);
+* the files prestart writes into the jail (etc/pw.conf, etc/adduser.conf),
+  looked at without following a link the jail could plant.
+
+A fingerprint is a file's (device, inode, size, mtime, ctime, mode): an edit,
+a replacement and a touch all change the ctime, which no one can set back.
+An input changed less than RACY_SECONDS before the compile could change again
+within the same timestamp, so such a start writes no plan (git's "racily
+clean" rule); the next full start does.
+
+replay.py checks the fingerprint and replays; anything else (no plan, an input
+changed, the jail runs, an address is taken, a step fails, pf's ruleset is not
+the one the proof was made over) takes the full path, which fails closed and
+writes a new plan.  Not compiled, so always the full path: a start with a site
+plugin's phase hook (work it must do at every start), a step the host layer
+cannot replay (ipfw, a FIB flush on a new FIB, a live table the proof read), a
+shared (PostgreSQL) registry, whose leases another host can change.
+
+A plan is marshal data (no code, no import), root's own file in
+STATE_DIR/plans, read only when owned by this user and not writable by others.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from typing import Any, Optional
+
+FORMAT = 1
+RACY_SECONDS = 1.0
+STAMP = "registry.stamp"
+
+
+def fingerprint(path: str) -> Optional[tuple]:
+    """(device, inode, size, mtime, ctime, mode) of PATH, or None if it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+
+def fingerprint_in(root: str, relpath: str) -> Optional[tuple]:
+    """fingerprint() of a file inside a jail, reached without following a
+    link; ("unsafe",) when a component is a link or cannot be opened."""
+    from .jailfs import stat_in
+
+    try:
+        st = stat_in(root, relpath)
+    except Exception:
+        return ("unsafe",)
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+
+def plans_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "plans")
+
+
+# -- the proof's key ---------------------------------------------------------------------------------------
+
+def others_left_out(listing: str, parent: str, jail: str) -> str:
+    """A ``pfctl -a '*' -s rules|nat`` listing without the contents of the
+    other jails' anchors below PARENT's wildcard: they come and go as jails
+    start (at boot, one after the other) and hold only jailhooks' own rules,
+    which match their own jail's addresses and UIDs.  Everything else (the
+    main ruleset, every other anchor, this jail's own) stays."""
+    head = f'"{parent}/*"'
+    out: list[str] = []
+    wildcard: Optional[int] = None  # indentation of the open "PARENT/*" call
+    skipping: Optional[int] = None  # indentation of the other jail's block being left out
+    for line in listing.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        body = line.strip()
+        if skipping is not None:
+            if indent == skipping and body == "}":
+                skipping = None
+            continue
+        if wildcard is not None and indent == wildcard and body == "}":
+            wildcard = None
+        elif wildcard is None and head in body.split(" ")[:2] and body.endswith("{"):
+            wildcard = indent
+        elif wildcard is not None and indent == wildcard + 2 and body.endswith("{") \
+                and body.split(" ")[1:2] != [f'"{jail}"']:
+            skipping = indent
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def proof_key(reads: dict[str, Any], parent: str, jail: str) -> Optional[tuple]:
+    """What the proof of a jail's policy depends on, from the answers it
+    read: pf enabled, the filter and nat trees (other jails' anchors left
+    out), the skipped interfaces.  None if the proof read less than that."""
+    try:
+        return (reads["pf_running"], others_left_out(reads["pf_show_all rules"], parent, jail),
+                others_left_out(reads["pf_show_all nat"], parent, jail), tuple(reads["pf_skipped"]))
+    except KeyError:
+        return None
+
+
+# -- compiling ---------------------------------------------------------------------------------------------
+
+def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: float) -> Optional[str]:
+    """Write JAIL's plan from a successful prestart's RECORDING; the reason
+    when none is written (the next start then takes the full path too)."""
+    settings = app.settings
+    why = _not_compiled(app, jail, recording)
+    if why:
+        forget(settings.state_dir, jail.name)
+        return why
+    parent = settings.section("pf")["parent"]
+    key = proof_key(recording.reads, parent, jail.name)
+    if key is None:
+        forget(settings.state_dir, jail.name)
+        return "the start proved nothing over pf's rules"
+    inputs = [settings.source, os.path.join(settings.state_dir, STAMP), *(p or "." for p in sys.path),
+              *plugin_files(app.plugins), *manager_files(jail)]
+    in_jail = []
+    if jail.path and settings.section("uids")["write_pw_conf"] and os.path.realpath(jail.path) != "/":
+        in_jail = ["etc/pw.conf", "etc/adduser.conf"]
+    plan = {
+        "format": FORMAT, "python": sys.hexversion, "jail": jail.name, "sys.path": list(sys.path),
+        "inputs": [(p, fingerprint(p)) for p in dict.fromkeys(inputs)],
+        "jail_files": (jail.path, [(rel, fingerprint_in(jail.path, rel)) for rel in in_jail]),
+        "host": {k: settings.host[k] for k in ("mode", "commands", "timeout", "state_dir", "lock_timeout",
+                                               "syslog_facility")},
+        "addresses": list(jail.addresses),
+        "fib": _fib(app, jail),
+        "steps": list(recording.steps),
+        "parent": parent,
+        "proof": key,
+        "notes": [(phase, plugin, text) for phase, plugin, text in outcome.notes],
+    }
+    racy = started - RACY_SECONDS
+    for path, print_ in plan["inputs"] + plan["jail_files"][1]:
+        if print_ is not None and len(print_) > 1 and max(print_[3], print_[4]) >= racy * 1e9:
+            forget(settings.state_dir, jail.name)
+            return f"{path} changed moments ago"
+    import marshal
+
+    from .jailfs import replace_file
+
+    os.makedirs(plans_dir(settings.state_dir), mode=0o700, exist_ok=True)
+    replace_file(os.path.join(plans_dir(settings.state_dir), jail.name), marshal.dumps(plan), 0o600)
+    return None
+
+
+def _not_compiled(app: Any, jail: Any, recording: Any) -> str:
+    if recording.unreplayable:
+        return f"the start cannot be replayed: {recording.unreplayable[0]}"
+    if app.settings.registry["url"]:
+        return "a shared registry: another host can change the jail's lease"
+    site = [info.name for info in app.plugins.infos if info.source != "builtin"
+            and any(h in ("jailhooks_prestart", "jailhooks_created", "jailhooks_poststart") for h in info.hooks)]
+    if site:
+        return f"plugin {site[0]} acts at every start"
+    if jail.jid is not None:
+        return "the jail was running"
+    return ""
+
+
+def _fib(app: Any, jail: Any) -> Optional[int]:
+    lease = app.registry.get(jail.name)
+    return None if lease is None else lease.fib
+
+
+def plugin_files(plugins: Any) -> list[str]:
+    """The source file of every loaded plugin module (a plugin edited in place)."""
+    found = []
+    for info in plugins.infos:
+        module = sys.modules.get(info.module.split(":")[0])
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            found.append(path)
+    return found
+
+
+def manager_files(jail: Any) -> list[str]:
+    from .managers import files_read
+
+    return files_read()
+
+
+def forget(state_dir: str, name: Optional[str] = None) -> None:
+    """Remove NAME's plan (every plan if None): its next start takes the full path."""
+    directory = plans_dir(state_dir)
+    try:
+        names = [name] if name is not None else os.listdir(directory)
+    except OSError:
+        return
+    for each in names:
+        try:
+            os.unlink(os.path.join(directory, each))
+        except OSError:
+            pass
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+
+def load(state_dir: str, name: str) -> Optional[dict]:
+    """NAME's plan if there is one that this user alone could have written,
+    of this format and interpreter, whose inputs are all as they were."""
+    import marshal
+
+    try:
+        fd = os.open(os.path.join(plans_dir(state_dir), name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        try:
+            plan = marshal.load(fh)
+        except (EOFError, ValueError, TypeError):
+            return None
+    if not isinstance(plan, dict) or plan.get("format") != FORMAT or plan.get("python") != sys.hexversion \
+            or plan.get("jail") != name or plan.get("sys.path") != sys.path:
+        return None
+    if any(fingerprint(path) != print_ for path, print_ in plan["inputs"]):
+        return None
+    root, files = plan["jail_files"]
+    if any(fingerprint_in(root, rel) != print_ for rel, print_ in files):
+        return None
+    return plan
+

@@ -1,0 +1,346 @@
+"""Compiled starts (jailhooks/plan.py, replay.py): a prestart replays what the
+last full prestart of the jail proved, and never a stale rule: each input is
+changed in turn and the next start follows it.  Whether a start was replayed
+is read from the commands it sent: the full path asks ``jls -j NAME`` first,
+a replay lists every jail."""
+from __future__ import annotations
+
+import marshal
+import os
+
+import pytest
+
+from jailhooks import plan
+
+TYPICAL = """
+[fib]
+mode = "exclusive"
+connected = [{{ net = "192.0.2.0/24", interface = "em0" }}]
+gateway = "192.0.2.1"
+
+[jail.web]
+path = "{root}"
+ip4 = "10.0.0.5"
+[jail.web.pf]
+allow = [{{ proto = "tcp", port = [80, 443] }}]
+"""
+
+JLS_ALL = "jls --libxo json jid"
+PROOF = ["pfctl -s Running", "pfctl -a * -s rules", "pfctl -a * -s nat", "pfctl -v -s Interfaces"]
+REPLAY = [JLS_ALL, "route -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1", "route -q -n -4 add default 192.0.2.1 -fib 1",
+          "pfctl -a jailhooks/web -f -", *PROOF]
+
+
+@pytest.fixture(autouse=True)
+def no_racy_window(monkeypatch):
+    """Files here are written moments before the start that reads them; the
+    racy-input rule has a test of its own."""
+    monkeypatch.setattr(plan, "RACY_SECONDS", 0.0)
+
+
+def commands(env) -> list[str]:
+    return [" ".join(c) for c in env.sim.commands()]
+
+
+def replayed(env) -> bool:
+    seen = commands(env)
+    return bool(seen) and seen[0].startswith(JLS_ALL)
+
+
+def cycle(env, cli, name="web", ip4="10.0.0.5"):
+    """One start and stop as jail(8) runs them; the prestart's commands are kept."""
+    env.sim.clear_log()
+    res = cli("run", "prestart", name)
+    prestart = commands(env)
+    if res.code != 0:
+        return res, prestart
+    env.create_jail(name, ip4=ip4)
+    for phase in ("poststart", "prestop"):
+        assert cli("run", phase, name).code == 0, phase
+    env.remove_jail(name)
+    assert cli("run", "poststop", name).code == 0
+    return res, prestart
+
+
+@pytest.fixture
+def web(env, cli):
+    env.write_config(TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    res, _ = cycle(env, cli)  # allocates the lease and FIB: the registry changed during it, no plan yet
+    assert res.code == 0, res.err
+    res, _ = cycle(env, cli)  # the first full start over settled inputs: compiles
+    assert res.code == 0, res.err
+    assert (env.state / "plans" / "web").is_file()
+    return env
+
+
+def anchor_text(env) -> str:
+    return env.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-s", "rules"], None, 5, False).stdout
+
+
+def reboot(env) -> None:
+    """What a reboot takes away that start puts back: the FIB's routes."""
+    env.sim.run(["/sbin/route", "-q", "-n", "flush", "-fib", "1"], None, 5, True)
+    env.sim.run(["/sbin/route", "-q", "-n", "-4", "delete", "-net", "192.0.2.0/24", "-fib", "1"], None, 5, True)
+
+
+def test_a_start_whose_inputs_did_not_change_is_replayed_in_eight_commands(web, cli):
+    reboot(web)
+    res, prestart = cycle(web, cli)
+    assert res.code == 0, res.err
+    assert len(prestart) == len(REPLAY) and all(s.startswith(e) for s, e in zip(prestart, REPLAY)), prestart
+    assert "web: prestart: pf: anchor jailhooks/web loaded and enforced" in res.out
+    # what the replay loaded is what a full start loads, and it is kept for stop, check and sync
+    web.sim.clear_log()
+    assert cli("run", "prestart", "web").code == 0 and replayed(web)
+    assert "port = https" in anchor_text(web)
+    web.create_jail("web", ip4="10.0.0.5")
+    assert cli("run", "poststart", "web").code == 0
+    res = cli("check")
+    assert res.code == 0, res.out + res.err
+
+
+def test_routes_still_there_are_changed_to_the_config_as_the_full_path_does(web, cli):
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and replayed_list(prestart)
+    assert [c.split(" -fib")[0] for c in prestart if c.startswith("route")] == [
+        "route -q -n -4 add -net 192.0.2.0/24 -iface em0", "route -q -n -4 change -net 192.0.2.0/24 -iface em0",
+        "route -q -n -4 add default 192.0.2.1", "route -q -n -4 change default 192.0.2.1"]
+
+
+def jail_table(env) -> str:
+    return env.sim.run(["/sbin/pfctl", "-a", "jailhooks/web", "-t", "jail_web", "-T", "show"], None, 5, False).stdout
+
+
+def edit_config(env, old: str, new: str) -> None:
+    text = env.config.read_text()
+    assert old in text
+    env.config.write_text(text.replace(old, new))
+
+
+def test_a_config_change_is_followed_by_the_next_start(web, cli):
+    edit_config(web, "port = [80, 443]", "port = [80, 443, 8443]")
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not prestart[0].startswith(JLS_ALL)
+    web.sim.clear_log()
+    assert cli("run", "prestart", "web").code == 0 and replayed(web)
+    assert "8443" in anchor_text(web)
+
+
+def test_a_lease_change_is_followed_by_the_next_start(web, cli):
+    """A lease or FIB changing anywhere replaces the registry's stamp."""
+    stamp = plan.fingerprint(str(web.state / plan.STAMP))
+    web.write_config(TYPICAL.format(root=web.jail_root("web")) + '[jail.db]\nip4 = "10.0.0.6"\n')
+    assert cli("run", "prestart", "db").code == 0  # db's lease: a registry change
+    assert plan.fingerprint(str(web.state / plan.STAMP)) != stamp
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not prestart[0].startswith(JLS_ALL)
+
+
+def test_a_released_lease_is_never_replayed(web, cli):
+    assert cli("run", "destroy", "web").code == 0  # the lease and FIB go back to the pool
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not prestart[0].startswith(JLS_ALL)
+    assert "route -q -n flush -fib 1" in prestart  # the full path took the FIB anew
+
+
+def test_an_installed_plugin_is_followed_by_the_next_start(web, cli, tmp_path, monkeypatch):
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    res, prestart = cycle(web, cli)  # sys.path changed: not the one the plan was made with
+    assert res.code == 0 and not prestart[0].startswith(JLS_ALL)
+    res, prestart = cycle(web, cli)
+    assert replayed_list(prestart)
+    dist = site / "extra-1.0.dist-info"  # installing a distribution adds its dist-info
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: extra\nVersion: 1.0\n")
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not prestart[0].startswith(JLS_ALL)
+
+
+def replayed_list(prestart: list[str]) -> bool:
+    return bool(prestart) and prestart[0].startswith(JLS_ALL)
+
+
+def test_a_site_plugin_acting_at_every_start_makes_every_start_full(env, cli):
+    env.write_plugin("everystart", """
+        from jailhooks import hookimpl
+
+        @hookimpl
+        def jailhooks_prestart(ctx):
+            ctx.note("ran")
+    """)
+    env.write_config('plugins = ["everystart"]', TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        res, prestart = cycle(env, cli)
+        assert res.code == 0 and "everystart: ran" in res.out and not replayed_list(prestart)
+    assert not (env.state / "plans" / "web").exists()
+
+
+def test_a_plugin_edited_in_place_is_followed_by_the_next_start(env, cli):
+    source = """
+        from jailhooks import hookimpl
+        from jailhooks.pf.rules import Filter
+
+        @hookimpl
+        def jailhooks_pf_rules(ctx):
+            return [Filter(proto=["tcp"], to=["192.0.2.80"], port=[{port}])]
+    """
+    path = env.write_plugin("siterules", source.format(port=8080))
+    env.write_config('plugins = ["siterules"]', TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        res, prestart = cycle(env, cli)
+    assert res.code == 0 and replayed_list(prestart)
+    import sys
+
+    path.write_text(path.read_text().replace("8080", "9090") + "\n# edited\n")
+    sys.modules.pop("siterules", None)  # the next run in this process imports it anew, as a new process would
+    res, prestart = cycle(env, cli)
+    assert res.code == 0 and not replayed_list(prestart)
+    env.sim.clear_log()
+    assert cli("run", "prestart", "web").code == 0 and replayed(env)
+    assert "9090" in anchor_text(env) and "8080" not in anchor_text(env)
+
+
+def test_a_manager_file_change_is_followed_by_the_next_start(env, cli, tmp_path):
+    conf = tmp_path / "jail.conf"
+    root = env.jail_root("web")
+    conf.write_text(f'web {{ path = "{root}"; ip4.addr = 10.0.0.5; }}\n')
+    env.write_config(TYPICAL.split("[jail.web]")[0].format() + f'[managers]\njail_conf = "{conf}"\n')
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        res, prestart = cycle(env, cli)
+        assert res.code == 0, res.err
+    assert replayed_list(prestart)
+    conf.write_text(f'web {{ path = "{root}"; ip4.addr = 10.0.0.9; }}\n')
+    res, prestart = cycle(env, cli, ip4="10.0.0.9")
+    assert res.code == 0 and not replayed_list(prestart)
+    env.sim.clear_log()
+    assert cli("run", "prestart", "web").code == 0 and replayed(env)
+    assert "10.0.0.9" in jail_table(env) and "10.0.0.5" not in jail_table(env)
+
+
+def test_a_file_the_jail_changed_is_written_again_by_the_next_start(web, cli):
+    pw = web.jail_root("web") / "etc" / "pw.conf"
+    written = pw.read_text()
+    pw.write_text("minuid = 1000\n")  # the jail's root edits its own file
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not replayed_list(prestart)
+    assert pw.read_text() == written
+
+
+def test_a_changed_main_ruleset_takes_the_full_path_which_fails_closed(web, cli, tmp_path):
+    conf = tmp_path / "pf.conf"
+    conf.write_text('nat-anchor "jailhooks/*"\nrdr-anchor "jailhooks/*"\npass out quick all\nanchor "jailhooks/*"\n')
+    assert web.sim.run(["/sbin/pfctl", "-f", str(conf)], None, 5, True).returncode == 0
+    res, prestart = cycle(web, cli)
+    assert res.code != 0 and "pass out quick all" in res.err
+    assert REPLAY[0] in prestart[0] and "jls --libxo json -j web" in " ".join(prestart)  # tried, then full path
+    assert anchor_text(web) == ""  # the replay undid its load, the full path refused: nothing left loaded
+    assert not (web.state / "plans" / "web").exists()
+
+
+def test_disabled_pf_takes_the_full_path_which_fails_closed(web, cli):
+    assert web.sim.run(["/sbin/pfctl", "-d"], None, 5, True).returncode == 0
+    res, _ = cycle(web, cli)
+    assert res.code != 0 and "pf_enable" in res.err
+    assert anchor_text(web) == ""
+
+
+def test_other_jails_starting_do_not_invalidate_the_proof(web, cli):
+    """At boot jails start one after the other: each loads its anchor, and the
+    others' replays still hold (their anchors are left out of the proof's key)."""
+    web.write_config(TYPICAL.format(root=web.jail_root("web")) + '[jail.db]\nip4 = "10.0.0.6"\n')
+    for _ in range(2):
+        cycle(web, cli, "db", "10.0.0.6")
+    cycle(web, cli)  # the config changed: web's full path compiles again
+    cli("run", "prestart", "db")
+    web.create_jail("db", ip4="10.0.0.6")  # db runs, its anchor loaded
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and replayed_list(prestart), prestart
+
+
+def test_a_rerun_on_a_running_jail_is_never_replayed(web, cli):
+    assert cli("run", "prestart", "web").code == 0
+    web.create_jail("web", ip4="10.0.0.5")
+    web.sim.clear_log()
+    res = cli("run", "prestart", "web")
+    seen = commands(web)
+    assert seen[0].startswith(JLS_ALL) and any(c.startswith("jls --libxo json -j web") for c in seen)
+    # the full path's re-run: it reloads and proves, keeping the last good rules should that fail
+    assert res.code == 0 and "loaded and enforced" in res.out
+    assert not (web.state / "plans" / "web").exists()  # compiled again by the next start as jail(8) runs it
+
+
+def test_an_address_held_by_a_running_jail_is_refused_by_the_full_path(web, cli):
+    web.create_jail("other", ip4="10.0.0.5")
+    res, prestart = cycle(web, cli)
+    assert res.code == 65 and "also held by running jail other" in res.err
+    assert not any(c.startswith("pfctl -a jailhooks/web -f") for c in prestart)
+
+
+def test_a_step_that_fails_is_undone_and_the_full_path_decides(web, cli, monkeypatch):
+    """route add fails in the replay (the FIB is gone): nothing of the replay stays."""
+    from jailhooks.host import Host
+
+    calls = []
+    real = Host.route_set
+
+    def failing(self, *args):
+        calls.append(args)
+        if len(calls) >= 2:
+            from jailhooks.errors import CommandError
+
+            raise CommandError(["route"], 1, "route: writing to routing socket: Invalid argument")
+        return real(self, *args)
+
+    monkeypatch.setattr(Host, "route_set", failing)
+    res, prestart = cycle(web, cli)
+    assert res.code != 0 and "Invalid argument" in res.err  # the full path's second route fails too: closed
+    assert prestart[0].startswith(JLS_ALL) and prestart.count("pfctl -a jailhooks/web -f -") == 0
+    assert anchor_text(web) == "" and not (web.state / "plans" / "web").exists()
+
+
+@pytest.mark.parametrize("spoil", ["garbage", "group-writable", "other-jail"])
+def test_a_plan_that_is_not_sound_is_ignored(web, cli, spoil):
+    path = web.state / "plans" / "web"
+    if spoil == "garbage":
+        path.write_bytes(b"\x00not marshal")
+    elif spoil == "group-writable":
+        path.chmod(0o620)
+    else:
+        data = marshal.loads(path.read_bytes())
+        data["jail"] = "db"
+        path.write_bytes(marshal.dumps(data))
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not replayed_list(prestart)
+
+
+def test_an_input_changed_moments_before_a_compile_writes_no_plan(web, cli, monkeypatch):
+    monkeypatch.setattr(plan, "RACY_SECONDS", 3600.0)  # everything here is "moments ago"
+    edit_config(web, "port = [80, 443]", "port = [80, 443, 8443]")
+    for _ in range(2):
+        res, prestart = cycle(web, cli)
+        assert res.code == 0 and not replayed_list(prestart)
+    assert not (web.state / "plans" / "web").exists()
+    res = cli("-v", "run", "prestart", "web")
+    assert "not compiled: " in res.err and "changed moments ago" in res.err
+
+
+def test_a_replayed_start_still_waits_for_the_jails_lock(web, cli):
+    from jailhooks.jailfs import locked
+
+    with locked(str(web.state / "locks"), "web.lock", 0, "held"):
+        res = cli("run", "prestart", "web")
+    assert res.code == 75 and "another jailhooks run holds its lock" in res.err
+
+
+def test_dry_run_and_options_never_replay(web, cli):
+    for args in (("--dry-run", "run", "prestart", "web"), ("run", "prestart", "--ip4", "10.0.0.5", "web")):
+        web.sim.clear_log()
+        cli(*args)
+        assert not replayed(web), args
+    assert os.stat(web.state / "plans" / "web")
