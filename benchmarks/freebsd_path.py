@@ -121,10 +121,20 @@ class Site:
 
 
 def commands_per_phase(site: Site, env: dict, python: str) -> list[tuple[str, int, str]]:
-    """(phase, number of commands, which) for the typical jail web."""
+    """(phase, number of commands, which) for the typical jail web; prestart
+    as compiled (replayed) and as the full path."""
     rows = []
+    compiled(site, env, python, None, ["web"])
+    site.stub.clear_log()
+    site.run(env, python, None, "down", "run", "prestart", "web")
+    seen = site.stub.commands()
+    rows.append(("start (prestart, replayed)", len(seen), ", ".join(sorted({c.split()[0] for c in seen}))))
     for phase in PHASES:
         stage = "up_web" if phase in ("poststart", "prestop") else "down"
+        if phase == "prestart":
+            from jailhooks.plan import forget
+
+            forget(str(site.state), "web")  # the full path
         site.stub.clear_log()
         site.run(env, python, None, stage, "run", phase, "web")
         seen = site.stub.commands()
@@ -138,17 +148,11 @@ def commands_per_phase(site: Site, env: dict, python: str) -> list[tuple[str, in
 
 
 SH_HOOK = """#!/bin/sh
-# what admins wrote by hand: the same commands, no registry, no checks
-case $1 in
-prestart)
-\t{route} -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1
-\t{route} -q -n -4 add default 192.0.2.1 -fib 1
-\t{pfctl} -a jailhooks/web -f {anchor}
-\t;;
-poststart)
-\t{jail} -m name=web ip4.nosaddrsel
-\t;;
-esac
+# what admins wrote by hand: the same state changes, no registry, no checks
+# (ip4.nosaddrsel and exec.fib are jail parameters in jail.conf, for both)
+{route} -q -n -4 add -net 192.0.2.0/24 -iface em0 -fib 1
+{route} -q -n -4 add default 192.0.2.1 -fib 1
+{pfctl} -a jailhooks/web -f {anchor}
 """
 
 
@@ -166,10 +170,35 @@ def median_of(n: int, fn) -> float:
     return statistics.median(fn() for _ in range(n))
 
 
-def start_pair(site: Site, env: dict, python: str, script: str | None, name: str = "web") -> float:
-    """exec.prestart, then exec.poststart: two processes, as jail(8) runs them."""
-    return (site.run(env, python, script, "down", "run", "prestart", name)
-            + site.run(env, python, script, f"up_{name}", "run", "poststart", name))
+def start(site: Site, env: dict, python: str, script: str | None, name: str = "web") -> float:
+    """exec.prestart: the one process jail(8) runs per start when ip4.nosaddrsel
+    and exec.fib are the jail's parameters (hooks/jail.conf)."""
+    return site.run(env, python, script, "down", "run", "prestart", name)
+
+
+def start_full(site: Site, env: dict, python: str, script: str | None, name: str = "web") -> float:
+    """The same start without its plan: the full path (plugins, registry, proof)."""
+    from jailhooks.plan import forget
+
+    forget(str(site.state), name)
+    return start(site, env, python, script, name)
+
+
+def compiled(site: Site, env: dict, python: str, script: str | None, names: list[str]) -> None:
+    """Start each jail (its first start takes its lease and FIB), then once
+    more after its inputs have settled (plan.py's racy window), so that its
+    plan is written; check that it was."""
+    from jailhooks.plan import RACY_SECONDS
+
+    for name in names:
+        start(site, env, python, script, name)
+    time.sleep(RACY_SECONDS + 0.1)
+    for name in names:
+        if not (site.state / "plans" / name).is_file():
+            site.stub.stage("down")
+            proc = subprocess.run(site.argv(python, script, "-v", "run", "prestart", name), env=env,
+                                  capture_output=True, text=True)
+            assert (site.state / "plans" / name).is_file(), f"{name}: no plan compiled: {proc.stderr}"
 
 
 def peak_rss_kib(argv: list[str], env: dict) -> int:

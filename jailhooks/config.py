@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import validate
 from .errors import ConfigError
 from .logbook import FACILITIES
+from .paths import absolute_path, default_config_path, default_state_dir  # noqa: F401 (part of this API)
 
 Check = Callable[[Any], Any]  # returns the parsed value or raises ValueError
 _MISSING = object()
@@ -77,14 +78,6 @@ def choice(*options: str) -> Check:
             raise ValueError(f"{v!r} is not one of {', '.join(options)}")
         return v
     return check
-
-
-def absolute_path(v: Any) -> str:
-    if not isinstance(v, str) or not v.startswith("/") or "\0" in v or "\n" in v:
-        raise ValueError(f"{v!r} is not an absolute path")
-    if any(part == ".." for part in v.split("/")):
-        raise ValueError(f"{v!r} contains '..'")
-    return os.path.normpath(v)
 
 
 def one_or_list(check: Check) -> Check:
@@ -153,18 +146,6 @@ def _check_fields(raw: Mapping[str, Any], fields: Mapping[str, Field], sep: str,
 
 
 # --- the core's own sections -------------------------------------------------
-
-def default_config_path() -> str:
-    """${PREFIX}/etc/jailhooks.toml, PREFIX being where this Python lives."""
-    return os.path.join(sys.prefix, "etc", "jailhooks.toml")
-
-
-def default_state_dir() -> str:
-    if sys.platform.startswith("freebsd"):
-        return "/var/db/jailhooks"
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "jailhooks")
-
 
 COMMANDS = {
     "pfctl": "/sbin/pfctl",

@@ -4,14 +4,16 @@ replayed start (replay.py) can make one without loading the plugins."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 from .host import DryRunRunner, Host, Runner, SubprocessRunner
 
 
 def state_dir_of(raw: dict) -> str | None:
     """[host] state_dir before full validation (plugins load first); None if bad."""
-    from .config import absolute_path, default_state_dir
+    from .paths import absolute_path, default_state_dir
 
     host = raw.get("host")
     value = host.get("state_dir") if isinstance(host, dict) else None

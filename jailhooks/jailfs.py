@@ -14,7 +14,9 @@ import errno
 import os
 import stat
 from contextlib import contextmanager
-from typing import Iterator
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from . import validate
 from .errors import DataError

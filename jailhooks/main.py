@@ -3,10 +3,15 @@
 Jail managers call ``jailhooks run PHASE JAIL`` (and ``hook iocage|pot``)
 twice per start and twice per stop, and at boot for every jail at once.
 
-Start-up tuning, all of it, measured on the FreeBSD path (benchmarks/run.py:
-the hook is about 1.5 times its import floor, python with pluggy, tomllib and
-sqlite3):
+Start-up tuning, all of it, measured on the FreeBSD path (benchmarks/run.py):
 
+* a prestart whose inputs did not change replays the jail's plan (plan.py,
+  replay.py) before anything else is loaded: no plugins, no registry, no
+  tomllib (the config's state_dir is read from its plain lines), no typing
+  (replay's modules import it for type checkers only, ``TYPE_CHECKING =
+  False``); what remains is the interpreter, the console script's ``import
+  re`` (pip's template), json for jls, and the commands themselves.  The
+  full path, below, runs when a plan is missing or stale:
 * main() parses exactly the ``run`` and ``hook`` command lines itself, so the
   hook path does not import click (about the cost of pluggy); anything else
   goes to the click CLI, which produces every usage message

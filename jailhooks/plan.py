@@ -38,7 +38,9 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from typing import Any, Optional
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 FORMAT = 1
 RACY_SECONDS = 1.0

@@ -13,7 +13,9 @@ or nothing.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 from . import logbook
 from .plan import load, proof_key
@@ -30,9 +32,6 @@ def attempt(opts: dict) -> Optional[int]:
     if (opts.get("manager") or opts["dry_run"] or opts.get("path") or opts.get("ip4") or opts.get("ip6")
             or opts.get("force") or len(args) != 2 or args[0] != "prestart"):
         return None
-    from .config import read_toml
-    from .hostmode import state_dir_of
-
     from .validate import jail_name
 
     name = args[1]
@@ -40,10 +39,10 @@ def attempt(opts: dict) -> Optional[int]:
         jail_name(name)
     except ValueError:
         return None  # the full path says what is wrong with it
-    raw, source = read_toml(opts["config"])
-    state_dir = state_dir_of(raw)
+    source, state_dir = where(opts["config"])
     plan = load(state_dir, name) if state_dir else None
-    if plan is None or plan["inputs"][0][0] != source:
+    # the plan's first input is the config file it was compiled from, as it is now
+    if plan is None or plan["inputs"][0][0] != source or plan["host"]["state_dir"] != state_dir:
         return None
     from .hostmode import make_host
     from .jailfs import locked
@@ -77,6 +76,71 @@ def attempt(opts: dict) -> Optional[int]:
             sys.stdout.write(escaped(f"{name}: {phase}: {plugin}: {text}", 4000) + "\n")
         logbook.log("info", f"{name}: {phase}: {plugin}: {text} (replayed)")
     return 0
+
+
+def where(config: Optional[str]) -> tuple[str, Optional[str]]:
+    """(the config file, its [host] state_dir), as the full path would find
+    them.  The state_dir is read from the file's plain lines where it is
+    written plainly (tomllib and its regular expressions cost a replay more
+    than the rest of its Python), else with tomllib.  A wrong reading cannot
+    replay anything: a plan is used only if it was compiled from this very
+    file (its fingerprint), and so was written to that file's state_dir."""
+    import os
+
+    from .paths import absolute_path, default_config_path, default_state_dir
+
+    path = config or os.environ.get("JAILHOOKS_CONFIG") or default_config_path()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return path, None  # the full path says what is wrong with it
+    with os.fdopen(fd, "rb") as fh:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return path, None
+        os.set_blocking(fh.fileno(), True)
+        data = fh.read(1 << 20)
+    found = _plain_state_dir(data)
+    if found is None:
+        from .config import read_toml
+        from .hostmode import state_dir_of
+
+        raw, source = read_toml(path)
+        return source, state_dir_of(raw)
+    try:
+        return path, absolute_path(found) if found else default_state_dir()
+    except ValueError:
+        return path, None
+
+
+def _plain_state_dir(data: bytes) -> Optional[str]:
+    """``state_dir = "/path"`` under ``[host]``: the path; "" when the file
+    never mentions state_dir (the default); None when it is written any
+    other way (a dotted key, an inline table, a literal string, twice)."""
+    if b"state_dir" not in data:
+        return ""
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+    table, found = "", []
+    for line in lines:
+        text = line.strip()
+        if text.startswith("["):
+            table = text.split("#", 1)[0].strip()
+        if "state_dir" not in text:
+            continue
+        key, eq, value = text.partition("=")
+        value = value.strip()
+        if table != "[host]" or key.strip() != "state_dir" or not value.startswith('"'):
+            return None
+        end = value.find('"', 1)
+        rest = value[end + 1:].strip() if end > 0 else "x"
+        if "\\" in value[:end] or rest and not rest.startswith("#"):
+            return None
+        found.append(value[1:end])
+    return found[0] if len(found) == 1 else None
 
 
 def _free(host: Any, name: str, addresses: list[str]) -> None:

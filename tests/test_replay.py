@@ -344,3 +344,30 @@ def test_dry_run_and_options_never_replay(web, cli):
         cli(*args)
         assert not replayed(web), args
     assert os.stat(web.state / "plans" / "web")
+
+
+@pytest.mark.parametrize("text,found", [
+    ('[host]\nstate_dir = "/var/db/jh"  # ours\nmode = "freebsd"\n', "/var/db/jh"),
+    ('[pf]\nallow = []\n', ""),  # never mentioned: the default
+    ('host.state_dir = "/x"\n', None),  # a dotted key
+    ('host = { state_dir = "/x" }\n', None),  # an inline table
+    ("[host]\nstate_dir = '/x'\n", None),  # a literal string
+    ('[host]\nstate_dir = "/x\\ty"\n', None),  # an escape
+    ('[host]\nstate_dir = "/x"\n[host]\nstate_dir = "/y"\n', None),  # twice (tomllib refuses it)
+    ('[jail.web]\nstate_dir = "/x"\n', None),  # elsewhere: let the full path say what it is
+])
+def test_the_state_dir_is_read_plainly_or_by_tomllib(text, found):
+    from jailhooks.replay import _plain_state_dir
+
+    assert _plain_state_dir(text.encode()) == found
+
+
+def test_a_config_tomllib_must_read_still_replays(env, cli):
+    """state_dir in an inline table: the replay reads the file with tomllib."""
+    env.config.write_text(f'host = {{ state_dir = "{env.state}", mode = "simulated", lock_timeout = 3 }}\n'
+                          + TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        res, prestart = cycle(env, cli)
+        assert res.code == 0, res.err
+    assert replayed_list(prestart)

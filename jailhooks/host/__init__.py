@@ -6,7 +6,9 @@ lives next to the command, tested against real FreeBSD 15.1 output.
 """
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..errors import CommandError, DataError
 from .runner import CommandTimeout, DryRunRunner, Result, Runner, Stream, SubprocessRunner

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import BinaryIO, Protocol, TextIO
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol, TextIO
+else:
+    Protocol = object  # Stream and Runner below are interfaces for type checkers; at run time, documentation
 
 
 class Result:
