@@ -92,19 +92,40 @@ def test_broken_manager_file_names_file_and_line(host, cli):
 def test_jail_conf_lifecycle_as_jail8_runs_it(host):
     text = (REPO / "hooks" / "jail.conf").read_text() + "\nweb {\n ip4.addr = 192.0.2.10;\n path = /j/web;\n}\n"
     hooks = hooks_of(text, "web")
+    assert sorted(hooks) == ["exec.poststop", "exec.prestart"]  # one process per start, one per stop
     for cmd in hooks["exec.prestart"]:
         assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
     assert host.anchor("jailhooks/web") is not None
-    host.create_jail("web", ip4="192.0.2.10")
-    for cmd in hooks["exec.poststart"]:
-        assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
+    # jail(8) makes the jail with the parameters `install jail.conf web` prints (ip4.nosaddrsel)
+    made = host.sim.run(["/usr/sbin/jail", "-c", "name=web", "path=/j/web", "persist", "ip4.addr=192.0.2.10",
+                         "ip4.nosaddrsel"], None, 5, True)
+    assert made.returncode == 0, made.stderr
     assert host.host_state()["jails"]["web"]["ip4.saddrsel"] is False
-    for cmd in hooks["exec.prestop"]:
-        assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
+    assert "ip4.nosaddrsel;" in host.run("install", "jail.conf", "web").out
     host.remove_jail("web")
     for cmd in hooks["exec.poststop"]:
         assert run_like_jail8(cmd, "web", host.wrapper).returncode == 0
     assert host.anchor("jailhooks/web") is None
+
+
+def test_check_finds_a_jail_started_without_its_saddrsel_parameter(env, cli):
+    """One process per start: ip4.nosaddrsel is the jail's parameter, not a
+    poststart; a jail made without it is found by check and mended by sync."""
+    env.write_config(f'[jail.web]\npath = "{env.jail_root("web")}"\nip4 = "192.0.2.10"\n')
+    assert cli("run", "prestart", "web").code == 0
+    env.create_jail("web", ip4="192.0.2.10")  # no ip4.nosaddrsel
+    res = cli("check", "web")
+    assert "jail web: ip4.saddrsel is on" in res.out and "add ip4.nosaddrsel;" in res.out
+    assert cli("sync").code == 0
+    assert "saddrsel is on" not in cli("check", "web").out
+    env.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
+    assert cli("run", "prestart", "web").code == 0
+    made = env.sim.run(["/usr/sbin/jail", "-c", "name=web", f"path={env.jail_root('web')}", "persist",
+                        "ip4.addr=192.0.2.10", "ip4.nosaddrsel"], None, 5, True)
+    assert made.returncode == 0, made.stderr
+    res = cli("check", "web")
+    assert "saddrsel is on" not in res.out and "jail web" in res.out
 
 
 def test_jail_conf_prestart_failure_aborts_the_start(host):
@@ -202,7 +223,7 @@ def test_install_apply_jail_conf_adds_lines_once_with_a_backup(host, cli):
     conf = host.fixture_root / "jail.conf"
     conf.write_text("# my jails\nexec.clean;\nweb {\n\tip4.addr = 192.0.2.10;\n}\n")
     res = cli("install", "jail.conf", "--apply")
-    assert res.code == 0 and "added 4 line(s)" in res.out
+    assert res.code == 0 and "added 2 line(s)" in res.out
     text = conf.read_text()
     assert text.index("run prestart -- $name") < text.index("web {")  # in the global part
     backups = list(conf.parent.glob("jail.conf.jailhooks-*.bak"))
@@ -318,7 +339,7 @@ def test_install_apply_names_its_file_and_warns_about_jails_that_drop_the_hook(h
     conf = tmp_path / "other-jail.conf"
     conf.write_text('web {\n\tip4.addr = 192.0.2.10;\n\texec.prestart = "/usr/local/sbin/mine";\n}\n')
     res = cli("install", "jail.conf", "--apply", "--file", str(conf))
-    assert res.code == 1 and f"{conf}: added 4 line(s)" in res.out  # edited, but web would still start unhooked
+    assert res.code == 1 and f"{conf}: added 2 line(s)" in res.out  # edited, but web would still start unhooked
     assert f"install: 1 jail(s) in {conf} would still start without jailhooks" in res.err
     assert res.out.count("run prestart") == 1  # what changed, once
     assert (f"{conf}: jail web: its own 'exec.prestart = ...' replaces the jailhooks line: it would run without "

@@ -24,6 +24,7 @@ RULES = "table <jail_web> { 192.0.2.10 }\npass out quick from <jail_web> to any 
 HOST_CALLS = {
     "jail": lambda host: (host.jail("web"), host.jail("nosuch")),
     "jails": lambda host: host.jails(),
+    "saddrsel": lambda host: host.saddrsel(),
     "jail_set": lambda host: host.jail_set("web", "ip4.nosaddrsel"),
     "pf_load": lambda host: host.pf_load("jailhooks/web", RULES),
     "pf_rules": lambda host: (host.pf_rules("jailhooks/web"), host.pf_rules("jailhooks/web", "nat"),

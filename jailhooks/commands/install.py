@@ -15,7 +15,8 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
     from ..managers import iocage
 
     source = app.settings.source
-    hooks = integrations.phases(bool(list(app.plugins.callers("jailhooks_created"))))
+    hooks = integrations.phases({p: [name for name, _ in app.plugins.callers(f"jailhooks_{p}")]
+                                 for p in integrations.ORDER})
     try:
         program = integrations.command(source if source.startswith("/") and source != default_config_path() else None)
     except ValueError as exc:
@@ -58,7 +59,7 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
             app.changed(f"{path}: added {len(added)} line(s); the old file is {backup}")
             for line in added:  # what changed, not the whole block again
                 app.say(f"  {line}")
-        unhooked = _warn_replaced_hooks(app, path) if edit is integrations.apply_jail_conf else 0
+        unhooked = _warn_replaced_hooks(app, path, hooks) if edit is integrations.apply_jail_conf else 0
         if unhooked:  # the file is edited, but the job is not done: say so in the exit status
             app.warn(f"install: {unhooked} jail(s) in {path} would still start without jailhooks; "
                      "change their own exec lines to += and run install again")
@@ -88,20 +89,28 @@ def install(app: App, manager: str, jail: str | None, apply: bool = False, targe
     return 0
 
 
-def _warn_replaced_hooks(app: App, path: str) -> int:
+def _warn_replaced_hooks(app: App, path: str, hooks: tuple[str, ...]) -> int:
     """Jails whose own ``exec.PHASE = ...`` replaces the global line: they
     would start without their firewall; say so now, not at the next check.
-    Returns how many there are."""
+    Returns how many there are.  Lines of phases no plugin works at any more
+    (an older jailhooks ran poststart and prestop too) are pointed out."""
     from ..managers import jailconf
 
-    found = 0
+    def runs(cmd: str, phase: str) -> bool:
+        return f"jailhooks run {phase} " in cmd or f" run {phase} -- " in cmd
+
+    found, needless = 0, set()
     for name in jailconf.jail_names(path):
-        hooks = jailconf.exec_hooks(path, name)
-        for phase in ("prestart", "poststart", "prestop", "poststop"):
-            if not any(f"jailhooks run {phase} " in cmd or f" run {phase} -- " in cmd
-                       for cmd in hooks.get(f"exec.{phase}", [])):
+        lines = jailconf.exec_hooks(path, name)
+        needless.update(p for p in ("created", "poststart", "prestop") if p not in hooks
+                        and any(runs(cmd, p) for cmd in lines.get(f"exec.{p}", [])))
+        for phase in hooks:
+            if not any(runs(cmd, phase) for cmd in lines.get(f"exec.{phase}", [])):
                 app.warn(f"{path}: jail {name}: its own 'exec.{phase} = ...' replaces the jailhooks line: it "
                          "would run without its firewall; use += there")
                 found += 1
                 break
+    if needless:
+        app.say(f"{path}: the jailhooks lines of exec.{', exec.'.join(sorted(needless))} are not needed any more "
+                "(one process per start; the jails' parameters instead): remove them")
     return found

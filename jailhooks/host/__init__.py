@@ -77,6 +77,19 @@ class Host:
             valid.append(j)
         return valid
 
+    def saddrsel(self) -> dict[str, dict[str, bool]]:
+        """Each running jail's ip4.saddrsel and ip6.saddrsel (jls parameters;
+        true unless ip4.nosaddrsel was set), by name."""
+        import json
+
+        res = self.run("jls", "--libxo", "json", "name", "ip4.saddrsel", "ip6.saddrsel", mutating=False)
+        try:
+            jails = json.loads(res.stdout)["jail-information"]["jail"]
+            return {str(j["name"]): {f: j[f"{f}.saddrsel"] in (True, "true") for f in ("ip4", "ip6")}
+                    for j in jails}
+        except (ValueError, KeyError, TypeError):
+            raise CommandError(list(res.argv), res.returncode, res.stderr, note="output is not jls JSON") from None
+
     def jail_set(self, name: str, *params: str) -> None:
         """``jail -m name=NAME PARAM...``: change a running jail (runs no exec.* hooks)."""
         self.run("jail", "-m", f"name={name}", *params)

@@ -14,14 +14,21 @@ import os
 import stat
 import sys
 
-PHASES = ("prestart", "poststart", "prestop", "poststop")
-WITH_CREATED = ("prestart", "created", "poststart", "prestop", "poststop")
+PHASES = ("prestart", "poststart", "prestop", "poststop")  # what ezjail and pot run (they set no parameters)
+ORDER = ("prestart", "created", "poststart", "prestop", "poststop")
+# what the built-ins do at poststart without a process of their own: saddr's
+# jail -m ip4.nosaddrsel is the jail parameter ip4.nosaddrsel (printed with the
+# jail's name), and pf's check repeats the proof prestart has just made
+DONE_WITHOUT = {"poststart": {"saddr", "pf"}}
 
 
-def phases(created: bool) -> tuple[str, ...]:
-    """The hooks a manager runs: with exec.created when a plugin works there
-    (the ipfw backend: rules naming the jail's new JID)."""
-    return WITH_CREATED if created else PHASES
+def phases(acting: dict[str, list[str]]) -> tuple[str, ...]:
+    """The hooks a manager runs, given ACTING (phase -> plugins that work
+    there): prestart does all of a start's work and poststop all of a stop's,
+    one process each; created (the ipfw backend: rules naming the jail's new
+    JID), poststart and prestop only when a plugin works there."""
+    return tuple(p for p in ORDER if p in ("prestart", "poststop")
+                 or set(acting.get(p, ())) - DONE_WITHOUT.get(p, set()))
 MANAGERS = ("jail.conf", "bastille", "appjail", "ezjail", "iocage", "pot")
 
 
@@ -42,7 +49,7 @@ def command(config: str | None = None) -> str:
     return f"{program_path()} --config {config}"
 
 
-def jail_conf_lines(program: str, hooks: tuple[str, ...] = PHASES) -> list[str]:
+def jail_conf_lines(program: str, hooks: tuple[str, ...] = ("prestart", "poststop")) -> list[str]:
     """PROGRAM: command(config)."""
     width = max(len(p) for p in hooks)
     # "--": a jail named "--help" or "-h" stays a name, never an option
@@ -56,7 +63,7 @@ def per_jail_params(fib: int | None, families: list[str]) -> list[str]:
 
 def render(manager: str, jail: str | None, fib: int | None, families: list[str],
            iocage_hooks: dict[str, str] | None = None, program: str | None = None,
-           hooks: tuple[str, ...] = PHASES) -> str:
+           hooks: tuple[str, ...] = ("prestart", "poststop")) -> str:
     program = program or program_path()
     no_created = [f"# {manager} has no exec.created: the rules naming the jail's JID load at poststart; until then",
                   "# its addresses and UID block hold it (its daemons start under those rules)."]
@@ -85,6 +92,9 @@ def render(manager: str, jail: str | None, fib: int | None, families: list[str],
             if params:
                 out.append(f"# and to the jail's own section {jail} {{ ... }}, so it holds from creation:")
                 out += params
+        elif "poststart" not in hooks:
+            out.append("# one process per start: each jail's parameters (exec.fib, ip4.nosaddrsel) go in its own")
+            out.append("# section; `jailhooks install " + manager + " NAME` prints them, `jailhooks check` finds a missing one.")
         out.append("# A jail's own `exec.prestart = ...` (plain =) replaces the lines above: use += there too.")
     elif manager == "ezjail":
         out.append("# ezjail-admin rewrites /usr/local/etc/ezjail/NAME, dropping hand-added hooks; rc.conf's")
@@ -148,7 +158,7 @@ def _squash(line: str) -> str:
     return " ".join(line.split())
 
 
-def apply_jail_conf(path: str, program: str, hooks: tuple[str, ...] = PHASES) -> tuple[list[str], str | None]:
+def apply_jail_conf(path: str, program: str, hooks: tuple[str, ...] = ("prestart", "poststop")) -> tuple[list[str], str | None]:
     """Add the four hook lines to the global part of a jail.conf (before the
     first jail section) unless they are there.  (added lines, backup or None)."""
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:

@@ -103,10 +103,10 @@ def jailhooks_check(settings, host, registry, jail):
             every[name] = jailconf.exec_hooks(path, name) if os.path.exists(path) else {}
         except DataError as exc:
             return [("error", str(exc))]
-    # exec.created is there when a plugin works at created (install prints it then): every jail needs it
-    created = any(" run created " in cmd and "jailhooks" in cmd for hooks in every.values() for cmd in hooks.get("exec.created", []))
-    phases = ("prestart", "created", "poststart", "prestop", "poststop") if created else \
-        ("prestart", "poststart", "prestop", "poststop")
+    # prestart and poststop always; created, poststart and prestop where install printed them (a
+    # plugin works there): a phase one jail runs jailhooks at, every jail of the file needs
+    phases = [p for p in ("prestart", "created", "poststart", "prestop", "poststop") if p in ("prestart", "poststop")
+              or any(f" run {p} " in cmd and "jailhooks" in cmd for hooks in every.values() for cmd in hooks.get(f"exec.{p}", []))]
     for name, hooks in every.items():
         if not any("jailhooks" in " ".join(v) for v in hooks.values()):
             continue  # this jail.conf does not use jailhooks

@@ -98,4 +98,19 @@ def jailhooks_check(settings, host, registry, jail):
         value = host.sysctl(f"security.jail.{family}_saddrsel")
         if value is not None:  # the 7.3-era global knob; jailhooks sets the per-jail parameter instead
             found.append(("ok", f"legacy sysctl security.jail.{family}_saddrsel={value} (not relied on)"))
+    # a jail that should leave with its own address: ip4.nosaddrsel is a jail
+    # parameter (one process per start), so a jail started without it shows here
+    running = {j["name"]: j for j in host.jails()}
+    names = [jail.name] if jail is not None else sorted(running)
+    on = host.saddrsel() if any(n in running for n in names) else {}
+    for name in names:
+        j = running.get(name)
+        if j is None or j["vnet"] or registry.get(name) is None \
+                or not settings.for_jail("saddr", name).get("saddrsel_off", True):
+            continue
+        for family in ("ip4", "ip6"):
+            if j[family] and on.get(name, {}).get(family):
+                found.append(("warning", f"jail {name}: {family}.saddrsel is on, so its connections may leave "
+                              f"from any of its addresses: add {family}.nosaddrsel; to its parameters "
+                              f"(jailhooks install MANAGER {name}), or run jailhooks sync"))
     return found
