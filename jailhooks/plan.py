@@ -234,10 +234,13 @@ def load(state_dir: str, name: str) -> Optional[dict]:
     if not isinstance(plan, dict) or plan.get("format") != FORMAT or plan.get("python") != sys.hexversion \
             or plan.get("jail") != name or plan.get("sys.path") != sys.path:
         return None
+    return plan if holds(plan) else None
+
+
+def holds(plan: dict) -> bool:
+    """Is every input of PLAN as it was when it was compiled?"""
     if any(fingerprint(path) != print_ for path, print_ in plan["inputs"]):
-        return None
+        return False
     root, files = plan["jail_files"]
-    if any(fingerprint_in(root, rel) != print_ for rel, print_ in files):
-        return None
-    return plan
+    return all(fingerprint_in(root, rel) == print_ for rel, print_ in files)
 

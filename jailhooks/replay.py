@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Optional
 
 from . import logbook
-from .plan import load, proof_key
+from .plan import holds, load, proof_key
 
 
 class Stale(Exception):
@@ -52,6 +52,8 @@ def attempt(opts: dict) -> Optional[int]:
     logbook.configure(settings["syslog_facility"])
     with locked(f"{state_dir}/locks", f"{name}.lock", settings["lock_timeout"],
                 f"jail {name}: another jailhooks run holds its lock"):
+        if not holds(plan):  # changed while this run waited for the lock (a destroy, an edit)
+            return None
         undo: list[Callable[[], Any]] = []
         try:
             _free(host, name, plan["addresses"])

@@ -371,3 +371,29 @@ def test_a_config_tomllib_must_read_still_replays(env, cli):
         res, prestart = cycle(env, cli)
         assert res.code == 0, res.err
     assert replayed_list(prestart)
+
+
+def test_a_plan_that_stops_holding_while_the_lock_is_waited_for_is_not_replayed(web, cli, monkeypatch):
+    """The inputs are checked again under the jail's lock: a destroy that
+    held it released the lease the plan's rules were made for."""
+    from jailhooks import jailfs, replay
+
+    real = jailfs.locked
+
+    def destroy_first(*args, **kwargs):
+        monkeypatch.setattr(jailfs, "locked", real)
+        assert cli("run", "destroy", "web").code == 0  # what held the lock meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jailfs, "locked", destroy_first)
+    monkeypatch.setattr(replay, "load", lambda state_dir, name: plan.load(state_dir, name) or pytest.fail("no plan"))
+    web.sim.clear_log()
+    res = cli("run", "prestart", "web")
+    # the destroy flushed the FIB it freed, and the full path, taking it anew, flushed it again;
+    # a replay would have loaded the old rules with no second flush
+    assert res.code == 0 and commands(web).count("route -q -n flush -fib 1") == 2, commands(web)
+
+
+def test_destroy_forgets_the_plan(web, cli):
+    assert cli("run", "destroy", "web").code == 0
+    assert not (web.state / "plans" / "web").exists()

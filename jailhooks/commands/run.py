@@ -63,6 +63,10 @@ def compiled(app: App, phase: str, jail: Jail, names: list[str], options: tuple)
     """Run PHASE; a prestart of one jail, as a jail manager runs it, is
     recorded and compiled into the jail's plan for the next one to replay
     (plan.py, replay.py)."""
+    if phase == "destroy" and not app.dry_run:
+        from .. import plan
+
+        plan.forget(app.settings.state_dir, jail.name)  # its lease goes: a plan would never hold again
     if phase != "prestart" or len(names) != 1 or any(options) or app.dry_run:
         return app.engine.run(phase, jail)
     import time
