@@ -257,7 +257,7 @@ class Engine:
             outcome.notes.append((phase, plugin, "; ".join(notes)))
 
     def refresh(self, jail: Jail) -> Jail:
-        running = self.host.jail(jail.name)
+        running = self.host.jail(jail.name, fresh=True)
         return jail.with_(jid=running["jid"]) if running else jail
 
     # -- locking -------------------------------------------------------------------

@@ -32,9 +32,15 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
         return int(code)
     registry_error = app.registry_or_stand_in() if down else None
     engine = app.engine
+    if "prestart" in phases:
+        # jail(8) runs prestart before the jail exists: one listing of the running
+        # jails answers both "does it run?" and the address check (no jls -j NAME)
+        app.host.remember_jails = True
     for name in names:
         facts_errors: list = []
         try:
+            if app.host.remember_jails:
+                app.host.jails()  # the listing that facts and the address check answer from
             jail = engine.resolve(name, path, ip4, ip6, errors=facts_errors if down else None)
             require_known(app, jail, up=not down)
             if phase == "destroy" and jail.jid is not None and not force:

@@ -21,6 +21,11 @@ class Host:
         self.timeout = timeout
         self.rejected: list[tuple[str, str]] = []  # jails jls listed that failed validation
         self.recording: Recording | None = None  # set while a start is compiled into a plan (plan.py)
+        # remember_jails: one jls listing answers jail() and jails() until this
+        # run changes something (a prestart needs the list anyway, for its
+        # address check, and the jail itself is not running yet)
+        self.remember_jails = False
+        self._listed: dict[str, Any] | None = None
 
     @property
     def mode(self) -> str:
@@ -30,8 +35,10 @@ class Host:
     def run(self, tool: str, *args: str, input: str | None = None, check: bool = True,
             mutating: bool = True) -> Result:
         argv = [self.commands[tool], *args]
-        if self.recording is not None and mutating:
-            self.recording.changed(argv)
+        if mutating:
+            self._listed = None
+            if self.recording is not None:
+                self.recording.changed(argv)
         try:
             res = self.runner.run(argv, input, self.timeout, mutating)
         except CommandTimeout as exc:
@@ -45,8 +52,14 @@ class Host:
     # -- jails ----------------------------------------------------------------
     JLS_PARAMS = ("jid", "name", "path", "host.hostname", "ip4.addr", "ip6.addr", "vnet")
 
-    def jail(self, name: str) -> dict[str, Any] | None:
-        """Facts of a running jail from ``jls --libxo json -j NAME ...``, or None."""
+    def jail(self, name: str, fresh: bool = False) -> dict[str, Any] | None:
+        """Facts of a running jail from ``jls --libxo json -j NAME ...``, or
+        None; from the remembered listing unless FRESH (see remember_jails)."""
+        if self._listed is not None and not fresh:
+            found = self._listed.get(name)
+            if isinstance(found, str):
+                raise CommandError([self.commands["jls"]], 0, note=f"jls reports an invalid jail: {found}")
+            return None if found is None else dict(found)
         res = self.run("jls", "--libxo", "json", "-j", name, *self.JLS_PARAMS, check=False, mutating=False)
         if res.returncode != 0:
             if f'jail "{name}" not found' in res.stderr:
@@ -66,15 +79,22 @@ class Host:
         jails, and the kernel takes almost any name without a dot: the others
         are left out and kept in ``self.rejected`` (shown name, reason) for the
         caller to report; they never reach a rule, a path or a command."""
+        if self._listed is not None:
+            return [dict(j) for j in self._listed.values() if isinstance(j, dict)]
         res = self.run("jls", "--libxo", "json", *self.JLS_PARAMS, mutating=False)
         valid, self.rejected = [], []
+        listed: dict[str, Any] = {}
         for j in parse_jls_json(res):
             try:
                 checked_jls_entry(j)
             except ValueError as exc:
                 self.rejected.append((repr(j["name"])[:80], str(exc)))
+                listed[j["name"]] = str(exc)
                 continue
             valid.append(j)
+            listed[j["name"]] = j
+        if self.remember_jails:
+            self._listed = {name: dict(j) if isinstance(j, dict) else j for name, j in listed.items()}
         return valid
 
     def saddrsel(self) -> dict[str, dict[str, bool]]:
