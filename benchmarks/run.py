@@ -151,6 +151,8 @@ def bench_freebsd_path(n: int) -> tuple[list[tuple[str, float, str]], list[tuple
              f"goal <= 1.3; run prestart (replayed) {t['hook'] * 1000:.0f} ms, floor ({FLOOR_IMPORTS}) "
              f"{t['floor'] * 1000:.0f} ms"),
             ("hook path / bare interpreter", t["hook"] / t["bare"], f"bare {t['bare'] * 1000:.0f} ms"),
+            ("  bare interpreter vs sh hook", t["bare"] / theirs,
+             "what no Python hook can go below: `python -c pass` against the whole sh hook"),
             ("peak RSS: hook run / import floor", rss_hook / rss_floor,
              f"{rss_hook / 1024:.1f} MiB against {rss_floor / 1024:.1f} MiB"),
         ]
