@@ -91,7 +91,12 @@ def jailhooks_create(ctx: "Context") -> None:
 def jailhooks_prestart(ctx: "Context") -> None:
     """jail(8) exec.prestart: before the jail exists (its addresses are
     already on the interfaces).  Load the firewall so that the jail never runs
-    without it.  Up phase: failing here keeps the jail from starting."""
+    without it.  Up phase: failing here keeps the jail from starting.
+
+    A site plugin implementing this hook (or created, or poststart) runs at
+    every start: its jails are never replayed from a compiled plan (plan.py),
+    which knows nothing of the plugin's work.  A plugin that only contributes
+    rules (``jailhooks_policy_rules``) is compiled into the plan with them."""
 
 
 @hookspec(firstresult=True)

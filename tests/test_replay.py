@@ -423,3 +423,25 @@ def test_each_command_of_a_replay_failing_leaves_nothing_behind(web, cli, prefix
     assert anchor_text(web) == "" and json.loads(cli("status", "--json", "web").out) == before
     assert not (web.state / "anchors" / "web.conf").exists()
     assert cli("run", "prestart", "web").code == 0 and "https" in anchor_text(web)  # the fault gone, it starts
+
+
+def test_the_ipfw_backend_is_never_replayed(env, cli):
+    env.write_config('[firewall]\nbackend = "ipfw"\n', TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    env.sim.run(["/sbin/sysctl", "net.inet.ip.fw.enable=1"], None, 5, True)
+    for _ in range(3):
+        assert cli("run", "prestart", "web").code == 0
+        cli("run", "poststop", "web")
+    res = cli("-v", "run", "prestart", "web")
+    assert res.code == 0 and "not compiled: the start cannot be replayed: it ran " in res.err
+    assert not (env.state / "plans" / "web").exists()
+
+
+def test_a_shared_registry_is_never_replayed(env, cli, pg_url):
+    env.write_config(f'[registry]\nurl = "{pg_url}"\nhost = "jh1"\n', TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        res, prestart = cycle(env, cli)
+        assert res.code == 0 and not replayed_list(prestart), res.err
+    res = cli("-v", "run", "prestart", "web")
+    assert "not compiled: a shared registry: another host can change the jail's lease" in res.err
