@@ -152,7 +152,7 @@ def fast_run(opts: dict) -> int:
         try:
             from .commands.run import hook, run
 
-            if "manager" in opts:
+            if opts.get("manager"):
                 return hook(app, opts["manager"], opts["args"])
             return run(app, opts["args"][0], opts["args"][1:], opts["path"], opts["ip4"] or None,
                        opts["ip6"] or None, opts["force"])
@@ -162,6 +162,27 @@ def fast_run(opts: dict) -> int:
         gc.unfreeze()
         if collecting:
             gc.enable()
+
+
+def hooked(opts: dict) -> int:
+    """A hook run: replayed if it can be (replay.py), else the full path.
+    iocage's hook is one phase of one jail, then the jail's previous hook."""
+    if opts.get("manager") == "iocage":
+        from .managers.hooks import iocage
+
+        def phase_of(phase: str, names: list[str], ip4: list[str] | None, ip6: list[str] | None) -> int:
+            return started({**opts, "manager": None, "args": [phase, *names], "path": None, "ip4": ip4 or [],
+                            "ip6": ip6 or [], "force": False})
+
+        return iocage(phase_of, opts["args"])
+    return started(opts)
+
+
+def started(opts: dict) -> int:
+    from .replay import attempt
+
+    code = attempt(opts)
+    return fast_run(opts) if code is None else code
 
 
 def refused(argv: list[str], exc: JailhooksError) -> None:
@@ -192,10 +213,7 @@ def _main(argv: list[str]) -> int:
         refuse_option_like_names(argv)
         opts = parse_run(argv) or parse_hook(argv)
         if opts is not None:
-            from .replay import attempt
-
-            code = attempt(opts)
-            return fast_run(opts) if code is None else code
+            return hooked(opts)
         from .cli import click_main
 
         return click_main(argv)

@@ -445,3 +445,24 @@ def test_a_shared_registry_is_never_replayed(env, cli, pg_url):
         assert res.code == 0 and not replayed_list(prestart), res.err
     res = cli("-v", "run", "prestart", "web")
     assert "not compiled: a shared registry: another host can change the jail's lease" in res.err
+
+
+def test_iocage_hooks_are_replayed_and_still_run_the_previous_hook(env, cli, tmp_path):
+    """iocage runs ``jailhooks hook iocage PHASE ioc-NAME [PREVIOUS...]``: the
+    prestart is replayed like jail(8)'s, and the jail's own hook still runs after."""
+    marker = tmp_path / "previous-ran"
+    previous = tmp_path / "previous.sh"
+    previous.write_text(f"#!/bin/sh\necho ran >> {marker}\n")
+    previous.chmod(0o755)
+    env.write_config(TYPICAL.format(root=env.jail_root("ioc-web")).replace("[jail.web", '[jail."ioc-web"'))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        env.sim.clear_log()
+        res = cli("hook", "iocage", "prestart", "ioc-web", str(previous))
+        prestart = commands(env)
+        assert res.code == 0, res.err
+        env.create_jail("ioc-web", ip4="10.0.0.5")
+        env.remove_jail("ioc-web")
+        assert cli("hook", "iocage", "poststop", "ioc-web").code == 0
+    assert replayed_list(prestart), prestart
+    assert marker.read_text() == "ran\n" * 3

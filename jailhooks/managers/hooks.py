@@ -16,10 +16,11 @@ every jail: nothing is copied anywhere).
 """
 from __future__ import annotations
 
-import subprocess
-from typing import Callable, Mapping
-
 from ..errors import UsageError
+
+TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+if TYPE_CHECKING:
+    from typing import Callable, Mapping
 
 UP = ("create", "prestart", "created", "poststart")
 PHASES = ("prestart", "poststart", "prestop", "poststop")
@@ -35,6 +36,8 @@ def iocage(run: Callable[..., int], args: list[str]) -> int:
     if phase in UP and code:
         return code
     if previous:
+        import subprocess
+
         try:
             theirs = subprocess.run(previous).returncode  # the words iocage's sh split; no shell here
         except OSError as exc:
