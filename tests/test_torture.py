@@ -197,3 +197,40 @@ def test_hostile_command_lines_never_crash(tmp_path_factory, argv):
         with sqlite3.connect(reg) as db:
             for (jail,) in db.execute("SELECT jail FROM leases"):
                 assert jail.replace("-", "").replace("_", "").isalnum()
+
+
+def test_parallel_replayed_starts_as_at_boot(tmp_path):
+    """Every jail compiled, then all started at once, five times over, as
+    separate processes (rc.d/jail with jail_parallel_start): each start is
+    replayed, each anchor is loaded, nothing of another jail's is touched."""
+    from jailhooks import plan
+
+    host = Host(tmp_path / "host", tmp_path / "jails")
+    sim = SimulatedRunner(str(host.state))
+    for name in JAILS:  # the first starts take the leases and FIBs (the registry changes)
+        assert host.subprocess("run", "prestart", name).code == 0
+        assert host.subprocess("run", "poststop", name).code == 0
+    time.sleep(plan.RACY_SECONDS + 0.1)  # the inputs settle; nothing here depends on how long a run takes
+    for name in JAILS:
+        assert host.subprocess("run", "prestart", name).code == 0
+        assert host.subprocess("run", "poststop", name).code == 0
+        assert (host.state / "plans" / name).is_file(), name
+    plans = {name: plan.fingerprint(str(host.state / "plans" / name)) for name in JAILS}
+    for _ in range(5):
+        procs = {name: subprocess.Popen(host.argv("-q", "run", "prestart", name), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                 for name in JAILS}
+        for name, proc in procs.items():
+            assert proc.wait(timeout=120) == 0, (name, proc.stderr.read())
+        # a full path writes its plan anew: the same files mean every start was replayed
+        assert {name: plan.fingerprint(str(host.state / "plans" / name)) for name in JAILS} == plans
+        anchors = sim.read()["pf"]["anchors"]
+        assert sorted(a for a in anchors if a.startswith("jailhooks/")) == sorted(f"jailhooks/{n}" for n in JAILS)
+        for name, ip in JAILS.items():
+            sim.run(["/usr/sbin/jail", "-c", f"name={name}", f"path={host.jails_root / name}", f"ip4.addr={ip}",
+                     "persist"], None, 5, True)
+        check = host.subprocess("check")
+        assert check.code == 0, check.out + check.err
+        for name in JAILS:
+            sim.run(["/usr/sbin/jail", "-r", name], None, 5, True)
+            assert host.subprocess("run", "poststop", name).code == 0
