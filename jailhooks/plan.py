@@ -74,44 +74,120 @@ def plans_dir(state_dir: str) -> str:
 
 # -- the proof's key ---------------------------------------------------------------------------------------
 
-def others_left_out(listing: str, parent: str, jail: str) -> str:
-    """A ``pfctl -a '*' -s rules|nat`` listing without the contents of the
-    other jails' anchors below PARENT's wildcard: they come and go as jails
-    start (at boot, one after the other) and hold only jailhooks' own rules,
-    which match their own jail's addresses and UIDs.  Everything else (the
-    main ruleset, every other anchor, this jail's own) stays."""
+def jail_blocks(listing: str, parent: str, own: Optional[str]) -> tuple[str, dict[str, str]]:
+    """Split a ``pfctl -a '*' -s rules|nat`` listing: (the listing without
+    the blocks of the jail anchors below PARENT's wildcard other than OWN's,
+    {anchor component: its block}).  Jail anchors come and go as jails start
+    (at boot, one after the other), so they are not part of a jail's proof
+    key; instead each must hold what jailhooks itself loaded there (see
+    listed_of), which matches only its own jail's addresses and UID block.
+    Everything else (the main ruleset, every other anchor, OWN's block) stays."""
     head = f'"{parent}/*"'
     out: list[str] = []
+    blocks: dict[str, list[str]] = {}
     wildcard: Optional[int] = None  # indentation of the open "PARENT/*" call
-    skipping: Optional[int] = None  # indentation of the other jail's block being left out
+    inside: Optional[tuple[str, int, list[str]]] = None  # the jail block being read: name, indentation, lines
     for line in listing.splitlines():
         indent = len(line) - len(line.lstrip(" "))
         body = line.strip()
-        if skipping is not None:
-            if indent == skipping and body == "}":
-                skipping = None
+        if inside is not None:
+            name, opened, lines = inside
+            if indent == opened and body == "}":
+                inside = None
+            else:
+                lines.append(line)
+            if name == own:
+                out.append(line)
             continue
         if wildcard is not None and indent == wildcard and body == "}":
             wildcard = None
         elif wildcard is None and head in body.split(" ")[:2] and body.endswith("{"):
             wildcard = indent
-        elif wildcard is not None and indent == wildcard + 2 and body.endswith("{") \
-                and body.split(" ")[1:2] != [f'"{jail}"']:
-            skipping = indent
-            continue
+        elif wildcard is not None and indent == wildcard + 2 and body.endswith("{"):
+            words = body.split(" ")
+            name = words[1].strip('"') if len(words) > 1 else ""
+            inside = (name, indent, blocks.setdefault(name, []))
+            if name != own:
+                continue
         out.append(line)
-    return "\n".join(out)
+    return "\n".join(out), {name: "\n".join(lines) for name, lines in blocks.items()}
 
 
-def proof_key(reads: dict[str, Any], parent: str, jail: str) -> Optional[tuple]:
+def proof_key(reads: dict[str, Any], parent: str, own: str) -> Optional[tuple]:
     """What the proof of a jail's policy depends on, from the answers it
     read: pf enabled, the filter and nat trees (other jails' anchors left
-    out), the skipped interfaces.  None if the proof read less than that."""
+    out, see jail_blocks), the skipped interfaces.  None if the proof read
+    less than that."""
     try:
-        return (reads["pf_running"], others_left_out(reads["pf_show_all rules"], parent, jail),
-                others_left_out(reads["pf_show_all nat"], parent, jail), tuple(reads["pf_skipped"]))
+        return (reads["pf_running"], jail_blocks(reads["pf_show_all rules"], parent, own)[0],
+                jail_blocks(reads["pf_show_all nat"], parent, own)[0], tuple(reads["pf_skipped"]))
     except KeyError:
         return None
+
+
+def listed_of(reads: dict[str, Any], parent: str, own: str) -> Optional[dict[str, str]]:
+    """OWN's anchor as pf printed it (filter and nat blocks) in what the
+    proof read, or None."""
+    try:
+        return {kind: jail_blocks(reads[f"pf_show_all {kind}"], parent, None)[1].get(own, "")
+                for kind in ("rules", "nat")}
+    except KeyError:
+        return None
+
+
+def listed_path(state_dir: str, component: str) -> Optional[str]:
+    """Where a jail anchor's printed form is kept (beside its loaded text), or
+    None for a component that cannot be a file name of ours."""
+    if not component or component in (".", "..") or "/" in component or "\0" in component:
+        return None
+    return os.path.join(state_dir, "anchors", f"{component}.listed")
+
+
+def keep_listed(state_dir: str, component: str, listed: dict[str, str]) -> None:
+    """Keep how pf prints what jailhooks loaded into COMPONENT's anchor."""
+    import marshal
+
+    from .jailfs import replace_file
+
+    path = listed_path(state_dir, component)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        replace_file(path, marshal.dumps(listed), 0o600)
+
+
+def keep_proven_listing(settings: Any, jail: str, reads: dict[str, Any]) -> None:
+    """After a start or sync proved JAIL's anchor: keep how pf printed it."""
+    from .validate import anchor_component
+
+    if "pf" not in settings.sections:
+        return  # another firewall
+    component = anchor_component(jail)
+    listed = listed_of(reads, settings.section("pf")["parent"], component)
+    if listed is not None and listed["rules"]:
+        keep_listed(settings.state_dir, component, listed)
+
+
+def others_hold_their_own(reads: dict[str, Any], parent: str, own: str, state_dir: str) -> str:
+    """"" if every other jail anchor below PARENT holds what jailhooks loaded
+    there (as pf printed it then), else what does not."""
+    import marshal
+
+    known: dict[str, Optional[dict]] = {}
+    for kind in ("rules", "nat"):
+        for name, block in jail_blocks(reads[f"pf_show_all {kind}"], parent, own)[1].items():
+            if name == own:
+                continue
+            if name not in known:
+                path = listed_path(state_dir, name)
+                try:
+                    with open(path, "rb") as fh:  # type: ignore[arg-type]
+                        known[name] = marshal.load(fh)
+                except (OSError, TypeError, ValueError, EOFError):
+                    known[name] = None
+            listed = known[name]
+            if not isinstance(listed, dict) or listed.get(kind) != block:
+                return f"anchor {parent}/{name} holds rules jailhooks did not load there"
+    return ""
 
 
 # -- compiling ---------------------------------------------------------------------------------------------
@@ -124,8 +200,11 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
     if why:
         forget(settings.state_dir, jail.name)
         return why
+    from .validate import anchor_component
+
     parent = settings.section("pf")["parent"]
-    key = proof_key(recording.reads, parent, jail.name)
+    component = anchor_component(jail.name)
+    key = proof_key(recording.reads, parent, component)
     if key is None:
         forget(settings.state_dir, jail.name)
         return "the start proved nothing over pf's rules"
@@ -144,6 +223,7 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
         "fib": _fib(app, jail),
         "steps": list(recording.steps),
         "parent": parent,
+        "component": component,
         "proof": key,
         "notes": [(phase, plugin, text) for phase, plugin, text in outcome.notes],
     }

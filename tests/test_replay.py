@@ -466,3 +466,41 @@ def test_iocage_hooks_are_replayed_and_still_run_the_previous_hook(env, cli, tmp
         assert cli("hook", "iocage", "poststop", "ioc-web").code == 0
     assert replayed_list(prestart), prestart
     assert marker.read_text() == "ran\n" * 3
+
+
+@pytest.fixture
+def web_and_db(web, cli):
+    """web compiled, db running beside it (its anchor loaded before web's start)."""
+    web.write_config(TYPICAL.format(root=web.jail_root("web")) + '[jail.db]\nip4 = "10.0.0.6"\n')
+    for _ in range(2):
+        cycle(web, cli, "db", "10.0.0.6")
+    cycle(web, cli)  # the config changed: web's full path compiles again
+    assert cli("run", "prestart", "db").code == 0
+    web.create_jail("db", ip4="10.0.0.6")
+    return web
+
+
+def test_a_rule_loaded_by_hand_into_another_jails_anchor_is_caught(web_and_db, cli, tmp_path):
+    """Other jails' anchors are left out of the proof's key, but each must hold
+    what jailhooks loaded there: a `pass out quick all` put into jailhooks/db
+    by hand (evaluated before jailhooks/web) sends web's start down the full
+    path, whose proof refuses it."""
+    env = web_and_db
+    (tmp_path / "db.conf").write_text("pass out quick all\n")
+    assert env.sim.run(["/sbin/pfctl", "-a", "jailhooks/db", "-f", str(tmp_path / "db.conf")],
+                       None, 5, True).returncode == 0
+    res, prestart = cycle(env, cli)
+    assert res.code != 0 and "jailhooks/db" in res.err, res.err
+    assert sum(c.startswith(JLS_ALL) for c in prestart) == 2  # the replay tried, the full path refused
+    assert anchor_text(env) == ""
+
+
+def test_an_anchor_jailhooks_has_no_listing_of_is_proven_in_full_until_sync_keeps_one(web_and_db, cli):
+    env = web_and_db
+    (env.state / "anchors" / "db.listed").unlink()  # as after an upgrade from a jailhooks without them
+    res, prestart = cycle(env, cli)
+    assert res.code == 0 and not replayed_list(prestart)
+    assert cli("sync").code == 0
+    assert (env.state / "anchors" / "db.listed").is_file()
+    res, prestart = cycle(env, cli)
+    assert res.code == 0 and replayed_list(prestart)

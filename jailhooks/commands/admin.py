@@ -182,20 +182,33 @@ def sync(app: App) -> int:
     code = 0
     running = app.host.jails()
     warn_rejected(app)
+    synced = []
     for i, j in enumerate(running, 1):
         app.progress(f"sync: {i}/{len(running)} {validate.shown(j['name'], 40)}")
         outcome = engine.sync(running_jail(app, j))
         app.progress(None)
         report(app, outcome)
         code = code or outcome.exit_code
+        if outcome.ok:
+            synced.append(j["name"])
     for plugin, lines in app.plugins.collect("jailhooks_cleanup", settings=app.settings, host=app.host,
                                              running=[j["name"] for j in running], dry_run=app.dry_run):
         for line in lines:
             app.changed(f"sync: {plugin}: {line}")
     if not app.dry_run:  # every jail reloaded: read the firewall once and prove each jail's policy
         app.progress("sync: proving every jail's policy on the live firewall")
-        problems = [msg for level, _, msg in enforced(app, None, running) if level == "error"]
+        from .. import plan
+        from ..host import Recording
+
+        app.host.recording = recording = Recording()  # what the proof reads
+        try:
+            problems = [msg for level, _, msg in enforced(app, None, running) if level == "error"]
+        finally:
+            app.host.recording = None
         app.progress(None)
+        for name in synced:  # each anchor holds what sync loaded: how pf prints it, for replayed starts
+            if not any(msg.startswith(f"jail {name}:") for msg in problems):
+                plan.keep_proven_listing(app.settings, name, recording.reads)
         for msg in problems:
             app.warn(f"sync: {msg}")
         code = code or (ExitCode.FAILED if problems else 0)

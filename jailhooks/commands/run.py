@@ -68,16 +68,16 @@ def run(app: App, phase: str, names: list[str], path: str | None = None, ip4: li
 def compiled(app: App, phase: str, jail: Jail, names: list[str], options: tuple) -> Outcome:
     """Run PHASE; a prestart of one jail, as a jail manager runs it, is
     recorded and compiled into the jail's plan for the next one to replay
-    (plan.py, replay.py)."""
-    if phase == "destroy" and not app.dry_run:
-        from .. import plan
+    (plan.py, replay.py).  A start that proved the jail's anchor also keeps
+    how pf prints it, which other jails' replays check it against."""
+    from .. import plan
 
+    if phase == "destroy" and not app.dry_run:
         plan.forget(app.settings.state_dir, jail.name)  # its lease goes: a plan would never hold again
-    if phase != "prestart" or len(names) != 1 or any(options) or app.dry_run:
+    if phase not in ("prestart", "start") or app.dry_run:
         return app.engine.run(phase, jail)
     import time
 
-    from .. import plan
     from ..host import Recording
 
     started = time.time()
@@ -89,9 +89,11 @@ def compiled(app: App, phase: str, jail: Jail, names: list[str], options: tuple)
     if not outcome.ok:
         plan.forget(app.settings.state_dir, jail.name)
         return outcome
-    why = plan.compile_plan(app, jail, recording, outcome, started)
-    if why and app.verbose:
-        app.warn(f"{jail.name}: prestart: not compiled: {why}")
+    plan.keep_proven_listing(app.settings, jail.name, recording.reads)
+    if phase == "prestart" and len(names) == 1 and not any(options):
+        why = plan.compile_plan(app, jail, recording, outcome, started)
+        if why and app.verbose:
+            app.warn(f"{jail.name}: prestart: not compiled: {why}")
     return outcome
 
 
