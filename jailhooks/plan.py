@@ -35,6 +35,7 @@ STATE_DIR/plans, read only when owned by this user and not writable by others.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -293,34 +294,48 @@ def forget(state_dir: str, name: Optional[str] = None) -> None:
 
 # -- reading -----------------------------------------------------------------------------------------------
 
-def load(state_dir: str, name: str) -> Optional[dict]:
+def load(state_dir: str, name: str, why: Optional[list] = None) -> Optional[dict]:
     """NAME's plan if there is one that this user alone could have written,
-    of this format and interpreter, whose inputs are all as they were."""
+    of this format and interpreter, whose inputs are all as they were; else
+    None, and the reason appended to WHY."""
     import marshal
 
+    why = [] if why is None else why
     try:
         fd = os.open(os.path.join(plans_dir(state_dir), name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
                      | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+    except OSError as exc:
+        why.append("no plan" if exc.errno == errno.ENOENT else f"plan: {exc.strerror}")
         return None
     with os.fdopen(fd, "rb") as fh:
         st = os.fstat(fh.fileno())
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            why.append("the plan is not a file of this user's alone")
             return None
         try:
             plan = marshal.load(fh)
         except (EOFError, ValueError, TypeError):
+            why.append("the plan cannot be read")
             return None
     if not isinstance(plan, dict) or plan.get("format") != FORMAT or plan.get("python") != sys.hexversion \
             or plan.get("jail") != name or plan.get("sys.path") != sys.path:
+        why.append("the plan is of another format, interpreter, jail or sys.path")
         return None
-    return plan if holds(plan) else None
+    changed = holds(plan)
+    if changed:
+        why.append(changed)
+        return None
+    return plan
 
 
-def holds(plan: dict) -> bool:
-    """Is every input of PLAN as it was when it was compiled?"""
-    if any(fingerprint(path) != print_ for path, print_ in plan["inputs"]):
-        return False
+def holds(plan: dict) -> str:
+    """"" if every input of PLAN is as it was when it was compiled, else the first that is not."""
+    for path, print_ in plan["inputs"]:
+        if fingerprint(path) != print_:
+            return f"{path} changed"
     root, files = plan["jail_files"]
-    return all(fingerprint_in(root, rel) == print_ for rel, print_ in files)
+    for rel, print_ in files:
+        if fingerprint_in(root, rel) != print_:
+            return f"{root.rstrip('/')}/{rel} changed"
+    return ""
 

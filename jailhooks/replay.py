@@ -32,7 +32,7 @@ def attempt(opts: dict) -> Optional[int]:
     if (opts.get("manager") or opts["dry_run"] or opts.get("path") or opts.get("ip4") or opts.get("ip6")
             or opts.get("force") or len(args) != 2 or args[0] != "prestart"):
         return None
-    from .validate import jail_name
+    from .validate import escaped, jail_name
 
     name = args[1]
     try:
@@ -40,9 +40,13 @@ def attempt(opts: dict) -> Optional[int]:
     except ValueError:
         return None  # the full path says what is wrong with it
     source, state_dir = where(opts["config"])
-    plan = load(state_dir, name) if state_dir else None
+    why: list[str] = []
+    plan = load(state_dir, name, why) if state_dir else None
     # the plan's first input is the config file it was compiled from, as it is now
     if plan is None or plan["inputs"][0][0] != source or plan["host"]["state_dir"] != state_dir:
+        if opts["verbose"]:
+            reason = why[0] if why else "compiled from another config file"
+            sys.stderr.write(escaped(f"jailhooks: {name}: not replayed: {reason}: full path", 2000) + "\n")
         return None
     from .hostmode import make_host
     from .jailfs import locked
@@ -52,7 +56,10 @@ def attempt(opts: dict) -> Optional[int]:
     logbook.configure(settings["syslog_facility"])
     with locked(f"{state_dir}/locks", f"{name}.lock", settings["lock_timeout"],
                 f"jail {name}: another jailhooks run holds its lock"):
-        if not holds(plan):  # changed while this run waited for the lock (a destroy, an edit)
+        changed = holds(plan)  # while this run waited for the lock (a destroy, an edit)
+        if changed:
+            if opts["verbose"]:
+                sys.stderr.write(escaped(f"jailhooks: {name}: not replayed: {changed}: full path", 2000) + "\n")
             return None
         undo: list[Callable[[], Any]] = []
         try:
@@ -68,13 +75,12 @@ def attempt(opts: dict) -> Optional[int]:
                     pass
             if isinstance(exc, Exception):
                 if opts["verbose"]:
-                    sys.stderr.write(f"jailhooks: {name}: not replayed ({type(exc).__name__}: {exc}): full path\n")
+                    reason = str(exc) if isinstance(exc, Stale) else f"{type(exc).__name__}: {exc}"
+                    sys.stderr.write(escaped(f"jailhooks: {name}: not replayed: {reason}: full path", 2000) + "\n")
                 return None
             raise
     for phase, plugin, text in plan["notes"]:
         if not opts["quiet"]:
-            from .validate import escaped
-
             sys.stdout.write(escaped(f"{name}: {phase}: {plugin}: {text}", 4000) + "\n")
         logbook.log("info", f"{name}: {phase}: {plugin}: {text} (replayed)")
     return 0

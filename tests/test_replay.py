@@ -124,8 +124,11 @@ def edit_config(env, old: str, new: str) -> None:
 
 def test_a_config_change_is_followed_by_the_next_start(web, cli):
     edit_config(web, "port = [80, 443]", "port = [80, 443, 8443]")
-    res, prestart = cycle(web, cli)
-    assert res.code == 0 and not replayed_list(prestart)
+    res = cli("-v", "run", "prestart", "web")
+    assert res.code == 0 and f"web: not replayed: {web.config} changed: full path" in res.err
+    web.create_jail("web", ip4="10.0.0.5")
+    web.remove_jail("web")
+    assert cli("run", "poststop", "web").code == 0
     web.sim.clear_log()
     assert cli("run", "prestart", "web").code == 0 and replayed(web)
     assert "8443" in anchor_text(web)
@@ -386,7 +389,7 @@ def test_a_plan_that_stops_holding_while_the_lock_is_waited_for_is_not_replayed(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(jailfs, "locked", destroy_first)
-    monkeypatch.setattr(replay, "load", lambda state_dir, name: plan.load(state_dir, name) or pytest.fail("no plan"))
+    monkeypatch.setattr(replay, "load", lambda state_dir, name, why: plan.load(state_dir, name, why) or pytest.fail("no plan"))
     web.sim.clear_log()
     res = cli("run", "prestart", "web")
     # the destroy flushed the FIB it freed, and the full path, taking it anew, flushed it again;
@@ -445,6 +448,7 @@ def test_a_shared_registry_is_never_replayed(env, cli, pg_url):
         assert res.code == 0 and not replayed_list(prestart), res.err
     res = cli("-v", "run", "prestart", "web")
     assert "not compiled: a shared registry: another host can change the jail's lease" in res.err
+    assert "web: not replayed: no plan: full path" in res.err
 
 
 def test_iocage_hooks_are_replayed_and_still_run_the_previous_hook(env, cli, tmp_path):
