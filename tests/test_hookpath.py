@@ -225,3 +225,27 @@ def test_the_hook_path_loads_no_admin_command(env):
     assert "jailhooks.commands.run" in modules
     assert not {"jailhooks.commands.admin", "jailhooks.commands.install", "jailhooks.cli",
                 "jailhooks.managers.install"} & set(modules)
+
+
+def test_a_replayed_prestart_loads_no_plugin_registry_toml_or_typing(env, tmp_path):
+    """A start whose inputs did not change (plan.py, replay.py): the host
+    layer, the plan and json for jls; not pluggy, the plugins, the registry,
+    tomllib, typing or the policy."""
+    import time
+
+    from jailhooks import plan
+
+    freebsd_stubs(env, tmp_path)
+    assert loaded(env, "run", "prestart", "web")["code"] == 0  # takes the lease: the registry changes
+    time.sleep(plan.RACY_SECONDS + 0.1)  # the inputs settle before the start that compiles
+    assert loaded(env, "run", "prestart", "web")["code"] == 0
+    assert (env.state / "plans" / "web").is_file()
+    replayed = loaded(env, "run", "prestart", "web")
+    assert replayed["code"] == 0
+    floor = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    added = set(replayed["modules"]) - set(floor)
+    assert "jailhooks.replay" in added and "jailhooks.host.runner" in added
+    assert not {"pluggy", "tomllib", "tomli", "sqlite3", "typing", "click", "importlib.metadata", "subprocess",
+                "jailhooks.app", "jailhooks.config", "jailhooks.pluginmanager", "jailhooks.engine",
+                "jailhooks.policy", "jailhooks.sim"} & added, sorted(added)
