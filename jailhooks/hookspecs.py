@@ -93,10 +93,10 @@ def jailhooks_prestart(ctx: "Context") -> None:
     already on the interfaces).  Load the firewall so that the jail never runs
     without it.  Up phase: failing here keeps the jail from starting.
 
-    A site plugin implementing this hook (or created, or poststart) runs at
-    every start: its jails are never replayed from a compiled plan (plan.py),
-    which knows nothing of the plugin's work.  A plugin that only contributes
-    rules (``jailhooks_policy_rules``) is compiled into the plan with them."""
+    A site plugin implementing this hook (or created, poststart or
+    jail_facts) is asked at every start: no jail is replayed from a compiled
+    plan (plan.py) while it is loaded.  A plugin that only contributes rules
+    (``jailhooks_policy_rules``) is compiled into the plan with them."""
 
 
 @hookspec(firstresult=True)
@@ -175,6 +175,12 @@ def jailhooks_policy_rules(ctx: "Context") -> "list[Contribution] | None":
     and never widens what the jail itself may send.  The firewall applies
     blocks before passes whichever plugin they come from (policy.bands),
     naming each rule's plugin.  Must not run commands.
+
+    The rules must follow from the config and the jail's facts alone: a
+    prestart compiles them into the jail's plan, replayed while the config,
+    the plugin's module and the rest of the plan's inputs are unchanged
+    (plan.py).  Rules made from anything else (DNS, a database) call for a
+    ``jailhooks_prestart`` implementation too, which makes every start ask.
     """
 
 

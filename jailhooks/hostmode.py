@@ -4,7 +4,8 @@ replayed start (replay.py) can make one without loading the plugins."""
 from __future__ import annotations
 
 import sys
-TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+
+TYPE_CHECKING = False  # no typing at run time (main.py)
 if TYPE_CHECKING:
     from typing import Any
 

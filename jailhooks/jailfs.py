@@ -14,7 +14,8 @@ import errno
 import os
 import stat
 from contextlib import contextmanager
-TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+
+TYPE_CHECKING = False  # no typing at run time (main.py)
 if TYPE_CHECKING:
     from typing import Iterator
 

@@ -26,7 +26,7 @@ replay.py checks the fingerprint and replays; anything else (no plan, an input
 changed, the jail runs, an address is taken, a step fails, pf's ruleset is not
 the one the proof was made over) takes the full path, which fails closed and
 writes a new plan.  Not compiled, so always the full path: a start with a site
-plugin's phase hook (work it must do at every start), a step the host layer
+plugin's phase or facts hook (ASKED_EVERY_TIME), a step the host layer
 cannot replay (ipfw, a FIB flush on a new FIB, a live table the proof read), a
 shared (PostgreSQL) registry, whose leases another host can change.
 
@@ -39,10 +39,15 @@ import errno
 import os
 import stat
 import sys
-TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+
+TYPE_CHECKING = False  # no typing at run time (main.py)
 if TYPE_CHECKING:
     from typing import Any, Optional
 
+# A site plugin implementing one of these works, or finds facts, at every
+# start: its jails always take the full path.  Its rules (policy_rules) are
+# compiled in, as a function of the config and the jail's facts.
+ASKED_EVERY_TIME = {"jailhooks_prestart", "jailhooks_created", "jailhooks_poststart", "jailhooks_jail_facts"}
 FORMAT = 1
 RACY_SECONDS = 1.0
 STAMP = "registry.stamp"
@@ -247,10 +252,9 @@ def _not_compiled(app: Any, jail: Any, recording: Any) -> str:
         return f"the start cannot be replayed: {recording.unreplayable[0]}"
     if app.settings.registry["url"]:
         return "a shared registry: another host can change the jail's lease"
-    site = [info.name for info in app.plugins.infos if info.source != "builtin"
-            and any(h in ("jailhooks_prestart", "jailhooks_created", "jailhooks_poststart") for h in info.hooks)]
+    site = [info.name for info in app.plugins.infos if info.source != "builtin" and set(info.hooks) & ASKED_EVERY_TIME]
     if site:
-        return f"plugin {site[0]} acts at every start"
+        return f"plugin {site[0]} is asked at every start"
     if jail.jid is not None:
         return "the jail was running"
     return ""

@@ -508,3 +508,20 @@ def test_an_anchor_jailhooks_has_no_listing_of_is_proven_in_full_until_sync_keep
     assert (env.state / "anchors" / "db.listed").is_file()
     res, prestart = cycle(env, cli)
     assert res.code == 0 and replayed_list(prestart)
+
+
+def test_a_site_plugin_finding_facts_makes_every_start_full(env, cli):
+    """Facts from a site plugin may come from anywhere (a CMDB): not compiled."""
+    env.write_plugin("cmdb", """
+        from jailhooks import hookimpl, Jail
+
+        @hookimpl
+        def jailhooks_jail_facts(name):
+            return None  # knows no jail today; tomorrow it might
+    """)
+    env.write_config('plugins = ["cmdb"]', TYPICAL.format(root=env.jail_root("web")))
+    env.sim.run(["/sbin/sysctl", "net.fibs=4"], None, 5, True)
+    for _ in range(3):
+        res, prestart = cycle(env, cli)
+        assert res.code == 0 and not replayed_list(prestart), res.err
+    assert "not compiled: plugin cmdb is asked at every start" in cli("-v", "run", "prestart", "web").err

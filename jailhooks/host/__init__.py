@@ -6,7 +6,7 @@ lives next to the command, tested against real FreeBSD 15.1 output.
 """
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+TYPE_CHECKING = False  # no typing at run time (main.py)
 if TYPE_CHECKING:
     from typing import Any
 

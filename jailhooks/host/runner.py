@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
-TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+
+TYPE_CHECKING = False  # no typing at run time (main.py)
 if TYPE_CHECKING:
     from typing import BinaryIO, Protocol, TextIO
 else:

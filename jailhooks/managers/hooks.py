@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
-TYPE_CHECKING = False  # typing is not imported at run time: the hook path avoids it (main.py)
+TYPE_CHECKING = False  # no typing at run time (main.py)
 if TYPE_CHECKING:
     from typing import Callable, Mapping
 
