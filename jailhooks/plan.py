@@ -12,7 +12,8 @@ the answers the proof read), with a fingerprint of every input:
   upgraded or removed adds or deletes its *-info there), the file of every
   loaded plugin module, the manager files the jail's facts came from;
 * the registry's change stamp (registry/sqlite.py replaces it in every
-  transaction that changes a lease or FIB, before it commits);
+  transaction that changes a lease or FIB, before it commits) and its
+  database file (replaced by hand from a backup);
 * the files prestart writes into the jail (etc/pw.conf, etc/adduser.conf),
   looked at without following a link the jail could plant.
 
@@ -214,7 +215,11 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
     if key is None:
         forget(settings.state_dir, jail.name)
         return "the start proved nothing over pf's rules"
-    inputs = [settings.source, os.path.join(settings.state_dir, STAMP), *(p or "." for p in sys.path),
+    from .registry.sqlite import DB_NAME
+
+    # the stamp changes with every lease; the database file itself, when it is replaced by hand
+    registry = [os.path.join(settings.state_dir, STAMP), os.path.join(settings.state_dir, DB_NAME)]
+    inputs = [settings.source, *registry, *(p or "." for p in sys.path),
               *plugin_files(app.plugins), *manager_files(jail)]
     in_jail = []
     if jail.path and settings.section("uids")["write_pw_conf"] and os.path.realpath(jail.path) != "/":

@@ -525,3 +525,17 @@ def test_a_site_plugin_finding_facts_makes_every_start_full(env, cli):
         res, prestart = cycle(env, cli)
         assert res.code == 0 and not replayed_list(prestart), res.err
     assert "not compiled: plugin cmdb is asked at every start" in cli("-v", "run", "prestart", "web").err
+
+
+def test_a_registry_put_back_from_a_backup_is_followed_by_the_next_start(web, cli, tmp_path):
+    """cp registry.sqlite.bak registry.sqlite: no transaction of jailhooks' replaced
+    the stamp, but the database file is another one."""
+    import shutil
+
+    db = web.state / "registry.sqlite"
+    shutil.copy2(db, tmp_path / "backup.sqlite")
+    shutil.copy2(tmp_path / "backup.sqlite", db)
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and not replayed_list(prestart)
+    res, prestart = cycle(web, cli)
+    assert res.code == 0 and replayed_list(prestart)  # reading the registry does not change its file
