@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 ASKED_EVERY_TIME = {"jailhooks_prestart", "jailhooks_created", "jailhooks_poststart", "jailhooks_jail_facts"}
 FORMAT = 1
 RACY_SECONDS = 1.0
-STAMP = "registry.stamp"
 
 
 def fingerprint(path: str) -> Optional[tuple]:
@@ -215,7 +214,7 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
     if key is None:
         forget(settings.state_dir, jail.name)
         return "the start proved nothing over pf's rules"
-    from .registry.sqlite import DB_NAME
+    from .registry.sqlite import DB_NAME, STAMP
 
     # the stamp changes with every lease; the database file itself, when it is replaced by hand
     registry = [os.path.join(settings.state_dir, STAMP), os.path.join(settings.state_dir, DB_NAME)]

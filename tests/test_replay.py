@@ -12,6 +12,7 @@ import os
 import pytest
 
 from jailhooks import plan
+from jailhooks.registry.sqlite import STAMP
 
 TYPICAL = """
 [fib]
@@ -136,10 +137,10 @@ def test_a_config_change_is_followed_by_the_next_start(web, cli):
 
 def test_a_lease_change_is_followed_by_the_next_start(web, cli):
     """A lease or FIB changing anywhere replaces the registry's stamp."""
-    stamp = plan.fingerprint(str(web.state / plan.STAMP))
+    stamp = plan.fingerprint(str(web.state / STAMP))
     web.write_config(TYPICAL.format(root=web.jail_root("web")) + '[jail.db]\nip4 = "10.0.0.6"\n')
     assert cli("run", "prestart", "db").code == 0  # db's lease: a registry change
-    assert plan.fingerprint(str(web.state / plan.STAMP)) != stamp
+    assert plan.fingerprint(str(web.state / STAMP)) != stamp
     res, prestart = cycle(web, cli)
     assert res.code == 0 and not replayed_list(prestart)
 

@@ -35,6 +35,7 @@ MIGRATIONS = {
     ],
 }
 DB_NAME = "registry.sqlite"
+STAMP = "registry.stamp"  # replaced by every change of a lease: what compiled starts depend on (plan.py)
 
 
 class SqliteRegistry(SqlRegistry):
@@ -100,7 +101,6 @@ class SqliteRegistry(SqlRegistry):
         depends on (plan.py), before the change commits, so that no start can
         replay rules made for the lease as it was."""
         from ..jailfs import replace_file
-        from ..plan import STAMP
 
         try:
             replace_file(os.path.join(os.path.dirname(self.path), STAMP), b"", 0o600)
