@@ -221,7 +221,7 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
     inputs = [settings.source, *registry, *(p or "." for p in sys.path),
               *plugin_files(app.plugins), *manager_files(jail)]
     in_jail = []
-    if jail.path and settings.section("uids")["write_pw_conf"] and os.path.realpath(jail.path) != "/":
+    if jail.path and settings.sections.get("uids", {}).get("write_pw_conf") and os.path.realpath(jail.path) != "/":
         in_jail = ["etc/pw.conf", "etc/adduser.conf"]
     plan = {
         "format": FORMAT, "python": sys.hexversion, "jail": jail.name, "sys.path": list(sys.path),
@@ -261,6 +261,8 @@ def _not_compiled(app: Any, jail: Any, recording: Any) -> str:
         return f"plugin {site[0]} is asked at every start"
     if jail.jid is not None:
         return "the jail was running"
+    if "pf" not in app.settings.sections:
+        return "another firewall than pf"
     return ""
 
 
