@@ -1,7 +1,9 @@
 """Entry point: the fast hook path, and the one place errors become exit codes.
 
 Jail managers call ``jailhooks run PHASE JAIL`` (and ``hook iocage|pot``)
-twice per start and twice per stop, and at boot for every jail at once.
+once per start (prestart) and once per stop (poststop), more where a plugin
+works at other phases or the manager sets no jail parameters (ezjail, pot),
+and at boot for every jail at once.
 
 Start-up tuning, all of it, measured on the FreeBSD path (benchmarks/run.py):
 
