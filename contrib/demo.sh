@@ -12,10 +12,10 @@ trap 'rm -rf "$state"' EXIT
 jh() { echo "\$ jailhooks $*"; .venv/bin/jailhooks --config "$state/jailhooks.toml" "$@"; echo; }
 for j in web mail; do mkdir -p "$state/jails/$j/etc"; done
 
-echo "# jail(8) runs exec.prestart, creates the jail, then exec.poststart:"
+echo "# jail(8) runs exec.prestart (all of a start's work, one process), then creates the jail"
+echo "# with the parameters \`jailhooks install jail.conf web\` prints (ip4.nosaddrsel):"
 jh run prestart web --path "$state/jails/web" --ip4 192.0.2.10
-jh sim jail -c name=web path="$state/jails/web" ip4.addr=192.0.2.10 persist
-jh run poststart web
+jh sim jail -c name=web path="$state/jails/web" ip4.addr=192.0.2.10 ip4.nosaddrsel persist
 echo "# a jail that already runs adopts jailhooks with one command (facts from jls):"
 jh sim jail -c name=mail path="$state/jails/mail" ip4.addr=192.0.2.20 persist
 jh run start mail
