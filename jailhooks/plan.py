@@ -56,9 +56,12 @@ RACY_SECONDS = 1.0
 def fingerprint(path: str) -> Optional[tuple]:
     """(device, inode, size, mtime, ctime, mode) of PATH, or None if it is not there."""
     try:
-        st = os.stat(path)
+        return _identity(os.stat(path))
     except OSError:
         return None
+
+
+def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
@@ -71,7 +74,7 @@ def fingerprint_in(root: str, relpath: str) -> Optional[tuple]:
         st = stat_in(root, relpath)
     except Exception:
         return ("unsafe",)
-    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+    return None if st is None else _identity(st)
 
 
 def plans_dir(state_dir: str) -> str:
@@ -86,7 +89,8 @@ def jail_blocks(listing: str, parent: str, own: Optional[str]) -> tuple[str, dic
     {anchor component: its block}).  Jail anchors come and go as jails start
     (at boot, one after the other), so they are not part of a jail's proof
     key; instead each must hold what jailhooks itself loaded there (see
-    listed_of), which matches only its own jail's addresses and UID block.
+    others_hold_their_own), which matches only its own jail's addresses and
+    UID block.
     Everything else (the main ruleset, every other anchor, OWN's block) stays."""
     head = f'"{parent}/*"'
     out: list[str] = []
@@ -119,24 +123,15 @@ def jail_blocks(listing: str, parent: str, own: Optional[str]) -> tuple[str, dic
     return "\n".join(out), {name: "\n".join(lines) for name, lines in blocks.items()}
 
 
-def proof_key(reads: dict[str, Any], parent: str, own: str) -> Optional[tuple]:
+def proof_key(reads: dict[str, Any], parent: str, own: str) -> Optional[tuple[tuple, dict[str, dict[str, str]]]]:
     """What the proof of a jail's policy depends on, from the answers it
-    read: pf enabled, the filter and nat trees (other jails' anchors left
-    out, see jail_blocks), the skipped interfaces.  None if the proof read
-    less than that."""
+    read: (key, the jail anchors' blocks by class), the key being pf enabled,
+    the filter and nat trees without other jails' anchors (see jail_blocks)
+    and the skipped interfaces.  None if the proof read less than that."""
     try:
-        return (reads["pf_running"], jail_blocks(reads["pf_show_all rules"], parent, own)[0],
-                jail_blocks(reads["pf_show_all nat"], parent, own)[0], tuple(reads["pf_skipped"]))
-    except KeyError:
-        return None
-
-
-def listed_of(reads: dict[str, Any], parent: str, own: str) -> Optional[dict[str, str]]:
-    """OWN's anchor as pf printed it (filter and nat blocks) in what the
-    proof read, or None."""
-    try:
-        return {kind: jail_blocks(reads[f"pf_show_all {kind}"], parent, None)[1].get(own, "")
-                for kind in ("rules", "nat")}
+        rules = jail_blocks(reads["pf_show_all rules"], parent, own)
+        nat = jail_blocks(reads["pf_show_all nat"], parent, own)
+        return (reads["pf_running"], rules[0], nat[0], tuple(reads["pf_skipped"])), {"rules": rules[1], "nat": nat[1]}
     except KeyError:
         return None
 
@@ -168,19 +163,20 @@ def keep_proven_listing(settings: Any, jail: str, reads: dict[str, Any]) -> None
     if "pf" not in settings.sections:
         return  # another firewall
     component = anchor_component(jail)
-    listed = listed_of(reads, settings.section("pf")["parent"], component)
-    if listed is not None and listed["rules"]:
-        keep_listed(settings.state_dir, component, listed)
+    proven = proof_key(reads, settings.section("pf")["parent"], component)
+    if proven is not None and proven[1]["rules"].get(component):
+        keep_listed(settings.state_dir, component, {kind: found.get(component, "") for kind, found in proven[1].items()})
 
 
-def others_hold_their_own(reads: dict[str, Any], parent: str, own: str, state_dir: str) -> str:
-    """"" if every other jail anchor below PARENT holds what jailhooks loaded
-    there (as pf printed it then), else what does not."""
+def others_hold_their_own(blocks: dict[str, dict[str, str]], parent: str, own: str, state_dir: str) -> str:
+    """"" if every jail anchor in BLOCKS (proof_key's, by class) other than
+    OWN's holds what jailhooks loaded there (as pf printed it then), else
+    what does not."""
     import marshal
 
     known: dict[str, Optional[dict]] = {}
-    for kind in ("rules", "nat"):
-        for name, block in jail_blocks(reads[f"pf_show_all {kind}"], parent, own)[1].items():
+    for kind, found in blocks.items():
+        for name, block in found.items():
             if name == own:
                 continue
             if name not in known:
@@ -210,16 +206,17 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
 
     parent = settings.section("pf")["parent"]
     component = anchor_component(jail.name)
-    key = proof_key(recording.reads, parent, component)
-    if key is None:
+    proven = proof_key(recording.reads, parent, component)
+    if proven is None:
         forget(settings.state_dir, jail.name)
         return "the start proved nothing over pf's rules"
+    from .managers import files_read  # the manager files the jail's facts came from
     from .registry.sqlite import DB_NAME, STAMP
 
     # the stamp changes with every lease; the database file itself, when it is replaced by hand
     registry = [os.path.join(settings.state_dir, STAMP), os.path.join(settings.state_dir, DB_NAME)]
     inputs = [settings.source, *registry, *(p or "." for p in sys.path),
-              *plugin_files(app.plugins), *manager_files(jail)]
+              *plugin_files(app.plugins), *files_read()]
     in_jail = []
     if jail.path and settings.sections.get("uids", {}).get("write_pw_conf") and os.path.realpath(jail.path) != "/":
         in_jail = ["etc/pw.conf", "etc/adduser.conf"]
@@ -234,7 +231,7 @@ def compile_plan(app: Any, jail: Any, recording: Any, outcome: Any, started: flo
         "steps": list(recording.steps),
         "parent": parent,
         "component": component,
-        "proof": key,
+        "proof": proven[0],
         "notes": [(phase, plugin, text) for phase, plugin, text in outcome.notes],
     }
     racy = started - RACY_SECONDS
@@ -280,12 +277,6 @@ def plugin_files(plugins: Any) -> list[str]:
         if isinstance(path, str):
             found.append(path)
     return found
-
-
-def manager_files(jail: Any) -> list[str]:
-    from .managers import files_read
-
-    return files_read()
 
 
 def forget(state_dir: str, name: Optional[str] = None) -> None:

@@ -192,8 +192,9 @@ def _proven(host: Any, plan: dict, name: str) -> None:
             raise Stale(f"FIB {plan['fib']} does not exist (net.fibs={fibs})")
     reads = {"pf_running": host.pf_running(), "pf_show_all rules": host.pf_show_all("rules"),
              "pf_show_all nat": host.pf_show_all("nat"), "pf_skipped": host.pf_skipped()}
-    if proof_key(reads, plan["parent"], plan["component"]) != plan["proof"]:
+    key, blocks = proof_key(reads, plan["parent"], plan["component"])  # type: ignore[misc]  # every read is there
+    if key != plan["proof"]:
         raise Stale("pf's ruleset is not the one the start was proven over")
-    strange = others_hold_their_own(reads, plan["parent"], plan["component"], plan["host"]["state_dir"])
+    strange = others_hold_their_own(blocks, plan["parent"], plan["component"], plan["host"]["state_dir"])
     if strange:
         raise Stale(strange)
